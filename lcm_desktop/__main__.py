@@ -1,0 +1,3 @@
+from lcm_desktop.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""The error tree of LCM Desktop.
+
+Every error carries one actionable sentence for the user (``user_message``): what is wrong,
+naming the value, and how to fix it.  Errors from torch, huggingface_hub and coremltools are
+mapped to these at the boundary (``raise ModelCorruptError(...) from exc``), so the CLI can
+print one line and the GUI can show one sentence with the details folded away.
+"""
+
+from __future__ import annotations
+
+
+class LcmWarning(UserWarning):
+    """Warnings raised by our own code (turned into errors in the test suite)."""
+
+
+class LcmError(Exception):
+    """Base class: ``str(err)`` is the one-line user message."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.user_message = message
+
+
+class InvalidRequestError(LcmError, ValueError):
+    """A generation parameter is out of range or of the wrong kind."""
+
+    def __init__(self, field: str, value: object, allowed: str):
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"`{field}` must be {allowed}, got {value!r}.")
+
+
+class ModelNotFoundError(LcmError):
+    """A model path or id does not name anything installed."""
+
+
+class ModelFormatError(LcmError):
+    """A folder exists but is not a model this app can load."""
+
+
+class UnsafeModelError(ModelFormatError):
+    """Pickle-based weights (.bin/.ckpt/.pt/.pth) that we refuse to load."""
+
+
+class ModelCorruptError(LcmError):
+    """Weights that cannot be read: truncated, corrupt or mismatched."""
+
+
+class BackendUnavailableError(LcmError):
+    """A requested device or runtime does not exist on this machine."""
+
+
+class GenerationCancelled(LcmError):
+    """The user cancelled a generation; nothing was written."""
+
+    def __init__(self, message: str = "Generation cancelled."):
+        super().__init__(message)
+
+
+class DownloadError(LcmError):
+    """A model could not be downloaded or verified."""
+
+
+class ConversionError(LcmError):
+    """A model could not be converted to Core ML."""
+
+
+class ParityError(ConversionError):
+    """A converted component disagrees with its PyTorch original."""
+
+
+class OutputError(LcmError):
+    """An image or file could not be written."""

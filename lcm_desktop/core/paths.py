@@ -1,0 +1,55 @@
+"""Where the app keeps its data, cache, outputs and logs, and where its resources live.
+
+``resource_path()`` is the only code that knows about PyInstaller's ``sys._MEIPASS``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+APP_NAME = "LCM Desktop"
+APP_AUTHOR = "LCM Desktop"
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def resource_path(*parts: str) -> Path:
+    """Path of a file under ``resources/``, in a source checkout or inside a bundled app."""
+    base = getattr(sys, "_MEIPASS", None)
+    root = Path(base) if base else _ROOT
+    return root.joinpath("resources", *parts)
+
+
+@dataclass(frozen=True)
+class AppPaths:
+    """The app's folders.  Nothing is created until ``ensure()`` is called."""
+
+    data: Path
+    cache: Path
+    output: Path
+    logs: Path
+
+    @classmethod
+    def default(cls) -> "AppPaths":
+        """Platform folders (platformdirs), overridable as a whole with ``LCM_DESKTOP_HOME``."""
+        home = os.environ.get("LCM_DESKTOP_HOME")
+        if home:
+            root = Path(home)
+            return cls(root / "data", root / "cache", root / "output", root / "logs")
+        import platformdirs
+
+        dirs = platformdirs.PlatformDirs(APP_NAME, APP_AUTHOR)
+        return cls(
+            data=Path(dirs.user_data_dir),
+            cache=Path(dirs.user_cache_dir),
+            output=Path(platformdirs.user_pictures_dir()) / APP_NAME,
+            logs=Path(dirs.user_log_dir),
+        )
+
+    def ensure(self) -> "AppPaths":
+        for folder in (self.data, self.cache, self.output, self.logs):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self

@@ -1,0 +1,128 @@
+"""What a user asks for (``GenerationRequest``) and what they get back (``GenerationResult``).
+
+A request is validated when it is made: a bad value raises ``InvalidRequestError`` naming the
+field, the value and the allowed range, before any model work starts.  ``None`` for size,
+guidance or seed means "the model's default" (or a fresh random seed); the engine fills them
+in with ``resolved()`` and the result carries the filled-in request, so every image can be
+reproduced from what is recorded.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .errors import InvalidRequestError
+
+MIN_SIDE, MAX_SIDE, SIDE_MULTIPLE = 64, 2048, 8
+MAX_STEPS = 50
+MAX_BATCH = 8
+MAX_GUIDANCE = 30.0
+MAX_SEED = 2**32 - 1
+
+
+def random_seed() -> int:
+    return secrets.randbelow(MAX_SEED + 1)
+
+
+def _check_int(name: str, value: Any, low: int, high: int, extra: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequestError(name, value, f"a whole number from {low} to {high}{extra}")
+    if not low <= value <= high:
+        raise InvalidRequestError(name, value, f"from {low} to {high}{extra}")
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One text-to-image job.
+
+    steps: LCM denoising steps (2–8 typical; up to 50 allowed).
+    guidance_scale: for guidance-embedding LCMs the embedded w + 1 (pipeline default 8.5);
+        for plain UNets (LCM-LoRA) > 1 turns on classifier-free guidance with the negative prompt.
+    width/height: pixels, multiples of 8 from 64 to 2048; ``None`` → the model's native size.
+    seed: 0 … 2**32−1; image *i* of a batch uses ``seed + i``; ``None`` → random, recorded.
+    tiny_decoder: decode the final image with the model's tiny decoder (AutoencoderTiny) when it has one.
+    """
+
+    prompt: str
+    negative_prompt: str = ""
+    steps: int = 4
+    guidance_scale: float | None = None
+    width: int | None = None
+    height: int | None = None
+    seed: int | None = None
+    batch_size: int = 1
+    tiny_decoder: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prompt, str):
+            raise InvalidRequestError("prompt", self.prompt, "text")
+        if not isinstance(self.negative_prompt, str):
+            raise InvalidRequestError("negative_prompt", self.negative_prompt, "text")
+        _check_int("steps", self.steps, 1, MAX_STEPS)
+        _check_int("batch_size", self.batch_size, 1, MAX_BATCH)
+        if self.guidance_scale is not None:
+            g = self.guidance_scale
+            if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g):
+                raise InvalidRequestError("guidance_scale", g, f"a number from 0 to {MAX_GUIDANCE:g}")
+            if not 0.0 <= g <= MAX_GUIDANCE:
+                raise InvalidRequestError("guidance_scale", g, f"from 0 to {MAX_GUIDANCE:g}")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            _check_int(name, value, MIN_SIDE, MAX_SIDE, f" and a multiple of {SIDE_MULTIPLE}")
+            if value % SIDE_MULTIPLE:
+                raise InvalidRequestError(name, value, f"a multiple of {SIDE_MULTIPLE} (from {MIN_SIDE} to {MAX_SIDE})")
+        if self.seed is not None:
+            _check_int("seed", self.seed, 0, MAX_SEED)
+
+    @property
+    def is_resolved(self) -> bool:
+        return None not in (self.guidance_scale, self.width, self.height, self.seed)
+
+    def resolved(
+        self, *, width: int, height: int, guidance_scale: float, seed: int | None = None
+    ) -> "GenerationRequest":
+        """A copy with every ``None`` filled in (the given defaults, a random seed)."""
+        return replace(
+            self,
+            width=self.width if self.width is not None else width,
+            height=self.height if self.height is not None else height,
+            guidance_scale=self.guidance_scale if self.guidance_scale is not None else float(guidance_scale),
+            seed=self.seed if self.seed is not None else (seed if seed is not None else random_seed()),
+        )
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seed of each image in the batch (``seed + i``, wrapping at 2**32)."""
+        if self.seed is None:
+            raise InvalidRequestError("seed", None, "resolved before the seeds are asked for")
+        return [(self.seed + i) % (MAX_SEED + 1) for i in range(self.batch_size)]
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    """Reported after every denoising step.  ``denoised`` is the backend's latent tensor (B, 4, h, w)."""
+
+    step: int  # 1-based
+    total: int
+    elapsed: float  # seconds since the loop started
+    denoised: Any = None
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """Images (PIL), the resolved request, and what it cost."""
+
+    request: GenerationRequest
+    images: list[Any]
+    seeds: list[int]
+    model_name: str
+    backend: str  # e.g. "torch:cpu:float32", "coreml:CPU_AND_NE"
+    timings: dict[str, Any] = field(default_factory=dict)  # load, encode, steps (list), decode, total — seconds
+    denoiser_calls: int = 0
+    negative_prompt_ignored: bool = False
+    encoder_cache_hit: bool = False

@@ -1,0 +1,103 @@
+"""What the LCM loop needs from a backend: a text encoder, a denoiser and a decoder.
+
+Backends (PyTorch modules on mps/cuda/cpu, Core ML models on the Neural Engine or GPU) hand the
+sampler objects with these shapes; the loop itself is written once, in ``sampler.py``.
+All tensors crossing these interfaces are ``torch.Tensor``; a backend that computes elsewhere
+(Core ML works on numpy) converts at its own boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import torch
+
+ModelFamily = Literal["sd", "sdxl"]
+
+
+@dataclass(frozen=True)
+class PromptEmbedding:
+    """One encoded prompt.
+
+    hidden_states: (1, 77, D) — for SDXL the two encoders' penultimate states concatenated.
+    pooled: (1, P) — SDXL only: the second encoder's projected pooled output.
+    """
+
+    hidden_states: torch.Tensor
+    pooled: torch.Tensor | None = None
+
+
+@runtime_checkable
+class TextEncoder(Protocol):
+    def encode(self, prompt: str) -> PromptEmbedding:
+        """Tokenize (pad/truncate to 77) and encode one prompt."""
+
+
+@dataclass(frozen=True)
+class DenoiserInfo:
+    """Static facts about a denoiser (UNet) the loop plans with."""
+
+    in_channels: int
+    sample_size: int  # native latent side; native image side = sample_size * vae_scale_factor
+    time_cond_proj_dim: int | None  # set: guidance-embedding LCM (one call per step, no CFG batch)
+    addition_time_embed: bool = False  # SDXL-class: needs text_embeds + time_ids
+    fixed_shape: tuple[int, int, int, int] | None = None  # Core ML: the one (B, C, h, w) it was converted for
+
+
+@runtime_checkable
+class Denoiser(Protocol):
+    info: DenoiserInfo
+    device: torch.device
+    dtype: torch.dtype
+
+    def __call__(
+        self,
+        sample: torch.Tensor,  # (B, 4, h, w)
+        timestep: torch.Tensor,  # () or (B,)
+        encoder_hidden_states: torch.Tensor,  # (B, 77, D)
+        *,
+        timestep_cond: torch.Tensor | None = None,  # (B, time_cond_proj_dim)
+        text_embeds: torch.Tensor | None = None,  # (B, P) SDXL
+        time_ids: torch.Tensor | None = None,  # (B, 6) SDXL
+    ) -> torch.Tensor:
+        """Predicted noise, (B, 4, h, w)."""
+
+
+@runtime_checkable
+class Decoder(Protocol):
+    scale_factor: int  # pixels per latent cell (8 for SD)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents (B, 4, h, w), as the sampler makes them → images (B, 3, H, W) in [-1, 1], float32, CPU.
+
+        The decoder applies its own ``scaling_factor`` (AutoencoderKL: 0.18215 for SD; AutoencoderTiny: 1.0).
+        """
+
+
+@runtime_checkable
+class ImageEncoder(Protocol):
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (B, 3, H, W) in [-1, 1] → scaled latents (B, 4, H/8, W/8) (for img2img)."""
+
+
+@dataclass
+class ModelComponents:
+    """Everything one loaded model offers the loop."""
+
+    name: str
+    family: ModelFamily
+    text_encoder: TextEncoder
+    denoiser: Denoiser
+    decoder: Decoder
+    scheduler_config: dict[str, Any]
+    image_encoder: ImageEncoder | None = None
+    tiny_decoder: Decoder | None = None  # cheap previews / fast final decode (AutoencoderTiny)
+    force_zeros_for_empty_prompt: bool = True  # SDXL: zero negative embeddings when no negative prompt
+    backend: str = "torch"
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def native_size(self) -> tuple[int, int]:
+        side = self.denoiser.info.sample_size * self.decoder.scale_factor
+        return side, side

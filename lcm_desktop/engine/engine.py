@@ -1,0 +1,176 @@
+"""Engine: load a model once, keep it warm, and turn requests into images.
+
+    engine = Engine(model_folder)            # nothing loaded yet
+    result = engine.generate(GenerationRequest("a red circle"), on_step=print)
+
+The prompt-embedding cache means regenerating with the same prompt never re-runs the text
+encoder (live mode edits the seed or steps far more often than the prompt).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..core.errors import GenerationCancelled, InvalidRequestError
+from ..core.request import GenerationRequest, GenerationResult, StepProgress
+from .components import ModelComponents, PromptEmbedding
+from .sampler import sample
+
+RECOMMENDATIONS_FILE = "lcm_desktop.json"  # optional, in a model folder: {"steps", "guidance_scale", "width", "height"}
+DEFAULT_LCM_GUIDANCE = 8.5  # LatentConsistencyModelPipeline's default
+DEFAULT_PLAIN_GUIDANCE = 1.0  # LCM-LoRA: 1–2 recommended; 1 = no CFG batch
+
+
+class Engine:
+    def __init__(
+        self,
+        model: Path | str | None = None,
+        *,
+        device: str | None = None,
+        dtype: str | torch.dtype | None = None,
+        tiny_decoder: Path | str | None = None,
+        components: ModelComponents | None = None,
+        loader: Callable[[], ModelComponents] | None = None,
+        cache_size: int = 32,
+    ):
+        """Give a model folder (loaded by the PyTorch backend), a ``loader`` or ready ``components``."""
+        if components is None and loader is None and model is None:
+            raise ValueError("Engine needs a model folder, a loader or components")
+        self.model_path = Path(model) if model is not None else None
+        self._device, self._dtype, self._tiny = device, dtype, tiny_decoder
+        self._loader = loader
+        self._components = components
+        self._cache: OrderedDict[str, PromptEmbedding] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+        self.load_seconds = 0.0
+
+    # -- loading ---------------------------------------------------------------------------
+    @property
+    def loaded(self) -> bool:
+        return self._components is not None
+
+    def load(self) -> ModelComponents:
+        """Load the model if it is not loaded yet (thread-safe); return its components."""
+        with self._lock:
+            if self._components is None:
+                started = time.perf_counter()
+                if self._loader is not None:
+                    self._components = self._loader()
+                else:
+                    from .torch_backend import load_torch_components
+
+                    self._components = load_torch_components(
+                        self.model_path, device=self._device, dtype=self._dtype, tiny_decoder=self._tiny
+                    )
+                self.load_seconds = time.perf_counter() - started
+            return self._components
+
+    @property
+    def components(self) -> ModelComponents:
+        return self.load()
+
+    # -- defaults ----------------------------------------------------------------------------
+    def recommendations(self) -> dict[str, Any]:
+        """The model's recommended steps/guidance/size (from ``lcm_desktop.json`` when the folder has one)."""
+        comps = self.components
+        width, height = comps.native_size
+        guided = comps.denoiser.info.time_cond_proj_dim is not None
+        rec: dict[str, Any] = {
+            "steps": 4,
+            "guidance_scale": DEFAULT_LCM_GUIDANCE if guided else DEFAULT_PLAIN_GUIDANCE,
+            "width": width,
+            "height": height,
+        }
+        folder = comps.extras.get("folder")
+        if folder and (Path(folder) / RECOMMENDATIONS_FILE).is_file():
+            try:
+                extra = json.loads((Path(folder) / RECOMMENDATIONS_FILE).read_text(encoding="utf-8"))
+                rec.update({k: v for k, v in extra.items() if k in rec})
+            except (OSError, json.JSONDecodeError):
+                pass  # recommendations are a nicety; the defaults above stand
+        return rec
+
+    def resolve(self, request: GenerationRequest) -> GenerationRequest:
+        rec = self.recommendations()
+        return request.resolved(width=rec["width"], height=rec["height"], guidance_scale=rec["guidance_scale"])
+
+    # -- prompt cache ------------------------------------------------------------------------
+    def encode(self, prompt: str) -> tuple[PromptEmbedding, bool]:
+        """Encoded prompt from the LRU cache, or freshly encoded (and cached)."""
+        if prompt in self._cache:
+            self._cache.move_to_end(prompt)
+            return self._cache[prompt], True
+        embedding = self.components.text_encoder.encode(prompt)
+        self._cache[prompt] = embedding
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return embedding, False
+
+    # -- generation --------------------------------------------------------------------------
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_step: Callable[[StepProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
+        started = time.perf_counter()
+        was_loaded = self.loaded
+        comps = self.load()
+        load_seconds = 0.0 if was_loaded else self.load_seconds
+        request = self.resolve(request)
+        decoder = comps.decoder
+        if request.tiny_decoder:
+            if comps.tiny_decoder is None:
+                raise InvalidRequestError("tiny_decoder", True, "used only with a model that has a tiny decoder "
+                                          "(pass --tiny-decoder with an AutoencoderTiny folder)")
+            decoder = comps.tiny_decoder
+        out = sample(comps, request, self.encode, on_step=on_step, cancel=cancel)
+        decode_start = time.perf_counter()
+        images = to_pil(decoder.decode(out.denoised))
+        if cancel is not None and cancel.is_set():
+            raise GenerationCancelled()
+        decode_seconds = time.perf_counter() - decode_start
+        return GenerationResult(
+            request=request,
+            images=images,
+            seeds=request.seeds,
+            model_name=comps.name,
+            backend=comps.backend,
+            timings={
+                "load": load_seconds,
+                "encode": out.encode_seconds,
+                "steps": out.step_seconds,
+                "decode": decode_seconds,
+                "total": time.perf_counter() - started,
+            },
+            denoiser_calls=out.denoiser_calls,
+            negative_prompt_ignored=out.negative_prompt_ignored,
+            encoder_cache_hit=out.encoder_cache_hit,
+        )
+
+    def preview(self, denoised: torch.Tensor) -> list[Any]:
+        """Cheap images of the denoised latents of a step: the tiny decoder, else the VAE at half size."""
+        comps = self.components
+        if comps.tiny_decoder is not None:
+            return to_pil(comps.tiny_decoder.decode(denoised))
+        latents = denoised
+        if min(latents.shape[-2:]) >= 16:
+            latents = torch.nn.functional.avg_pool2d(latents.float(), 2).to(denoised.dtype)
+        return to_pil(comps.decoder.decode(latents))
+
+
+def to_pil(images: torch.Tensor) -> list[Any]:
+    """(B, 3, H, W) in [-1, 1] → PIL images, rounded as diffusers' image processor does."""
+    from PIL import Image
+
+    array = (images / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).float().numpy()
+    return [Image.fromarray((a * 255).round().astype("uint8")) for a in array]

@@ -1,0 +1,166 @@
+"""THE LCM loop, written once for every backend.
+
+Reads like diffusers' ``LatentConsistencyModelPipeline.__call__`` (and, for plain UNets, the
+Stable Diffusion / SDXL pipelines with ``LCMScheduler``), so that for the same components,
+prompt, seeds, steps, guidance and size it makes the same latents:
+
+1. check inputs            2. choose the guidance mode     3. encode prompts (cached by the caller)
+4. prepare timesteps       5. prepare latents (one CPU generator per image: seed + i)
+6. guidance embedding / SDXL size conditioning
+7. per step: one denoiser call → scheduler step → callback → cancel check
+The caller decodes the returned ``denoised`` latents.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ..core.errors import GenerationCancelled, InvalidRequestError
+from ..core.request import GenerationRequest, StepProgress
+from .components import ModelComponents, PromptEmbedding
+
+
+def guidance_embedding(w: torch.Tensor, embedding_dim: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Sinusoidal embedding of the guidance weight ``w`` (B,) → (B, embedding_dim).
+
+    As in the LCM paper and diffusers' pipelines: w is scaled by 1000, frequencies step by
+    log(10000)/(half−1), and the halves are [sin, cos] (not sin twice — a known porting bug).
+    """
+    if w.ndim != 1:
+        raise ValueError(f"w must be 1-D, got shape {tuple(w.shape)}")
+    w = w * 1000.0
+    half = embedding_dim // 2
+    freq = torch.exp(torch.arange(half, dtype=dtype) * -(torch.log(torch.tensor(10000.0)) / (half - 1)))
+    args = w.to(dtype)[:, None] * freq[None, :]
+    emb = torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+    if embedding_dim % 2 == 1:
+        emb = torch.nn.functional.pad(emb, (0, 1))
+    return emb
+
+
+@dataclass
+class SamplerOutput:
+    denoised: torch.Tensor  # (B, 4, h, w) on the denoiser's device
+    denoiser_calls: int
+    step_seconds: list[float]
+    encode_seconds: float
+    negative_prompt_ignored: bool
+    encoder_cache_hit: bool
+
+
+def uses_cfg(components: ModelComponents, guidance_scale: float) -> bool:
+    """Classifier-free guidance (a two-row batch) only for plain UNets with guidance > 1."""
+    return components.denoiser.info.time_cond_proj_dim is None and guidance_scale > 1.0
+
+
+def sample(
+    components: ModelComponents,
+    request: GenerationRequest,
+    encode: Callable[[str], tuple[PromptEmbedding, bool]],
+    on_step: Callable[[StepProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> SamplerOutput:
+    """Run the LCM loop for a resolved request; ``encode(prompt) -> (embedding, cache_hit)``."""
+    from diffusers import LCMScheduler
+    from diffusers.utils.torch_utils import randn_tensor
+
+    den = components.denoiser
+    info = den.info
+    device, dtype = den.device, den.dtype
+
+    # 1. check inputs
+    if not request.is_resolved:
+        raise ValueError("sample() needs a resolved request (see GenerationRequest.resolved)")
+    scale = components.decoder.scale_factor
+    h, w = request.height // scale, request.width // scale
+    for name, side in (("width", request.width), ("height", request.height)):
+        if side % scale:
+            raise InvalidRequestError(name, side, f"a multiple of {scale} for this model")
+    batch = request.batch_size
+    if info.fixed_shape is not None:
+        fixed_b, _, fixed_h, fixed_w = info.fixed_shape
+        if (fixed_h, fixed_w) != (h, w):
+            raise InvalidRequestError(
+                "size", f"{request.width}x{request.height}",
+                f"{fixed_w * scale}x{fixed_h * scale}, the size this Core ML model was converted for "
+                "(convert it again with --size to use another)",
+            )
+
+    # 2. guidance mode
+    cfg = uses_cfg(components, request.guidance_scale)
+    negative_ignored = bool(request.negative_prompt.strip()) and not cfg
+
+    # 3. encode prompts
+    _check_cancel(cancel)
+    started = time.perf_counter()
+    positive, cache_hit = encode(request.prompt)
+    cond = positive.hidden_states.repeat(batch, 1, 1)
+    pooled = positive.pooled.repeat(batch, 1) if positive.pooled is not None else None
+    if cfg:
+        if components.family == "sdxl" and not request.negative_prompt and components.force_zeros_for_empty_prompt:
+            negative = PromptEmbedding(
+                torch.zeros_like(positive.hidden_states),
+                None if positive.pooled is None else torch.zeros_like(positive.pooled),
+            )
+        else:
+            negative, _ = encode(request.negative_prompt)
+        cond = torch.cat([negative.hidden_states.repeat(batch, 1, 1), cond])
+        if pooled is not None and negative.pooled is not None:
+            pooled = torch.cat([negative.pooled.repeat(batch, 1), pooled])
+    encode_seconds = time.perf_counter() - started
+
+    # 4. timesteps
+    scheduler = LCMScheduler.from_config(components.scheduler_config)
+    scheduler.set_timesteps(request.steps, device=device)
+
+    # 5. latents: one CPU generator per image, so image i is reproducible alone from seed + i
+    generators = [torch.Generator("cpu").manual_seed(s) for s in request.seeds]
+    latents = randn_tensor((batch, info.in_channels, h, w), generator=generators, device=device, dtype=dtype)
+    latents = latents * scheduler.init_noise_sigma
+
+    # 6. guidance embedding (guidance-embedding LCMs) and SDXL size conditioning
+    timestep_cond = None
+    if info.time_cond_proj_dim is not None:
+        w_batch = torch.tensor(request.guidance_scale - 1).repeat(batch)
+        timestep_cond = guidance_embedding(w_batch, info.time_cond_proj_dim).to(device, dtype=dtype)
+    time_ids = None
+    if info.addition_time_embed:
+        if pooled is None:
+            raise InvalidRequestError("model", components.name, "an SDXL-class model with a pooled text encoder")
+        size = [request.height, request.width]
+        time_ids = torch.tensor([size + [0, 0] + size], dtype=cond.dtype, device=device).repeat(cond.shape[0], 1)
+
+    # 7. denoising loop
+    calls, step_seconds = 0, []
+    loop_start = time.perf_counter()
+    denoised = latents
+    for i, t in enumerate(scheduler.timesteps):
+        _check_cancel(cancel)
+        step_start = time.perf_counter()
+        model_input = torch.cat([latents] * 2) if cfg else latents
+        noise_pred = den(
+            model_input, t, cond,
+            timestep_cond=timestep_cond,
+            text_embeds=pooled if info.addition_time_embed else None,
+            time_ids=time_ids,
+        )
+        calls += 1
+        if cfg:
+            uncond, text = noise_pred.chunk(2)
+            noise_pred = uncond + request.guidance_scale * (text - uncond)
+        latents, denoised = scheduler.step(noise_pred, t, latents, generator=generators, return_dict=False)
+        step_seconds.append(time.perf_counter() - step_start)
+        if on_step is not None:
+            on_step(StepProgress(i + 1, len(scheduler.timesteps), time.perf_counter() - loop_start, denoised))
+    _check_cancel(cancel)
+    return SamplerOutput(denoised, calls, step_seconds, encode_seconds, negative_ignored, cache_hit)
+
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise GenerationCancelled()

@@ -1,0 +1,257 @@
+"""PyTorch components: diffusers/transformers modules on mps, cuda or cpu.
+
+Loads a diffusers-format folder strictly offline from local files (``local_files_only``,
+safetensors only).  fp16 on mps/cuda, fp32 on cpu by default; bf16 on request (fast on CPUs
+with AVX-512 BF16/AMX).  Attention is PyTorch SDPA (diffusers' default processor).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..core.errors import BackendUnavailableError, ModelCorruptError, ModelFormatError
+from ..core.model_folder import ModelFolder, inspect_model_folder
+from .components import DenoiserInfo, ModelComponents, PromptEmbedding
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+          "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+
+
+def available_devices() -> list[str]:
+    devices = []
+    if torch.backends.mps.is_available():
+        devices.append("mps")
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    return devices + ["cpu"]
+
+
+def select_device(device: str | None = None) -> torch.device:
+    """``None``/"auto" → mps, then cuda, then cpu; an unavailable device is a clear error."""
+    available = available_devices()
+    if device in (None, "auto"):
+        return torch.device(available[0])
+    kind = device.split(":")[0]
+    if kind not in available:
+        raise BackendUnavailableError(
+            f"Device '{device}' is not available on this machine; choose one of: {', '.join(available)}."
+        )
+    return torch.device(device)
+
+
+def select_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        return torch.float32 if device.type == "cpu" else torch.float16
+    if dtype not in DTYPES:
+        raise BackendUnavailableError(f"Precision '{dtype}' is unknown; choose float32, float16 or bfloat16.")
+    return DTYPES[dtype]
+
+
+class TorchTextEncoder:
+    """CLIP text encoder(s) with their tokenizers; SDXL: two encoders, penultimate states, pooled."""
+
+    def __init__(self, pairs: list, sdxl: bool, device: torch.device):
+        self.pairs = pairs  # [(tokenizer, text_encoder), ...]
+        self.sdxl = sdxl
+        self.device = device
+        self.calls = 0
+
+    @torch.inference_mode()
+    def encode(self, prompt: str) -> PromptEmbedding:
+        self.calls += 1
+        hidden, pooled = [], None
+        for tokenizer, encoder in self.pairs:
+            ids = tokenizer(
+                [prompt], padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                return_tensors="pt",
+            ).input_ids.to(self.device)
+            if self.sdxl:
+                out = encoder(ids, output_hidden_states=True)
+                if pooled is None and out[0].ndim == 2:
+                    pooled = out[0]
+                hidden.append(out.hidden_states[-2])
+            else:
+                hidden.append(encoder(ids)[0])
+        states = torch.cat(hidden, dim=-1) if len(hidden) > 1 else hidden[0]
+        return PromptEmbedding(states.to(self.pairs[-1][1].dtype), pooled)
+
+
+@dataclass
+class TorchDenoiser:
+    unet: torch.nn.Module
+    info: DenoiserInfo
+    device: torch.device
+    dtype: torch.dtype
+    calls: int = field(default=0)
+
+    @torch.inference_mode()
+    def __call__(self, sample, timestep, encoder_hidden_states, *, timestep_cond=None, text_embeds=None,
+                 time_ids=None):
+        self.calls += 1
+        added = {"text_embeds": text_embeds, "time_ids": time_ids} if self.info.addition_time_embed else None
+        return self.unet(
+            sample, timestep, encoder_hidden_states=encoder_hidden_states, timestep_cond=timestep_cond,
+            added_cond_kwargs=added, return_dict=False,
+        )[0]
+
+
+class TorchDecoder:
+    """AutoencoderKL or AutoencoderTiny; applies the VAE's own scaling (and SDXL's latents mean/std)."""
+
+    def __init__(self, vae: torch.nn.Module, device: torch.device):
+        self.vae = vae
+        self.device = device
+        config = vae.config
+        blocks = getattr(config, "block_out_channels", None) or config.decoder_block_out_channels
+        self.scale_factor = 2 ** (len(blocks) - 1)
+        self.scaling_factor = float(getattr(config, "scaling_factor", 1.0) or 1.0)
+        mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
+        self._mean_std = (
+            (torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1))
+            if mean is not None and std is not None else None
+        )
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.vae.parameters()).dtype
+
+    @torch.inference_mode()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        latents = latents.to(self.device, self.dtype)
+        if self._mean_std is not None:
+            mean, std = (t.to(latents.device, latents.dtype) for t in self._mean_std)
+            latents = latents * std / self.scaling_factor + mean
+        else:
+            latents = latents / self.scaling_factor
+        return self.vae.decode(latents, return_dict=False)[0].float().cpu()
+
+
+class TorchImageEncoder:
+    def __init__(self, vae: torch.nn.Module, device: torch.device):
+        self.vae = vae
+        self.device = device
+
+    @torch.inference_mode()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        dist = self.vae.encode(images.to(self.device, next(self.vae.parameters()).dtype)).latent_dist
+        return dist.mode() * self.vae.config.scaling_factor
+
+
+def load_torch_components(
+    folder: Path | str,
+    *,
+    device: str | None = None,
+    dtype: str | torch.dtype | None = None,
+    tiny_decoder: Path | str | None = None,
+) -> ModelComponents:
+    """Load a diffusers folder (validated first: see ``core.model_folder``) onto a device."""
+    model = inspect_model_folder(folder)
+    dev = select_device(device)
+    dt = select_dtype(dev, dtype)
+    sdxl = model.family == "sdxl"
+    unet = _load(model, "unet", dev, dt)
+    vae = _load(model, "vae", dev, _vae_dtype(model, dt))
+    pairs = []
+    for tok_name, enc_name in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):
+        if enc_name in model.weight_files:
+            pairs.append((_load_tokenizer(model, tok_name), _load(model, enc_name, dev, dt)))
+    cfg = unet.config
+    info = DenoiserInfo(
+        in_channels=cfg.in_channels,
+        sample_size=int(cfg.sample_size if isinstance(cfg.sample_size, int) else cfg.sample_size[0]),
+        time_cond_proj_dim=cfg.time_cond_proj_dim,
+        addition_time_embed=cfg.addition_embed_type == "text_time",
+    )
+    index = json.loads((model.path / "model_index.json").read_text(encoding="utf-8"))
+    components = ModelComponents(
+        name=model.name,
+        family=model.family,  # type: ignore[arg-type]
+        text_encoder=TorchTextEncoder(pairs, sdxl, dev),
+        denoiser=TorchDenoiser(unet, info, dev, dt),
+        decoder=TorchDecoder(vae, dev),
+        image_encoder=TorchImageEncoder(vae, dev),
+        scheduler_config=_scheduler_config(model),
+        force_zeros_for_empty_prompt=bool(index.get("force_zeros_for_empty_prompt", True)),
+        backend=f"torch:{dev.type}:{str(dt).removeprefix('torch.')}",
+        extras={"folder": str(model.path)},
+    )
+    if tiny_decoder is not None:
+        components.tiny_decoder = load_tiny_decoder(tiny_decoder, dev, dt)
+    return components
+
+
+def load_tiny_decoder(folder: Path | str, device: torch.device, dtype: torch.dtype) -> TorchDecoder:
+    """An ``AutoencoderTiny`` folder (e.g. madebyollin/taesd) as a decoder."""
+    from diffusers import AutoencoderTiny
+
+    from ..core.model_folder import check_safetensors
+
+    folder = Path(folder).expanduser()
+    safes = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    if not (folder / "config.json").is_file() or not safes:
+        raise ModelFormatError(
+            f"{folder} is not a tiny decoder folder (config.json and .safetensors weights expected, "
+            "as in madebyollin/taesd)."
+        )
+    for file in safes:
+        check_safetensors(file)
+    try:
+        vae = AutoencoderTiny.from_pretrained(folder, use_safetensors=True, local_files_only=True)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelCorruptError(f"The tiny decoder in {folder} could not be loaded ({_short(exc)}).") from exc
+    return TorchDecoder(vae.to(device, dtype).eval(), device)
+
+
+def _vae_dtype(model: ModelFolder, dtype: torch.dtype) -> torch.dtype:
+    """SDXL's VAE overflows in fp16 (``force_upcast``): keep it in fp32 there, as diffusers does."""
+    config = json.loads((model.path / "vae" / "config.json").read_text(encoding="utf-8"))
+    return torch.float32 if dtype == torch.float16 and config.get("force_upcast", False) else dtype
+
+
+def _load(model: ModelFolder, name: str, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    library, class_name = model.components[name]
+    import importlib
+
+    try:
+        cls = getattr(importlib.import_module(library), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ModelFormatError(f"{model.name}/{name} needs {library}.{class_name}, which this app cannot load.") from exc
+    try:
+        module = cls.from_pretrained(model.path / name, use_safetensors=True, local_files_only=True, torch_dtype=dtype)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise ModelCorruptError(
+            f"The {name} of {model.name} could not be loaded ({_short(exc)}); re-download or re-import the model."
+        ) from exc
+    return module.to(device).eval()
+
+
+def _load_tokenizer(model: ModelFolder, name: str):
+    from transformers import CLIPTokenizer
+
+    try:
+        return CLIPTokenizer.from_pretrained(model.path / name, local_files_only=True)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ModelCorruptError(f"The {name} of {model.name} could not be loaded ({_short(exc)}).") from exc
+
+
+def _scheduler_config(model: ModelFolder) -> dict:
+    """The folder's scheduler settings; an LCM-LoRA base's Euler/PNDM config becomes LCMScheduler's."""
+    path = model.path / "scheduler" / "scheduler_config.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelCorruptError(f"{path} cannot be read ({exc}); re-download the model.") from exc
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]

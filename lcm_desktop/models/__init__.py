@@ -1,0 +1,1 @@
+"""Model management: catalog, downloads, store, imports (never Qt)."""

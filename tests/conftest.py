@@ -1,0 +1,72 @@
+"""Test-wide rules: no network, no real user folders, tiny models built once per session."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+# Before huggingface_hub/diffusers are imported anywhere: never reach the Hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import tiny_models  # noqa: E402
+
+_LOOPBACK = ("127.", "::1", "localhost")
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Only loopback connections (our own test servers) are allowed."""
+    real_connect = socket.socket.connect
+
+    def guarded(self, address):
+        host = address[0] if isinstance(address, tuple) else str(address)
+        if self.family == socket.AF_UNIX or str(host).startswith(_LOOPBACK):
+            return real_connect(self, address)
+        raise OSError(f"network access blocked in tests: {address!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(autouse=True)
+def _app_home(tmp_path, monkeypatch):
+    """Every test gets its own app folders (data, cache, output, logs) under tmp_path."""
+    home = tmp_path / "app-home"
+    monkeypatch.setenv("LCM_DESKTOP_HOME", str(home))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_lcm(tmp_path_factory) -> Path:
+    """A guidance-embedding LCM (time_cond_proj_dim=32), SD1.5-shaped, 64×64 native."""
+    return tiny_models.make_tiny_sd(tmp_path_factory.mktemp("models") / "tiny-lcm")
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory) -> Path:
+    """A plain SD UNet (as with an LCM-LoRA fused in) whose folder ships an Euler scheduler."""
+    return tiny_models.make_tiny_sd(tmp_path_factory.mktemp("models") / "tiny-sd", time_cond_proj_dim=None)
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl(tmp_path_factory) -> Path:
+    return tiny_models.make_tiny_sdxl(tmp_path_factory.mktemp("models") / "tiny-sdxl")
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_lcm(tmp_path_factory) -> Path:
+    """An SDXL-class UNet with a guidance embedding (like latent-consistency/lcm-sdxl)."""
+    return tiny_models.make_tiny_sdxl(tmp_path_factory.mktemp("models") / "tiny-sdxl-lcm", time_cond_proj_dim=32)
+
+
+@pytest.fixture(scope="session")
+def tiny_taesd(tmp_path_factory) -> Path:
+    return tiny_models.make_tiny_taesd(tmp_path_factory.mktemp("models") / "tiny-taesd")

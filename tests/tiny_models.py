@@ -1,0 +1,177 @@
+"""Tiny diffusers-format models built from configs with random weights (seeded).
+
+The shape of diffusers' own ``get_dummy_components``: real classes, tiny widths, so a whole
+pipeline runs in milliseconds on a CPU.  VAEs downsample 8× like Stable Diffusion's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from lcm_desktop.core.clip_vocab import EOS, BOS, word_level_vocab, write_tokenizer_files
+
+WORDS = (
+    "a an the of on in with and , . photo painting cat dog red green blue yellow circle square "
+    "triangle large small background top bottom left right center astronaut horse riding moon "
+    "castle forest sunset portrait ugly blurry"
+).split()
+
+
+def _tokenizer_and_text_config(path: Path, hidden: int = 32, projection_dim: int | None = None):
+    from transformers import CLIPTextConfig
+
+    vocab, merges = word_level_vocab(WORDS)
+    write_tokenizer_files(path, vocab, merges)
+    config = CLIPTextConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        bos_token_id=vocab[BOS],
+        eos_token_id=vocab[EOS],
+        pad_token_id=vocab[EOS],
+        projection_dim=projection_dim or hidden,
+        hidden_act="gelu",
+    )
+    return config
+
+
+def _vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 4,
+        up_block_types=["UpDecoderBlock2D"] * 4,
+        block_out_channels=[8, 8, 16, 16],
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=64,
+        scaling_factor=0.18215,
+    )
+
+
+def _lcm_scheduler():
+    from diffusers import LCMScheduler
+
+    return LCMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=True,
+        steps_offset=0,
+        original_inference_steps=50,
+        timestep_spacing="leading",
+    )
+
+
+def _euler_scheduler():
+    """What an SD1.5/SDXL base ships with: the engine must swap in LCMScheduler itself."""
+    from diffusers import EulerDiscreteScheduler
+
+    return EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1, timestep_spacing="leading"
+    )
+
+
+def make_tiny_sd(path: Path, *, time_cond_proj_dim: int | None = 32, seed: int = 0) -> Path:
+    """An SD1.5-class model: a guidance-embedding LCM by default, a plain UNet with ``None``."""
+    from diffusers import LatentConsistencyModelPipeline, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    path = Path(path)
+    torch.manual_seed(seed)
+    text_config = _tokenizer_and_text_config(path / "_tok")
+    tokenizer = CLIPTokenizer.from_pretrained(path / "_tok")
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        cross_attention_dim=32,
+        attention_head_dim=4,
+        norm_num_groups=8,
+        time_cond_proj_dim=time_cond_proj_dim,
+    )
+    parts = dict(
+        vae=_vae(), text_encoder=CLIPTextModel(text_config), tokenizer=tokenizer, unet=unet,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    if time_cond_proj_dim is None:
+        pipe = StableDiffusionPipeline(scheduler=_euler_scheduler(), **parts)
+    else:
+        pipe = LatentConsistencyModelPipeline(scheduler=_lcm_scheduler(), **parts)
+    pipe.save_pretrained(path, safe_serialization=True)
+    _rmtree(path / "_tok")
+    return path
+
+
+def make_tiny_sdxl(path: Path, *, time_cond_proj_dim: int | None = None, seed: int = 0) -> Path:
+    """An SDXL-class model: two text encoders, pooled embeddings, size conditioning."""
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    path = Path(path)
+    torch.manual_seed(seed)
+    config_1 = _tokenizer_and_text_config(path / "_tok", hidden=32)
+    config_2 = _tokenizer_and_text_config(path / "_tok", hidden=32, projection_dim=32)
+    tokenizer = CLIPTokenizer.from_pretrained(path / "_tok")
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=6 * 8 + 32,
+        cross_attention_dim=64,
+        norm_num_groups=8,
+        time_cond_proj_dim=time_cond_proj_dim,
+    )
+    scheduler = _lcm_scheduler() if time_cond_proj_dim else _euler_scheduler()
+    pipe = StableDiffusionXLPipeline(
+        vae=_vae(), text_encoder=CLIPTextModel(config_1), text_encoder_2=CLIPTextModelWithProjection(config_2),
+        tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet, scheduler=scheduler,
+        force_zeros_for_empty_prompt=True,
+    )
+    pipe.save_pretrained(path, safe_serialization=True)
+    _rmtree(path / "_tok")
+    return path
+
+
+def make_tiny_taesd(path: Path, seed: int = 0) -> Path:
+    """A tiny ``AutoencoderTiny`` (TAESD architecture, narrow)."""
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(seed)
+    taesd = AutoencoderTiny(
+        encoder_block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        num_encoder_blocks=(1, 1, 1, 1),
+        num_decoder_blocks=(1, 1, 1, 1),
+        latent_channels=4,
+    )
+    taesd.save_pretrained(path, safe_serialization=True)
+    return Path(path)
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

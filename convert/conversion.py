@@ -1,0 +1,199 @@
+"""``run(options)``: one conversion from start to finish, all or nothing.
+
+Everything is written into a hidden temporary folder beside ``--out``; ``manifest.json`` is
+written last, and the folder is renamed into place only when every component converted and
+validated.  A failure or an interrupt removes the temporary folder, so nothing half-written
+ever looks like a model (and a folder without a manifest is refused by the backend anyway).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from lcm_desktop.core.errors import ConversionError
+from lcm_desktop.core.manifest import ComponentSpec, Manifest, ParityResult, TensorSpec, save_manifest
+
+from convert import validate
+from convert.components import Job, image_size, install_attention, plan_jobs
+from convert.compress import palettize
+from convert.export import capture, import_coremltools, run_captured, to_mlpackage
+from convert.options import ConvertOptions
+from convert.source import content_hash, copy_tokenizers_and_scheduler, inspect_source, load_pipeline, source_info, weights_bytes
+
+log = logging.getLogger(__name__)
+
+CONVERTER_VERSION = "1"
+DISK_MARGIN_BYTES = 256 * 2**20
+Progress = Callable[[str], None]
+
+
+def run(options: ConvertOptions, progress: Progress | None = None) -> Manifest:
+    """Convert ``options.source`` into ``options.out``; returns the manifest written there."""
+    say = progress or (lambda line: log.info("%s", line))
+    started = time.perf_counter()
+    ct = import_coremltools()
+    out = options.out
+    if out.exists() and not options.force:
+        raise ConversionError(f"{out} already exists; choose another --out or pass --force to replace it.")
+    source = inspect_source(options.source, options.components)
+    check_disk_space(source, options)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        manifest = _convert_into(work, source, options, ct.__version__, say)
+        _replace(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    sizes = ", ".join(f"{c.name} {_mb(c.size_bytes)}" for c in manifest.components)
+    total = sum(c.size_bytes for c in manifest.components)
+    say(f"done in {time.perf_counter() - started:.1f} s: {sizes}; total {_mb(total)} in {out}")
+    return manifest
+
+
+def check_disk_space(source, options: ConvertOptions) -> None:
+    """Fail early when the output's disk cannot hold the packages (fp16 ≈ the source's fp32 bytes / 2)."""
+    folders = ["unet"] if "unet" in options.components else []
+    if "text_encoder" in options.components:
+        folders += list(source.text_encoders)
+    if "vae_decoder" in options.components or "vae_encoder" in options.components:
+        folders.append("vae")
+    needed = weights_bytes(source, tuple(folders))  # fp16 packages + a palettized copy fit in fp32's bytes
+    needed += DISK_MARGIN_BYTES
+    probe = options.out.parent if options.out.parent.exists() else Path(options.out.anchor or ".")
+    free = shutil.disk_usage(probe).free
+    if free < needed:
+        raise ConversionError(
+            f"not enough disk space in {probe}: the conversion needs about {_mb(needed)} and {_mb(free)} is free."
+        )
+
+
+def _convert_into(work: Path, source, options: ConvertOptions, ct_version: str, say: Progress) -> Manifest:
+    t = time.perf_counter()
+    pipe = load_pipeline(source, options.components)
+    say(f"loaded {source.path.name} ({source.family}) in {time.perf_counter() - t:.1f} s")
+    if options.lcm_lora:
+        from convert.lora import fuse_lcm_lora
+
+        t = time.perf_counter()
+        changed = fuse_lcm_lora(pipe, options.lcm_lora)
+        say(f"fused LCM-LoRA {options.lcm_lora.name} into {changed} UNet tensors in {time.perf_counter() - t:.1f} s")
+    jobs = plan_jobs(pipe, source, options)
+    specs = []
+    for index, job in enumerate(jobs, start=1):
+        specs.append(convert_component(job, work, options, say, f"[{index}/{len(jobs)}]"))
+    tokenizers = copy_tokenizers_and_scheduler(source, work)
+    width, height = image_size(source, options)
+    cfg = source.unet_config
+    notes = []
+    if not validate.coreml_available():
+        notes.append(f"coreml_vs_torch PSNR not measured: no Core ML runtime on {platform.system()}")
+    manifest = Manifest(
+        name=options.out.name,
+        family=source.family,
+        source=source_info(source.path, options.lcm_lora),
+        components=tuple(specs),
+        attention=options.attention,
+        precision="float16",
+        palettization_bits=options.palettize,
+        width=width,
+        height=height,
+        batch_size=options.batch_size,
+        in_channels=int(cfg.get("in_channels", 4)),
+        vae_scale_factor=source.vae_scale_factor,
+        vae_scaling_factor=float(source.vae_config.get("scaling_factor", 0.18215)),
+        time_cond_proj_dim=cfg.get("time_cond_proj_dim"),
+        sample_size=int(cfg.get("sample_size", 64)),
+        force_zeros_for_empty_prompt=bool(source.model_index.get("force_zeros_for_empty_prompt", True)),
+        tokenizers=tokenizers,
+        converter_version=CONVERTER_VERSION,
+        coremltools_version=ct_version,
+        torch_version=torch.__version__,
+        minimum_deployment_target=options.min_target,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        notes=tuple(notes),
+    )
+    save_manifest(manifest, work)
+    return manifest
+
+
+def convert_component(job: Job, work: Path, options: ConvertOptions, say: Progress, tag: str) -> ComponentSpec:
+    """Capture, check against eager, convert, palettize, check the saved I/O (and, on a Mac, Core ML's outputs)."""
+    generator = torch.Generator().manual_seed(0)
+    inputs = job.wrapper.example_inputs(generator)
+    with torch.no_grad():
+        reference = job.eager(inputs)
+    if job.attention_module is not None:
+        install_attention([job], options.attention)
+    t = time.perf_counter()
+    graph = capture(job.wrapper, inputs, job.route)
+    parity = validate.check_traced_vs_eager(job.name, job.wrapper.output_names, run_captured(graph, inputs), reference)
+    worst = max(p.value for p in parity)
+    say(f"{tag} {job.name}: captured ({job.route}) in {time.perf_counter() - t:.1f} s, relative error vs eager {worst:.2e}")
+
+    input_specs = [TensorSpec(n, tuple(x.shape)) for n, x in zip(job.wrapper.input_names, inputs, strict=True)]
+    output_specs = tuple(TensorSpec(n, tuple(y.shape)) for n, y in zip(job.wrapper.output_names, reference, strict=True))
+    path = work / f"{job.name}.mlpackage"
+    t = time.perf_counter()
+    to_mlpackage(graph, input_specs, job.wrapper.output_names, path, options.min_target)
+    del graph
+    gc.collect()
+    say(f"{tag} {job.name}: converted to an fp16 ML Program in {time.perf_counter() - t:.1f} s ({_mb(_size(path))})")
+    if options.palettize:
+        t = time.perf_counter()
+        fp16_size = _size(path)
+        compressed = work / f"{job.name}.palettized.mlpackage"
+        palettize(path, options.palettize, compressed)
+        shutil.rmtree(path)
+        compressed.rename(path)
+        say(f"{tag} {job.name}: palettized to {options.palettize} bits in {time.perf_counter() - t:.1f} s "
+            f"({_mb(fp16_size)} → {_mb(_size(path))})")
+
+    spec = ComponentSpec(job.name, path.name, tuple(input_specs), output_specs)
+    validate.check_package_io(path, spec)
+    if validate.coreml_available():
+        t = time.perf_counter()
+        parity += validate.check_coreml_vs_torch(job.name, path, input_specs, job.wrapper.output_names, inputs, reference)
+        psnrs = ", ".join(f"{p.output} {p.value:.1f} dB" for p in parity if p.metric == "psnr_db")
+        say(f"{tag} {job.name}: Core ML vs PyTorch {psnrs} in {time.perf_counter() - t:.1f} s")
+    return ComponentSpec(job.name, path.name, tuple(input_specs), output_specs, _size(path), content_hash(path),
+                         tuple(parity))
+
+
+def _replace(work: Path, out: Path) -> None:
+    """Rename ``work`` to ``out``; an existing ``out`` (--force) is moved aside first and removed after."""
+    if not out.exists():
+        work.rename(out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+    old.rmdir()
+    out.rename(old)
+    try:
+        work.rename(out)
+    except OSError:
+        old.rename(out)
+        raise
+    if old.is_dir():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink(missing_ok=True)
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**30:.2f} GB" if size >= 2**30 else f"{size / 2**20:.1f} MB"
+

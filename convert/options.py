@@ -1,0 +1,71 @@
+"""What to convert and how: a frozen ``ConvertOptions`` (argparse stays in ``__main__``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from lcm_desktop.core.errors import ConversionError
+from lcm_desktop.core.manifest import ATTENTIONS, PALETTIZE_BITS, TEXT_ENCODER, UNET, VAE_DECODER, VAE_ENCODER
+
+TARGETS = ("macOS13", "macOS14", "macOS15")
+# User-facing component names (--components) → what they produce.
+COMPONENT_CHOICES = {
+    "text_encoder": TEXT_ENCODER,  # SDXL: both text encoders
+    "unet": UNET,
+    "vae_decoder": VAE_DECODER,
+    "vae_encoder": VAE_ENCODER,
+}
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    source: Path
+    out: Path
+    lcm_lora: Path | None = None
+    attention: str = "split_einsum"
+    size: tuple[int, int] | None = None  # (width, height); None: the model's native size
+    palettize: int | None = None
+    components: tuple[str, ...] = tuple(COMPONENT_CHOICES)
+    min_target: str = "macOS14"
+    batch_size: int = 1
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "source", Path(self.source))
+        object.__setattr__(self, "out", Path(self.out))
+        if self.lcm_lora is not None:
+            object.__setattr__(self, "lcm_lora", Path(self.lcm_lora))
+        if self.attention not in ATTENTIONS:
+            raise ConversionError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}.")
+        if self.palettize is not None and self.palettize not in PALETTIZE_BITS:
+            raise ConversionError(f"--palettize must be one of {', '.join(map(str, PALETTIZE_BITS))}, got {self.palettize!r}.")
+        if self.min_target not in TARGETS:
+            raise ConversionError(f"--min-target must be one of {', '.join(TARGETS)}, got {self.min_target!r}.")
+        if self.batch_size not in (1, 2):
+            raise ConversionError(f"--batch-size must be 1 (LCM) or 2 (classic CFG), got {self.batch_size!r}.")
+        unknown = [c for c in self.components if c not in COMPONENT_CHOICES]
+        if unknown or not self.components:
+            raise ConversionError(
+                f"--components must name some of {', '.join(COMPONENT_CHOICES)}, got {','.join(self.components) or 'nothing'}."
+            )
+        if self.size is not None:
+            width, height = self.size
+            if width <= 0 or height <= 0 or width % 8 or height % 8:
+                raise ConversionError(f"--size must be WxH with both multiples of 8, got {width}x{height}.")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"512x768"`` → (512, 768) (width, height)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
+    if not match:
+        raise ConversionError(f"--size must look like 512x512 (width x height), got {text!r}.")
+    return int(match.group(1)), int(match.group(2))
+
+
+def parse_components(text: str) -> tuple[str, ...]:
+    """``"unet,vae_decoder"`` or ``"all"`` → component names."""
+    if text.strip() == "all":
+        return tuple(COMPONENT_CHOICES)
+    return tuple(part.strip() for part in text.split(",") if part.strip())

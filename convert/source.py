@@ -1,0 +1,197 @@
+"""The model being converted: a local diffusers folder, checked, identified and loaded.
+
+Refuses what it cannot convert before any heavy work: a folder that is not a diffusers model,
+a missing component, pickle-only weights, an architecture other than Stable Diffusion's
+``UNet2DConditionModel`` + ``AutoencoderKL`` + CLIP text encoder(s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lcm_desktop.core.errors import ConversionError, ModelFormatError, UnsafeModelError
+from lcm_desktop.core.manifest import SourceInfo
+
+PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
+SUPPORTED = {
+    "unet": ("UNet2DConditionModel",),
+    "vae": ("AutoencoderKL",),
+    "text_encoder": ("CLIPTextModel", "CLIPTextModelWithProjection"),
+    "text_encoder_2": ("CLIPTextModelWithProjection", "CLIPTextModel"),
+}
+
+
+@dataclass(frozen=True)
+class SourceModel:
+    path: Path
+    family: str  # "sd" | "sdxl"
+    unet_config: dict[str, Any]
+    vae_config: dict[str, Any]
+    model_index: dict[str, Any]
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae_config.get("block_out_channels", [0, 0, 0, 0])) - 1)
+
+    @property
+    def native_size(self) -> tuple[int, int]:
+        side = int(self.unet_config.get("sample_size", 64)) * self.vae_scale_factor
+        return side, side
+
+    @property
+    def text_encoders(self) -> tuple[str, ...]:
+        return ("text_encoder", "text_encoder_2") if self.family == "sdxl" else ("text_encoder",)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelFormatError(f"{path} cannot be read ({exc}); the model folder is damaged.") from exc
+
+
+def _check_weights(folder: Path) -> None:
+    if any(folder.glob("*.safetensors")):
+        return
+    pickles = [p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES]
+    if pickles:
+        raise UnsafeModelError(
+            f"{folder} holds only pickle weights ({', '.join(sorted(pickles))}), which can run code when loaded; "
+            "use a .safetensors copy of this model."
+        )
+    raise ModelFormatError(f"{folder} has no .safetensors weights; the model folder is incomplete.")
+
+
+def inspect_source(path: Path, components: tuple[str, ...]) -> SourceModel:
+    """Check that ``path`` is a convertible diffusers model and that the folders ``components`` need exist."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelFormatError(f"{path} is not a folder; SOURCE must be a local diffusers model folder.")
+    if not (path / "model_index.json").is_file():
+        raise ModelFormatError(f"{path} has no model_index.json; SOURCE must be a diffusers model folder.")
+    index = _read_json(path / "model_index.json")
+    if not (path / "unet" / "config.json").is_file():
+        raise ModelFormatError(f"{path} has no unet/config.json; the model folder is missing its UNet.")
+    unet_config = _read_json(path / "unet" / "config.json")
+    family = "sdxl" if unet_config.get("addition_embed_type") == "text_time" else "sd"
+    needed = {"unet"}
+    if "text_encoder" in components:
+        needed |= set(("text_encoder", "text_encoder_2") if family == "sdxl" else ("text_encoder",))
+        needed |= {"tokenizer"}
+    needed |= {"vae"}  # its config fixes the latent scale even when only the UNet converts
+    for name in sorted(needed):
+        folder = path / name
+        if not folder.is_dir():
+            raise ModelFormatError(f"{path} has no {name}/ folder; the model is missing a component.")
+        if name != "tokenizer":
+            config = _read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
+            cls = config.get("_class_name") or (config.get("architectures") or [None])[0]
+            if name in SUPPORTED and cls not in SUPPORTED[name]:
+                raise ConversionError(
+                    f"unsupported architecture: {name} is {cls or 'unknown'}; the converter handles Stable Diffusion "
+                    f"1.x/2.x/SDXL-class models ({name}: {' or '.join(SUPPORTED[name])})."
+                )
+            if name != "vae" or "vae_decoder" in components or "vae_encoder" in components:
+                _check_weights(folder)
+    if unet_config.get("addition_embed_type") not in (None, "text_time"):
+        raise ConversionError(
+            f"unsupported architecture: UNet addition_embed_type {unet_config['addition_embed_type']!r}; "
+            "the converter handles SD1.x/2.x and SDXL-class UNets."
+        )
+    return SourceModel(path, family, unet_config, _read_json(path / "vae" / "config.json"), index)
+
+
+def load_pipeline(source: SourceModel, components: tuple[str, ...]):
+    """The diffusers pipeline in fp32, with only the modules ``components`` need (others None)."""
+    import torch
+    from diffusers import DiffusionPipeline
+
+    skip = {}
+    if "text_encoder" not in components:
+        skip.update({name: None for name in source.text_encoders})
+    if "vae_decoder" not in components and "vae_encoder" not in components:
+        skip["vae"] = None
+    for optional in ("safety_checker", "feature_extractor", "image_encoder"):
+        if optional in source.model_index:
+            skip[optional] = None
+    try:
+        pipe = DiffusionPipeline.from_pretrained(source.path, use_safetensors=True, torch_dtype=torch.float32, **skip)
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise ModelFormatError(f"{source.path} could not be loaded by diffusers ({type(exc).__name__}: {exc}).") from exc
+    for name in ("unet", "vae", *source.text_encoders):
+        module = getattr(pipe, name, None)
+        if module is not None:
+            module.eval().requires_grad_(False)
+    return pipe
+
+
+def _hash_file(path: Path, digest: Any) -> None:
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            digest.update(chunk)
+
+
+def content_hash(path: Path) -> str:
+    """sha256 over every file of a model folder (relative names and contents, in sorted order)."""
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        _hash_file(file, digest)
+    return digest.hexdigest()
+
+
+def source_info(path: Path, lcm_lora: Path | None) -> SourceInfo:
+    """Where the model came from: a Hugging Face cache snapshot path gives the repo id and revision."""
+    resolved = Path(path).resolve()
+    repo_id = revision = None
+    match = re.search(r"models--([^/]+)--([^/]+)/snapshots/([0-9a-f]{40})", resolved.as_posix())
+    if match:
+        repo_id, revision = f"{match.group(1)}/{match.group(2)}", match.group(3)
+    return SourceInfo(
+        path=str(resolved), repo_id=repo_id, revision=revision, content_hash=content_hash(resolved),
+        lcm_lora=str(lcm_lora.resolve()) if lcm_lora else None,
+        lcm_lora_hash=content_hash(lcm_lora.resolve()) if lcm_lora else None,
+    )
+
+
+def weights_bytes(source: SourceModel, folders: tuple[str, ...]) -> int:
+    """Bytes of the safetensors weights in ``folders`` (for the disk-space estimate)."""
+    return sum(p.stat().st_size for name in folders for p in (source.path / name).glob("*.safetensors"))
+
+
+def copy_tokenizers_and_scheduler(source: SourceModel, out: Path) -> tuple[str, ...]:
+    """tokenizer folders, Apple's ``vocab.json`` + ``merges.txt`` and ``scheduler/scheduler_config.json``."""
+    tokenizers = tuple(n for n in ("tokenizer", "tokenizer_2") if (source.path / n).is_dir())
+    for name in tokenizers:
+        shutil.copytree(source.path / name, out / name)
+    if tokenizers:
+        vocab, merges = _vocab_and_merges(source.path / "tokenizer")
+        (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        (out / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
+    scheduler = source.path / "scheduler" / "scheduler_config.json"
+    if not scheduler.is_file():
+        raise ModelFormatError(f"{source.path} has no scheduler/scheduler_config.json; the model folder is incomplete.")
+    (out / "scheduler").mkdir()
+    shutil.copy2(scheduler, out / "scheduler" / "scheduler_config.json")
+    return tokenizers
+
+
+def _vocab_and_merges(folder: Path) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
+        vocab = _read_json(folder / "vocab.json")
+        lines = (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
+        merges = [tuple(line.split()) for line in lines if line.strip() and not line.startswith("#version")]
+        return vocab, merges  # type: ignore[return-value]
+    if (folder / "tokenizer.json").is_file():
+        model = _read_json(folder / "tokenizer.json").get("model", {})
+        if model.get("type") == "BPE":
+            merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
+            return dict(model["vocab"]), merges  # type: ignore[return-value]
+    raise ModelFormatError(f"{folder} has no CLIP BPE tokenizer (vocab.json + merges.txt or tokenizer.json).")

@@ -1,0 +1,109 @@
+"""Parity checks of a conversion.
+
+1. Everywhere: the captured wrapper (Apple layout, chosen attention, fp32) against the eager
+   diffusers/transformers module (diffusers layout, its own attention) on random inputs.  Both
+   compute the same function in fp32, so they differ only by summation order: ~1e-6 relative.
+   ``MAX_RELATIVE_ERROR`` = 1e-3 sits ~1000× above that noise and ~1000× below what a real
+   mistake gives (a dropped ``timestep_cond``, transposed hidden states or wrong head split
+   give errors of order 0.1–1), so it never flakes and never lets a wrong graph through.  fp16
+   rounding (unit roundoff 2^-11 ≈ 5e-4 per op, accumulating) is *not* part of this check: it
+   only exists in Core ML, which check 3 measures.
+2. Everywhere: the saved package's declared inputs/outputs against the manifest's.
+3. On a Mac: Core ML's prediction against PyTorch's, PSNR ≥ 35 dB (Apple's threshold in
+   ml-stable-diffusion), recorded in the manifest.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lcm_desktop.core.errors import ConversionError, ParityError
+from lcm_desktop.core.manifest import ComponentSpec, ParityResult, TensorSpec
+
+from convert.export import import_coremltools, read_package_io
+
+MAX_RELATIVE_ERROR = 1e-3
+MIN_PSNR_DB = 35.0
+
+
+def relative_error(test: torch.Tensor, reference: torch.Tensor) -> float:
+    """‖test − reference‖₂ / ‖reference‖₂ (0 when both are zero)."""
+    test, reference = test.detach().double(), reference.detach().double()
+    denom = reference.norm().item()
+    diff = (test - reference).norm().item()
+    return diff / denom if denom > 0 else diff
+
+
+def psnr(test: np.ndarray, reference: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB, the peak being the reference's largest magnitude."""
+    test, reference = np.asarray(test, np.float64), np.asarray(reference, np.float64)
+    mse = float(np.mean((test - reference) ** 2))
+    peak = float(np.abs(reference).max())
+    if mse == 0.0:
+        return math.inf
+    return 20.0 * math.log10(max(peak, 1e-12) / math.sqrt(mse))
+
+
+def check_traced_vs_eager(component: str, output_names: Sequence[str], traced: Sequence[torch.Tensor],
+                          eager: Sequence[torch.Tensor], threshold: float = MAX_RELATIVE_ERROR) -> list[ParityResult]:
+    """Compare outputs pairwise; raise ParityError above ``threshold``, else return the results."""
+    results = []
+    for name, test, ref in zip(output_names, traced, eager, strict=True):
+        if tuple(test.shape) != tuple(ref.shape):
+            raise ParityError(
+                f"{component}.{name}: the converted graph returns shape {tuple(test.shape)} but the original "
+                f"returns {tuple(ref.shape)}; this architecture is not supported by the converter."
+            )
+        err = relative_error(test, ref)
+        result = ParityResult("traced_vs_eager", name, "relative_error", err, threshold)
+        if not result.passed:
+            raise ParityError(
+                f"{component}.{name} differs from the PyTorch original by {err:.3g} (relative, allowed {threshold:g}); "
+                "the conversion is wrong for this model, please report it."
+            )
+        results.append(result)
+    return results
+
+
+def check_package_io(path: Path, spec: ComponentSpec) -> None:
+    """The saved package must declare exactly the manifest's inputs and outputs (names, shapes, dtypes)."""
+    inputs, outputs = read_package_io(path)
+    for kind, declared, expected in (("inputs", inputs, spec.inputs), ("outputs", outputs, spec.outputs)):
+        if list(declared) != list(expected):
+            have = ", ".join(s.describe() for s in declared)
+            want = ", ".join(s.describe() for s in expected)
+            raise ConversionError(f"{path.name} declares {kind} [{have}] but the manifest says [{want}].")
+
+
+def coreml_available() -> bool:
+    return sys.platform == "darwin"
+
+
+def check_coreml_vs_torch(component: str, package: Path, input_specs: Sequence[TensorSpec],
+                          output_names: Sequence[str], inputs: Sequence[torch.Tensor],
+                          reference: Sequence[torch.Tensor],
+                          load: Callable[[Path], object] | None = None) -> list[ParityResult]:
+    """Core ML prediction vs PyTorch: PSNR ≥ MIN_PSNR_DB per output (macOS; ``load`` for tests)."""
+    if load is None:
+        ct = import_coremltools()
+        load = lambda p: ct.models.MLModel(str(p), compute_units=ct.ComputeUnit.CPU_AND_NE)  # noqa: E731
+    model = load(package)
+    feed = {s.name: x.detach().numpy().astype(np.float32) for s, x in zip(input_specs, inputs, strict=True)}
+    out = model.predict(feed)
+    results = []
+    for name, ref in zip(output_names, reference, strict=True):
+        value = psnr(out[name], ref.detach().numpy())
+        result = ParityResult("coreml_vs_torch", name, "psnr_db", value, MIN_PSNR_DB)
+        if not result.passed:
+            raise ParityError(
+                f"{component}.{name}: Core ML output is {value:.1f} dB PSNR from PyTorch (needs ≥ {MIN_PSNR_DB:g} dB); "
+                "try --attention original, or no --palettize."
+            )
+        results.append(result)
+    return results

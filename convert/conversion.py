@@ -9,6 +9,7 @@ ever looks like a model (and a folder without a manifest is refused by the backe
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import platform
 import shutil
@@ -124,6 +125,8 @@ def _convert_into(work: Path, source, options: ConvertOptions, ct_version: str, 
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         notes=tuple(notes),
     )
+    # The app's recommendations file: the one size this conversion runs at (also for non-square sizes).
+    (work / "lcm_desktop.json").write_text(json.dumps({"width": width, "height": height}) + "\n", encoding="utf-8")
     save_manifest(manifest, work)
     return manifest
 

@@ -1,0 +1,356 @@
+"""Core ML components: a converted folder (``python -m convert``) behind the loop's Protocols.
+
+    components = load_coreml_components(folder, compute_units="CPU_AND_NE", cache_dir=paths.cache)
+    engine = Engine(loader=lambda: components)   # the same sampler loop as the PyTorch backend
+
+Everything the manifest promises is checked at this boundary: each input's shape and dtype
+(a size that was not converted is one clear error), each output's presence and shape.  The
+Mac-only part is a small ``CoreMLRuntime`` (compile a package, load a compiled model); the
+default uses coremltools and exists only on macOS.  Compiled models (``.mlmodelc``) are cached
+under ``cache_dir`` by package hash, so only the first load of a model pays for compilation.
+Tests inject a runtime whose predictors run the same wrappers in PyTorch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from ..core.errors import BackendUnavailableError, InvalidRequestError, ModelCorruptError, ModelFormatError
+from ..core.manifest import (
+    TEXT_ENCODER,
+    TEXT_ENCODER_2,
+    UNET,
+    VAE_DECODER,
+    VAE_ENCODER,
+    ComponentSpec,
+    Manifest,
+    TensorSpec,
+    load_manifest,
+)
+from .components import DenoiserInfo, ModelComponents, PromptEmbedding
+
+log = logging.getLogger(__name__)
+
+COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY")
+_NP_DTYPES = {"float32": np.float32, "float16": np.float16, "int32": np.int32}
+
+
+class Predictor(Protocol):
+    """What ``coremltools.models.MLModel``/``CompiledMLModel`` offer: dict of arrays in, dict of arrays out."""
+
+    def predict(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+class CoreMLRuntime(Protocol):
+    def compile(self, package: Path, destination: Path) -> None:
+        """Compile ``package`` (.mlpackage) into the folder ``destination`` (.mlmodelc)."""
+
+    def load(self, compiled: Path, compute_units: str) -> Predictor:
+        """Load a compiled model for the given compute units."""
+
+
+class CoreMLToolsRuntime:
+    """The real runtime: coremltools on macOS (Core ML itself)."""
+
+    def __init__(self) -> None:
+        if sys.platform != "darwin":
+            raise BackendUnavailableError(
+                f"The Core ML backend needs macOS (Core ML does not exist on {sys.platform}); use the PyTorch backend."
+            )
+        try:
+            import coremltools
+        except ImportError as exc:
+            raise BackendUnavailableError(
+                "The Core ML backend needs coremltools; install it with pip install 'lcm-desktop[coreml]'."
+            ) from exc
+        self.ct = coremltools
+
+    def compile(self, package: Path, destination: Path) -> None:
+        compiled = self.ct.utils.compile_model(str(package), str(destination))
+        if Path(compiled) != destination:
+            shutil.move(str(compiled), destination)
+
+    def load(self, compiled: Path, compute_units: str) -> Predictor:
+        return self.ct.models.CompiledMLModel(str(compiled), compute_units=self.ct.ComputeUnit[compute_units])
+
+
+class CompiledModelCache:
+    """``cache_dir/coreml/<package hash>/<Name>.mlmodelc``: compiled once, reused by every later load."""
+
+    def __init__(self, cache_dir: Path, runtime: CoreMLRuntime):
+        self.root = Path(cache_dir) / "coreml"
+        self.runtime = runtime
+
+    def compiled_path(self, folder: Path, spec: ComponentSpec) -> Path:
+        package = folder / spec.file
+        if package.suffix == ".mlmodelc":  # already compiled (Apple's Resources layout)
+            return package
+        key = spec.sha256[:32] if spec.sha256 else _stat_key(package)
+        target = self.root / key / f"{spec.name}.mlmodelc"
+        if target.exists():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{spec.name}.", suffix=".compiling", dir=target.parent))
+        try:
+            log.info("compiling %s (first load only)", package)
+            self.runtime.compile(package, work / target.name)
+            if not target.exists():
+                (work / target.name).rename(target)
+        except BackendUnavailableError:
+            raise
+        except Exception as exc:  # Core ML raises its own types; any of them means "cannot compile"
+            raise ModelCorruptError(f"Core ML could not compile {package.name} ({exc}); convert the model again.") from exc
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return target
+
+
+def _stat_key(path: Path) -> str:
+    stat = path.stat()
+    return hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:32]
+
+
+class CoreMLModel:
+    """One component: checks inputs against the manifest, predicts, checks outputs."""
+
+    def __init__(self, spec: ComponentSpec, predictor: Predictor):
+        self.spec = spec
+        self.predictor = predictor
+        self.calls = 0
+
+    def __call__(self, **inputs: torch.Tensor | np.ndarray) -> dict[str, torch.Tensor]:
+        feed = {}
+        for tensor_spec in self.spec.inputs:
+            if tensor_spec.name not in inputs:
+                raise InvalidRequestError(f"{self.spec.name}.{tensor_spec.name}", None, f"a {tensor_spec.describe()} input")
+            feed[tensor_spec.name] = _to_array(self.spec.name, tensor_spec, inputs[tensor_spec.name])
+        extra = set(inputs) - {s.name for s in self.spec.inputs}
+        if extra:
+            raise InvalidRequestError(f"{self.spec.name} inputs", sorted(extra), f"only {[s.name for s in self.spec.inputs]}")
+        self.calls += 1
+        out = self.predictor.predict(feed)
+        result = {}
+        for tensor_spec in self.spec.outputs:
+            if tensor_spec.name not in out:
+                raise ModelFormatError(
+                    f"{self.spec.name} returned no '{tensor_spec.name}' (got {sorted(out)}); the model folder does not "
+                    "match its manifest: convert it again."
+                )
+            array = np.asarray(out[tensor_spec.name])
+            if tuple(array.shape) != tensor_spec.shape:
+                raise ModelFormatError(
+                    f"{self.spec.name}.{tensor_spec.name} has shape {tuple(array.shape)}, the manifest says "
+                    f"{tensor_spec.shape}; convert the model again."
+                )
+            result[tensor_spec.name] = torch.from_numpy(array.astype(np.float32, copy=False))
+        return result
+
+
+def _to_array(component: str, spec: TensorSpec, value: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().to("cpu", torch.float32 if value.is_floating_point() else value.dtype).numpy()
+    array = np.asarray(value)
+    if tuple(array.shape) != spec.shape:
+        raise InvalidRequestError(
+            f"{component}.{spec.name}", f"shape {tuple(array.shape)}",
+            f"shape {spec.shape}, what this Core ML model was converted for",
+        )
+    if array.dtype.kind not in "fiu":  # bool/complex/object: never meant for this input
+        raise InvalidRequestError(f"{component}.{spec.name}", f"dtype {array.dtype}", f"{spec.dtype}")
+    return array.astype(_NP_DTYPES[spec.dtype], copy=False)
+
+
+class CoreMLTextEncoder:
+    """One or two CLIP encoders (SDXL: penultimate states concatenated, pooled from the second)."""
+
+    def __init__(self, pairs: list[tuple[object, CoreMLModel]]):
+        self.pairs = pairs
+        self.calls = 0
+
+    def encode(self, prompt: str) -> PromptEmbedding:
+        self.calls += 1
+        hidden, pooled = [], None
+        for tokenizer, model in self.pairs:
+            length = model.spec.inputs[0].shape[-1]
+            ids = tokenizer([prompt], padding="max_length", max_length=length, truncation=True,
+                            return_tensors="np").input_ids
+            out = model(input_ids=ids.astype(np.float32))
+            states = out.get("last_hidden_state", out.get("hidden_embeds"))
+            hidden.append(states)
+            pooled = out["pooled_outputs"]
+        states = torch.cat(hidden, dim=-1) if len(hidden) > 1 else hidden[0]
+        return PromptEmbedding(states, pooled if len(self.pairs) > 1 else None)
+
+
+class CoreMLDenoiser:
+    """The UNet; runs a batch larger than the converted one row-block by row-block (e.g. CFG on a B=1 UNet)."""
+
+    def __init__(self, model: CoreMLModel, manifest: Manifest):
+        self.model = model
+        self.device = torch.device("cpu")
+        self.dtype = torch.float32
+        spec = model.spec
+        b, c, h, w = spec.input("sample").shape
+        self.batch = b
+        cond = spec.input("timestep_cond")
+        self.layout_4d = len(spec.input("encoder_hidden_states").shape) == 4
+        self.info = DenoiserInfo(
+            in_channels=c,
+            sample_size=h if h == w else manifest.sample_size,
+            time_cond_proj_dim=cond.shape[1] if cond is not None else None,
+            addition_time_embed=spec.input("text_embeds") is not None,
+            fixed_shape=(b, c, h, w),
+        )
+        self.scale_factor = manifest.vae_scale_factor
+
+    @property
+    def calls(self) -> int:
+        return self.model.calls
+
+    def __call__(self, sample, timestep, encoder_hidden_states, *, timestep_cond=None, text_embeds=None,
+                 time_ids=None) -> torch.Tensor:
+        _, c, h, w = self.info.fixed_shape
+        rows = sample.shape[0]
+        if tuple(sample.shape[1:]) != (c, h, w):
+            got = f"{sample.shape[-1] * self.scale_factor}x{sample.shape[-2] * self.scale_factor}"
+            raise InvalidRequestError(
+                "size", got, f"{w * self.scale_factor}x{h * self.scale_factor}, the size this Core ML model was "
+                "converted for (convert it again with --size to use another)",
+            )
+        if rows % self.batch:
+            raise InvalidRequestError("batch", rows, f"a multiple of {self.batch}, the Core ML UNet's batch size")
+        wants_cond = self.info.time_cond_proj_dim is not None
+        if wants_cond != (timestep_cond is not None):
+            needs = "needs" if wants_cond else "has no"
+            raise InvalidRequestError("timestep_cond", None if timestep_cond is None else "a tensor",
+                                      f"given exactly when the model has a guidance embedding (this one {needs} one)")
+        timestep = torch.as_tensor(timestep, dtype=torch.float32).reshape(-1).expand(rows)
+        hidden = encoder_hidden_states
+        if self.layout_4d and hidden.ndim == 3:
+            hidden = hidden.transpose(1, 2).unsqueeze(2)  # (B, 77, D) → Apple's (B, D, 1, 77)
+        outputs = []
+        for start in range(0, rows, self.batch):
+            block = slice(start, start + self.batch)
+            feed = {"sample": sample[block], "timestep": timestep[block], "encoder_hidden_states": hidden[block]}
+            if wants_cond:
+                feed["timestep_cond"] = timestep_cond[block]
+            if self.info.addition_time_embed:
+                if text_embeds is None or time_ids is None:
+                    raise InvalidRequestError("text_embeds", None, "given (with time_ids) for an SDXL-class UNet")
+                feed["text_embeds"], feed["time_ids"] = text_embeds[block], time_ids[block]
+            outputs.append(self.model(**feed)["noise_pred"])
+        return torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+
+
+class CoreMLDecoder:
+    """VAEDecoder: scaled latents → images in [-1, 1] (one row per call, as converted)."""
+
+    def __init__(self, model: CoreMLModel, manifest: Manifest):
+        self.model = model
+        self.scale_factor = manifest.vae_scale_factor
+        self.scaling_factor = manifest.vae_scaling_factor
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        z = latents.detach().float().cpu() / self.scaling_factor
+        return torch.cat([self.model(z=z[i : i + 1])["image"] for i in range(z.shape[0])])
+
+
+class CoreMLImageEncoder:
+    """VAEEncoder: images in [-1, 1] → scaled latents (the posterior's mean, as the PyTorch backend's ``mode()``)."""
+
+    def __init__(self, model: CoreMLModel, manifest: Manifest):
+        self.model = model
+        self.scaling_factor = manifest.vae_scaling_factor
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.detach().float().cpu()
+        moments = torch.cat([self.model(x=x[i : i + 1])["latent"] for i in range(x.shape[0])])
+        mean = moments[:, : moments.shape[1] // 2]
+        return mean * self.scaling_factor
+
+
+def load_coreml_components(
+    folder: Path | str,
+    *,
+    compute_units: str = "ALL",
+    cache_dir: Path | str,
+    runtime: CoreMLRuntime | None = None,
+) -> ModelComponents:
+    """Load a converted Core ML folder into the loop's components.
+
+    ``compute_units``: ALL, CPU_AND_NE (Neural Engine), CPU_AND_GPU or CPU_ONLY.  ``cache_dir``:
+    where compiled models are kept (the app's cache folder).  ``runtime``: Core ML itself by
+    default (macOS only: BackendUnavailableError elsewhere).
+    """
+    folder = Path(folder).expanduser()
+    if compute_units not in COMPUTE_UNITS:
+        raise InvalidRequestError("compute_units", compute_units, f"one of {', '.join(COMPUTE_UNITS)}")
+    if not folder.is_dir():
+        raise ModelFormatError(f"{folder} is not a folder; pass a Core ML model folder made by `python -m convert`.")
+    manifest = load_manifest(folder)
+    for name in (TEXT_ENCODER, UNET, VAE_DECODER):
+        manifest.require(name)
+    if manifest.family == "sdxl":
+        manifest.require(TEXT_ENCODER_2)
+    runtime = runtime if runtime is not None else CoreMLToolsRuntime()
+    cache = CompiledModelCache(Path(cache_dir), runtime)
+
+    def model(name: str) -> CoreMLModel:
+        spec = manifest.require(name)
+        return CoreMLModel(spec, runtime.load(cache.compiled_path(folder, spec), compute_units))
+
+    tokenizers = _load_tokenizers(folder, manifest)
+    encoders = [TEXT_ENCODER, TEXT_ENCODER_2] if manifest.family == "sdxl" else [TEXT_ENCODER]
+    pairs = [(tok, model(name)) for tok, name in zip(tokenizers, encoders)]
+    image_encoder = CoreMLImageEncoder(model(VAE_ENCODER), manifest) if manifest.component(VAE_ENCODER) else None
+    components = ModelComponents(
+        name=manifest.name,
+        family=manifest.family,  # type: ignore[arg-type]
+        text_encoder=CoreMLTextEncoder(pairs),
+        denoiser=CoreMLDenoiser(model(UNET), manifest),
+        decoder=CoreMLDecoder(model(VAE_DECODER), manifest),
+        image_encoder=image_encoder,
+        scheduler_config=_scheduler_config(folder / manifest.scheduler_config),
+        force_zeros_for_empty_prompt=manifest.force_zeros_for_empty_prompt,
+        backend=f"coreml:{compute_units}",
+        extras={"folder": str(folder), "manifest": manifest, "compute_units": compute_units},
+    )
+    return components
+
+
+def _load_tokenizers(folder: Path, manifest: Manifest) -> list:
+    """The transformers tokenizer folders the converter copied, else Apple's vocab.json + merges.txt."""
+    from transformers import CLIPTokenizer
+
+    wanted = 2 if manifest.family == "sdxl" else 1
+    tokenizers = []
+    try:
+        for name in manifest.tokenizers[:wanted]:
+            tokenizers.append(CLIPTokenizer.from_pretrained(folder / name, local_files_only=True))
+        if not tokenizers:
+            vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+            lines = (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
+            merges = [tuple(line.split()) for line in lines if line.strip() and not line.startswith("#version")]
+            tokenizers.append(CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77))
+    except (OSError, ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise ModelCorruptError(f"The tokenizer in {folder} could not be loaded ({exc}); convert the model again.") from exc
+    while len(tokenizers) < wanted:  # SDXL with one tokenizer folder: both encoders share its vocabulary
+        tokenizers.append(tokenizers[0])
+    return tokenizers
+
+
+def _scheduler_config(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelCorruptError(f"{path} cannot be read ({exc}); convert the model again.") from exc

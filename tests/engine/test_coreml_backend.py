@@ -1,0 +1,280 @@
+"""The Core ML backend's logic, off a Mac: a substitute runtime stands in for Core ML.
+
+Its predictors have ``MLModel.predict``'s dict-in/dict-out API and run the very wrappers the
+converter captured, in fp16 (as Core ML computes), so the backend's plumbing — manifest, input
+checks, layouts, scaling, batching, tokenizer, compiled-model cache — is tested end to end
+against the PyTorch backend.  Real Core ML runs are marked ``macos``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lcm_desktop.core.errors import BackendUnavailableError, InvalidRequestError, ModelFormatError
+from lcm_desktop.core.request import GenerationRequest
+from lcm_desktop.engine.components import Decoder, Denoiser, ImageEncoder, TextEncoder
+from lcm_desktop.engine.coreml_backend import CoreMLToolsRuntime, load_coreml_components
+
+
+def _converted(tmp_path_factory, source: Path, **options) -> Path:
+    """Same key and place as tests/convert/conftest.py's ``converted``: one conversion per session."""
+    from convert.conversion import run
+    from convert.options import ConvertOptions
+
+    key = hashlib.sha256(repr((str(source), sorted(options.items()))).encode()).hexdigest()[:12]
+    out = tmp_path_factory.getbasetemp() / "coreml-conversions" / f"{Path(source).name}-{key}"
+    if not (out / "manifest.json").is_file():
+        run(ConvertOptions(source=source, out=out, **options))
+    return out
+
+
+class TorchPredictor:
+    """``MLModel.predict`` stand-in: named float32 arrays in → the wrapper in fp16 → named float32 arrays out."""
+
+    def __init__(self, wrapper: torch.nn.Module):
+        self.module = copy.deepcopy(wrapper).half().eval()
+        self.input_names, self.output_names = wrapper.input_names, wrapper.output_names
+
+    def predict(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        assert all(isinstance(v, np.ndarray) and v.dtype == np.float32 for v in data.values())
+        with torch.no_grad():
+            out = self.module(*(torch.from_numpy(data[n]).half() for n in self.input_names))
+        out = out if isinstance(out, tuple) else (out,)
+        return {n: y.float().numpy() for n, y in zip(self.output_names, out, strict=True)}
+
+
+class SubstituteRuntime:
+    """Compiles by writing a marker folder (counted) and loads a TorchPredictor for the compiled model's name."""
+
+    def __init__(self, wrappers: dict[str, torch.nn.Module]):
+        self.wrappers = wrappers
+        self.compiled: list[str] = []
+        self.loaded: list[tuple[str, str]] = []
+
+    def compile(self, package: Path, destination: Path) -> None:
+        assert package.suffix == ".mlpackage" and (package / "Manifest.json").is_file()
+        destination.mkdir()
+        (destination / "source").write_text(str(package))
+        self.compiled.append(package.stem)
+
+    def load(self, compiled: Path, compute_units: str):
+        assert compiled.suffix == ".mlmodelc" and (compiled / "source").is_file()
+        self.loaded.append((compiled.stem, compute_units))
+        return TorchPredictor(self.wrappers[compiled.stem])
+
+
+def _wrappers(folder: Path):
+    from convert.components import build_wrappers
+    from convert.options import ConvertOptions
+    from lcm_desktop.core.manifest import load_manifest
+
+    m = load_manifest(folder)
+    comps = {"TextEncoder": "text_encoder", "Unet": "unet", "VAEDecoder": "vae_decoder", "VAEEncoder": "vae_encoder"}
+    options = ConvertOptions(source=Path(m.source.path), out=folder, attention=m.attention,
+                             components=tuple(comps[c.name] for c in m.components if c.name in comps))
+    return build_wrappers(options)
+
+
+@pytest.fixture(scope="module")
+def coreml_lcm(tmp_path_factory, tiny_lcm) -> Path:
+    return _converted(tmp_path_factory, tiny_lcm)
+
+
+@pytest.fixture(scope="module")
+def lcm_wrappers(coreml_lcm):
+    return _wrappers(coreml_lcm)
+
+
+@pytest.fixture()
+def coreml(coreml_lcm, lcm_wrappers, tmp_path):
+    runtime = SubstituteRuntime(lcm_wrappers)
+    comps = load_coreml_components(coreml_lcm, compute_units="CPU_AND_NE", cache_dir=tmp_path / "cache", runtime=runtime)
+    return comps, runtime
+
+
+@pytest.fixture(scope="module")
+def torch_lcm(tiny_lcm):
+    from lcm_desktop.engine.torch_backend import load_torch_components
+
+    return load_torch_components(tiny_lcm, device="cpu", dtype="float32")
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.double() - b.double()).norm() / b.double().norm()).item()
+
+
+# fp16 compute against fp32: unit roundoff 2^-11 ≈ 4.9e-4 accumulating over a few dozen ops gives
+# ~1e-3 relative here; 1e-2 leaves room for that and is still far below any plumbing mistake (≥ 0.1).
+FP16_REL = 1e-2
+
+
+def test_components_follow_the_engine_protocols(coreml):
+    comps, runtime = coreml
+    assert isinstance(comps.text_encoder, TextEncoder) and isinstance(comps.denoiser, Denoiser)
+    assert isinstance(comps.decoder, Decoder) and isinstance(comps.image_encoder, ImageEncoder)
+    assert comps.backend == "coreml:CPU_AND_NE" and comps.family == "sd"
+    info = comps.denoiser.info
+    assert (info.in_channels, info.time_cond_proj_dim, info.addition_time_embed, info.fixed_shape) == (4, 32, False, (1, 4, 8, 8))
+    assert comps.native_size == (64, 64) and comps.scheduler_config["_class_name"] == "LCMScheduler"
+    assert sorted(runtime.loaded) == sorted((n, "CPU_AND_NE") for n in ("TextEncoder", "Unet", "VAEDecoder", "VAEEncoder"))
+
+
+def test_text_encoder_matches_torch(coreml, torch_lcm):
+    comps, _ = coreml
+    ours = comps.text_encoder.encode("a red cat on the moon")
+    ref = torch_lcm.text_encoder.encode("a red cat on the moon")
+    assert ours.hidden_states.shape == ref.hidden_states.shape == (1, 77, 32) and ours.pooled is None
+    assert _rel(ours.hidden_states, ref.hidden_states) < FP16_REL
+    other = comps.text_encoder.encode("a blue dog")
+    assert _rel(other.hidden_states, ref.hidden_states) > 10 * FP16_REL  # the prompt really matters
+
+
+def test_denoiser_matches_torch_and_splits_larger_batches(coreml, torch_lcm):
+    comps, _ = coreml
+    g = torch.Generator().manual_seed(3)
+    sample = torch.randn(2, 4, 8, 8, generator=g)
+    hidden = torch.randn(2, 77, 32, generator=g)
+    cond = torch.randn(2, 32, generator=g)
+    t = torch.tensor(759)
+    ref = torch_lcm.denoiser(sample, t, hidden, timestep_cond=cond)
+    ours = comps.denoiser(sample, t, hidden, timestep_cond=cond)  # B=2 on a B=1 UNet: two calls
+    assert ours.shape == (2, 4, 8, 8) and ours.dtype == torch.float32
+    assert comps.denoiser.calls == 2
+    assert _rel(ours, ref) < FP16_REL
+    assert _rel(ours[1], ours[0]) > 0.1  # rows were not mixed up or repeated
+
+
+def test_decoder_and_image_encoder_match_torch(coreml, torch_lcm):
+    comps, _ = coreml
+    latents = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(4))
+    ours, ref = comps.decoder.decode(latents), torch_lcm.decoder.decode(latents)
+    assert ours.shape == (2, 3, 64, 64) and comps.decoder.scale_factor == 8
+    assert _rel(ours, ref) < FP16_REL
+    images = ref.clamp(-1, 1)
+    assert _rel(comps.image_encoder.encode(images), torch_lcm.image_encoder.encode(images)) < FP16_REL
+
+
+def test_the_sampler_loop_makes_the_torch_image(coreml, torch_lcm):
+    from lcm_desktop.engine.engine import Engine
+
+    comps, _ = coreml
+    request = GenerationRequest("a red circle on a blue background", steps=2, seed=7)
+    ours = Engine(loader=lambda: comps).generate(request)
+    ref = Engine(loader=lambda: torch_lcm).generate(request)
+    assert ours.backend == "coreml:CPU_AND_NE" and ours.denoiser_calls == 2
+    a = np.asarray(ours.images[0], dtype=np.float64)
+    b = np.asarray(ref.images[0], dtype=np.float64)
+    assert a.shape == b.shape == (64, 64, 3)
+    assert np.abs(a - b).mean() < 1.0 and np.abs(a - b).max() <= 8  # 8-bit levels
+    other = Engine(loader=lambda: comps).generate(GenerationRequest("a red circle on a blue background", steps=2, seed=8))
+    assert np.abs(np.asarray(other.images[0], dtype=np.float64) - b).mean() > 5  # the seed matters
+
+
+def test_only_the_first_load_compiles(coreml_lcm, lcm_wrappers, tmp_path):
+    runtime = SubstituteRuntime(lcm_wrappers)
+    cache = tmp_path / "cache"
+    load_coreml_components(coreml_lcm, cache_dir=cache, runtime=runtime)
+    assert sorted(runtime.compiled) == ["TextEncoder", "Unet", "VAEDecoder", "VAEEncoder"]
+    load_coreml_components(coreml_lcm, compute_units="CPU_ONLY", cache_dir=cache, runtime=runtime)
+    assert len(runtime.compiled) == 4, "the second load reuses the compiled models"
+    assert len(list((cache / "coreml").glob("*/*.mlmodelc"))) == 4
+    assert not list((cache / "coreml").glob("*/.*")), "no half-compiled leftovers"
+    load_coreml_components(coreml_lcm, cache_dir=tmp_path / "other-cache", runtime=runtime)
+    assert len(runtime.compiled) == 8
+
+
+def test_a_size_that_was_not_converted_is_a_clear_error(coreml):
+    from lcm_desktop.engine.engine import Engine
+
+    comps, _ = coreml
+    with pytest.raises(InvalidRequestError, match="64x64.*--size"):
+        Engine(loader=lambda: comps).generate(GenerationRequest("a cat", steps=1, width=128, height=128))
+    with pytest.raises(InvalidRequestError, match="64x64.*--size"):
+        comps.denoiser(torch.zeros(1, 4, 16, 16), torch.tensor(999), torch.zeros(1, 77, 32), timestep_cond=torch.zeros(1, 32))
+
+
+def test_wrong_inputs_are_clear_errors(coreml):
+    comps, _ = coreml
+    den = comps.denoiser
+    with pytest.raises(InvalidRequestError, match="timestep_cond"):
+        den(torch.zeros(1, 4, 8, 8), torch.tensor(999), torch.zeros(1, 77, 32))
+    with pytest.raises(InvalidRequestError, match=r"Unet.encoder_hidden_states.*\(1, 32, 1, 77\)"):
+        den(torch.zeros(1, 4, 8, 8), torch.tensor(999), torch.zeros(1, 77, 48), timestep_cond=torch.zeros(1, 32))
+    with pytest.raises(InvalidRequestError, match="dtype bool"):
+        den.model(sample=torch.zeros(1, 4, 8, 8, dtype=torch.bool), timestep=torch.zeros(1),
+                  encoder_hidden_states=torch.zeros(1, 32, 1, 77), timestep_cond=torch.zeros(1, 32))
+    with pytest.raises(InvalidRequestError, match="VAEDecoder.z"):
+        comps.decoder.decode(torch.zeros(1, 4, 9, 8))
+
+
+def test_a_predictor_that_breaks_the_manifest_is_a_clear_error(coreml_lcm, lcm_wrappers, tmp_path):
+    class Broken(SubstituteRuntime):
+        def load(self, compiled, compute_units):
+            inner = super().load(compiled, compute_units)
+            return type("P", (), {"predict": lambda _, d: {k + "_x": v for k, v in inner.predict(d).items()}})()
+
+    comps = load_coreml_components(coreml_lcm, cache_dir=tmp_path, runtime=Broken(lcm_wrappers))
+    with pytest.raises(ModelFormatError, match="returned no 'image'"):
+        comps.decoder.decode(torch.zeros(1, 4, 8, 8))
+
+
+def test_folder_and_option_errors(coreml_lcm, lcm_wrappers, tmp_path):
+    runtime = SubstituteRuntime(lcm_wrappers)
+    with pytest.raises(InvalidRequestError, match="compute_units"):
+        load_coreml_components(coreml_lcm, compute_units="NE_ONLY", cache_dir=tmp_path, runtime=runtime)
+    with pytest.raises(ModelFormatError, match="no manifest.json"):
+        load_coreml_components(tmp_path, cache_dir=tmp_path, runtime=runtime)
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(coreml_lcm, broken)
+    shutil.rmtree(broken / "Unet.mlpackage")
+    with pytest.raises(ModelFormatError, match="Unet.mlpackage is missing"):
+        load_coreml_components(broken, cache_dir=tmp_path, runtime=runtime)
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="Core ML exists on macOS")
+def test_default_runtime_off_a_mac_says_so(coreml_lcm, tmp_path):
+    with pytest.raises(BackendUnavailableError, match="needs macOS"):
+        CoreMLToolsRuntime()
+    with pytest.raises(BackendUnavailableError, match="PyTorch backend"):
+        load_coreml_components(coreml_lcm, cache_dir=tmp_path)
+
+
+def test_sdxl_components_match_torch(tmp_path_factory, tiny_sdxl, tmp_path):
+    from lcm_desktop.engine.torch_backend import load_torch_components
+
+    folder = _converted(tmp_path_factory, tiny_sdxl, components=("text_encoder", "unet", "vae_decoder"))
+    comps = load_coreml_components(folder, cache_dir=tmp_path, runtime=SubstituteRuntime(_wrappers(folder)))
+    ref = load_torch_components(tiny_sdxl, device="cpu", dtype="float32")
+    assert comps.family == "sdxl" and comps.denoiser.info.addition_time_embed and comps.image_encoder is None
+    ours, theirs = comps.text_encoder.encode("a dog"), ref.text_encoder.encode("a dog")
+    assert ours.hidden_states.shape == theirs.hidden_states.shape == (1, 77, 64)
+    assert _rel(ours.hidden_states, theirs.hidden_states) < FP16_REL and _rel(ours.pooled, theirs.pooled) < FP16_REL
+    g = torch.Generator().manual_seed(5)
+    args = (torch.randn(1, 4, 8, 8, generator=g), torch.tensor(499), theirs.hidden_states)
+    kwargs = {"text_embeds": theirs.pooled, "time_ids": torch.tensor([[64.0, 64, 0, 0, 64, 64]])}
+    assert _rel(comps.denoiser(*args, **kwargs), ref.denoiser(*args, **kwargs)) < FP16_REL
+
+
+@pytest.mark.macos
+def test_real_core_ml_matches_torch(coreml_lcm, torch_lcm, tmp_path):
+    """On a Mac: the real runtime (compiled into the cache) against PyTorch, PSNR ≥ 35 dB on the image."""
+    from convert.validate import psnr
+
+    comps = load_coreml_components(coreml_lcm, compute_units="CPU_ONLY", cache_dir=tmp_path)
+    latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(4))
+    assert psnr(comps.decoder.decode(latents).numpy(), torch_lcm.decoder.decode(latents).numpy()) >= 35
+    request = GenerationRequest("a red circle", steps=2, seed=7)
+    from lcm_desktop.engine.engine import Engine
+
+    ours = np.asarray(Engine(loader=lambda: comps).generate(request).images[0], dtype=np.float64)
+    ref = np.asarray(Engine(loader=lambda: torch_lcm).generate(request).images[0], dtype=np.float64)
+    assert psnr(ours, ref) >= 35

@@ -28,10 +28,10 @@ test-slow: venv
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m slow
 
 run: venv
-	$(BIN)/lcm-desktop run-default
+	$(BIN)/lcm-desktop generate "a large red circle on a blue background, top left"
 
 bench: venv
-	$(BIN)/python benchmarks/bench_engine.py
+	$(BIN)/python benchmarks/bench_engine.py --markdown docs/PERFORMANCE.md
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache

@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command")
 
+    gui = sub.add_parser("gui", help="open the app (the default with no command)")
+    gui.add_argument("--model", help="diffusers model folder to open")
+
     gen = sub.add_parser("generate", help="make images from a prompt and save them as PNGs")
     gen.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT, help="what to draw")
     gen.add_argument("--model", help="diffusers model folder (default: the built-in demo model)")
@@ -52,10 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
-    if args.command is None:
-        parser.print_help()
-        return 0
     try:
+        if args.command in (None, "gui"):
+            from .gui.app import main as gui_main
+
+            return gui_main(getattr(args, "model", None))
         if args.command == "generate":
             return _generate(args)
     except GenerationCancelled:

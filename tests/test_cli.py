@@ -94,6 +94,8 @@ def test_unwritable_output_is_a_clear_error(tiny_lcm, tmp_path, capsys):
     assert code == 2 and "output folder" in err
 
 
-def test_no_command_prints_help(capsys):
-    code, out, _ = _run(capsys)
-    assert code == 0 and "generate" in out
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0 and "generate" in out and "gui" in out

@@ -126,3 +126,43 @@ def model_hash(model: ModelFolder) -> str:
                 (length,) = struct.unpack("<Q", handle.read(8))
                 digest.update(comp.encode() + handle.read(length) + str(file.stat().st_size).encode())
     return digest.hexdigest()[:10]
+
+
+RECOMMENDATIONS_FILE = "lcm_desktop.json"  # optional: {"steps", "guidance_scale", "width", "height"}
+DEFAULT_LCM_GUIDANCE = 8.5  # LatentConsistencyModelPipeline's default
+DEFAULT_PLAIN_GUIDANCE = 1.0  # plain UNet + LCM-LoRA: 1–2 recommended; 1 = no CFG batch
+
+
+def recommended_settings(path: Path | str) -> dict:
+    """Native size, default steps/guidance and capabilities of a model folder, from its JSON configs alone.
+
+    Cheap (no torch), so the window can show a model's defaults before anything is loaded.
+    """
+    path = Path(path)
+
+    def config(name: str) -> dict:
+        try:
+            return json.loads((path / name / "config.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    unet, vae = config("unet"), config("vae")
+    sample = unet.get("sample_size", 64)
+    sample = sample[0] if isinstance(sample, list) else sample
+    blocks = vae.get("block_out_channels", [0, 0, 0, 0])
+    side = int(sample) * 2 ** (len(blocks) - 1)
+    guided = unet.get("time_cond_proj_dim") is not None
+    settings = {
+        "steps": 4,
+        "guidance_scale": DEFAULT_LCM_GUIDANCE if guided else DEFAULT_PLAIN_GUIDANCE,
+        "width": side,
+        "height": side,
+        "cfg_capable": not guided,
+        "sdxl": (path / "text_encoder_2").is_dir(),
+    }
+    try:
+        extra = json.loads((path / RECOMMENDATIONS_FILE).read_text(encoding="utf-8"))
+        settings.update({k: v for k, v in extra.items() if k in ("steps", "guidance_scale", "width", "height")})
+    except (OSError, json.JSONDecodeError):
+        pass  # recommendations are a nicety; the defaults above stand
+    return settings

@@ -9,7 +9,6 @@ encoder (live mode edits the seed or steps far more often than the prompt).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import OrderedDict
@@ -20,13 +19,11 @@ from typing import Any
 import torch
 
 from ..core.errors import GenerationCancelled, InvalidRequestError
+from ..core.model_folder import DEFAULT_LCM_GUIDANCE, DEFAULT_PLAIN_GUIDANCE, recommended_settings
 from ..core.request import GenerationRequest, GenerationResult, StepProgress
 from .components import ModelComponents, PromptEmbedding
 from .sampler import sample
 
-RECOMMENDATIONS_FILE = "lcm_desktop.json"  # optional, in a model folder: {"steps", "guidance_scale", "width", "height"}
-DEFAULT_LCM_GUIDANCE = 8.5  # LatentConsistencyModelPipeline's default
-DEFAULT_PLAIN_GUIDANCE = 1.0  # LCM-LoRA: 1–2 recommended; 1 = no CFG batch
 
 
 class Engine:
@@ -80,24 +77,15 @@ class Engine:
 
     # -- defaults ----------------------------------------------------------------------------
     def recommendations(self) -> dict[str, Any]:
-        """The model's recommended steps/guidance/size (from ``lcm_desktop.json`` when the folder has one)."""
+        """The model's recommended steps/guidance/size (``lcm_desktop.json`` in its folder can refine them)."""
         comps = self.components
+        folder = comps.extras.get("folder")
+        if folder:
+            return recommended_settings(folder)
         width, height = comps.native_size
         guided = comps.denoiser.info.time_cond_proj_dim is not None
-        rec: dict[str, Any] = {
-            "steps": 4,
-            "guidance_scale": DEFAULT_LCM_GUIDANCE if guided else DEFAULT_PLAIN_GUIDANCE,
-            "width": width,
-            "height": height,
-        }
-        folder = comps.extras.get("folder")
-        if folder and (Path(folder) / RECOMMENDATIONS_FILE).is_file():
-            try:
-                extra = json.loads((Path(folder) / RECOMMENDATIONS_FILE).read_text(encoding="utf-8"))
-                rec.update({k: v for k, v in extra.items() if k in rec})
-            except (OSError, json.JSONDecodeError):
-                pass  # recommendations are a nicety; the defaults above stand
-        return rec
+        return {"steps": 4, "guidance_scale": DEFAULT_LCM_GUIDANCE if guided else DEFAULT_PLAIN_GUIDANCE,
+                "width": width, "height": height}
 
     def resolve(self, request: GenerationRequest) -> GenerationRequest:
         rec = self.recommendations()

@@ -157,13 +157,40 @@ def load_torch_components(
     model = inspect_model_folder(folder)
     dev = select_device(device)
     dt = select_dtype(dev, dtype)
-    sdxl = model.family == "sdxl"
     unet = _load(model, "unet", dev, dt)
     vae = _load(model, "vae", dev, _vae_dtype(model, dt))
     pairs = []
     for tok_name, enc_name in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):
         if enc_name in model.weight_files:
             pairs.append((_load_tokenizer(model, tok_name), _load(model, enc_name, dev, dt)))
+    index = json.loads((model.path / "model_index.json").read_text(encoding="utf-8"))
+    components = components_from_modules(
+        model.name, unet, vae, pairs, _scheduler_config(model),
+        family=model.family, force_zeros_for_empty_prompt=bool(index.get("force_zeros_for_empty_prompt", True)),
+    )
+    components.extras["folder"] = str(model.path)
+    if tiny_decoder is not None:
+        components.tiny_decoder = load_tiny_decoder(tiny_decoder, dev, dt)
+    return components
+
+
+def components_from_modules(
+    name: str,
+    unet: torch.nn.Module,
+    vae: torch.nn.Module,
+    pairs: list,
+    scheduler_config: dict,
+    *,
+    family: str = "sd",
+    force_zeros_for_empty_prompt: bool = True,
+    tiny_decoder: torch.nn.Module | None = None,
+) -> ModelComponents:
+    """Wrap already-built modules (e.g. shared with a diffusers pipeline) as the loop's components.
+
+    ``pairs`` is ``[(tokenizer, text_encoder), …]``: one for SD-class, two for SDXL-class models.
+    """
+    param = next(unet.parameters())
+    dev, dt = param.device, param.dtype
     cfg = unet.config
     info = DenoiserInfo(
         in_channels=cfg.in_channels,
@@ -171,22 +198,18 @@ def load_torch_components(
         time_cond_proj_dim=cfg.time_cond_proj_dim,
         addition_time_embed=cfg.addition_embed_type == "text_time",
     )
-    index = json.loads((model.path / "model_index.json").read_text(encoding="utf-8"))
-    components = ModelComponents(
-        name=model.name,
-        family=model.family,  # type: ignore[arg-type]
-        text_encoder=TorchTextEncoder(pairs, sdxl, dev),
+    return ModelComponents(
+        name=name,
+        family=family,  # type: ignore[arg-type]
+        text_encoder=TorchTextEncoder(pairs, family == "sdxl", dev),
         denoiser=TorchDenoiser(unet, info, dev, dt),
         decoder=TorchDecoder(vae, dev),
         image_encoder=TorchImageEncoder(vae, dev),
-        scheduler_config=_scheduler_config(model),
-        force_zeros_for_empty_prompt=bool(index.get("force_zeros_for_empty_prompt", True)),
+        scheduler_config=dict(scheduler_config),
+        tiny_decoder=TorchDecoder(tiny_decoder, dev) if tiny_decoder is not None else None,
+        force_zeros_for_empty_prompt=force_zeros_for_empty_prompt,
         backend=f"torch:{dev.type}:{str(dt).removeprefix('torch.')}",
-        extras={"folder": str(model.path)},
     )
-    if tiny_decoder is not None:
-        components.tiny_decoder = load_tiny_decoder(tiny_decoder, dev, dt)
-    return components
 
 
 def load_tiny_decoder(folder: Path | str, device: torch.device, dtype: torch.dtype) -> TorchDecoder:

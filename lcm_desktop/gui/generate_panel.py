@@ -1,0 +1,194 @@
+"""Prompt and parameters → a ``GenerationRequest``; every control keyboard-reachable and named."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton,
+    QSpinBox, QToolButton, QVBoxLayout, QWidget,
+)
+
+from ..core.errors import InvalidRequestError
+from ..core.request import MAX_SEED, GenerationRequest, random_seed
+
+SIZE_PRESETS = [(512, 512), (768, 768), (512, 768), (768, 512)]
+SDXL_PRESETS = [(1024, 1024)]
+
+
+class PromptEdit(QPlainTextEdit):
+    """Multi-line prompt; Ctrl/⌘+Return submits, Tab moves focus on (not a tab character)."""
+
+    submitted = Signal()
+
+    def keyPressEvent(self, event):  # noqa: N802
+        mods = event.modifiers()
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and mods & Qt.KeyboardModifier.ControlModifier:
+            self.submitted.emit()
+            return
+        if event.key() == Qt.Key.Key_Tab and not mods:
+            self.focusNextChild()
+            return
+        super().keyPressEvent(event)
+
+
+class GeneratePanel(QWidget):
+    changed = Signal()  # any parameter edited (live mode listens)
+    generateRequested = Signal()
+    cancelRequested = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("generatePanel")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 12, 12, 12)
+        layout.setSpacing(8)
+
+        self.prompt = PromptEdit()
+        self.prompt.setObjectName("promptEdit")
+        self.prompt.setAccessibleName("Prompt")
+        self.prompt.setPlaceholderText("Describe the image…  (Ctrl+Return to generate)")
+        self.prompt.setTabChangesFocus(True)
+        self.negative = PromptEdit()
+        self.negative.setObjectName("negativePromptEdit")
+        self.negative.setAccessibleName("Negative prompt")
+        self.negative.setPlaceholderText("Negative prompt (models with classifier-free guidance)")
+        self.negative.setTabChangesFocus(True)
+        self.negative.setMaximumHeight(60)
+        layout.addWidget(_label("Prompt", self.prompt))
+        layout.addWidget(self.prompt, 2)
+        layout.addWidget(_label("Negative prompt", self.negative))
+        layout.addWidget(self.negative, 1)
+
+        form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        self.model = _named(QComboBox(), "modelCombo", "Model")
+        self.backend = _named(QComboBox(), "backendCombo", "Backend")
+        self.size = _named(QComboBox(), "sizeCombo", "Size")
+        self.steps = _named(QSpinBox(), "stepsSpin", "Steps")
+        self.steps.setRange(1, 8)
+        self.steps.setValue(4)
+        self.guidance = _named(QDoubleSpinBox(), "guidanceSpin", "Guidance scale")
+        self.guidance.setRange(0.0, 20.0)
+        self.guidance.setSingleStep(0.5)
+        self.guidance.setDecimals(1)
+        self.seed = _named(QSpinBox(), "seedSpin", "Seed")
+        self.seed.setRange(0, min(MAX_SEED, 2**31 - 1))
+        self.seed_lock = _named(QCheckBox("Lock"), "seedLockCheck", "Lock seed")
+        self.seed_lock.setToolTip("Locked: every image uses this seed. Unlocked: a new random seed each time.")
+        self.seed_random = _named(QToolButton(), "seedRandomButton", "New random seed")
+        self.seed_random.setText("🎲")
+        self.seed_random.clicked.connect(lambda: self.seed.setValue(random_seed() % (self.seed.maximum() + 1)))
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.seed_random)
+        seed_row.addWidget(self.seed_lock)
+        self.batch = _named(QSpinBox(), "batchSpin", "Batch count")
+        self.batch.setRange(1, 8)
+        form.addRow("Model", self.model)
+        form.addRow("Backend", self.backend)
+        form.addRow("Size", self.size)
+        form.addRow("Steps", self.steps)
+        form.addRow("Guidance", self.guidance)
+        form.addRow("Seed", seed_row)
+        form.addRow("Batch", self.batch)
+        layout.addLayout(form)
+
+        self.live = _named(QCheckBox("Live — regenerate as you type"), "liveToggle", "Live mode")
+        layout.addWidget(self.live)
+        buttons = QHBoxLayout()
+        self.generate_button = _named(QPushButton("Generate"), "generateButton", "Generate")
+        self.generate_button.setDefault(True)
+        self.generate_button.setToolTip("Generate (Ctrl+Return)")
+        self.cancel_button = _named(QPushButton("Cancel"), "cancelButton", "Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setToolTip("Cancel (Esc)")
+        buttons.addWidget(self.generate_button, 2)
+        buttons.addWidget(self.cancel_button, 1)
+        layout.addLayout(buttons)
+
+        self.generate_button.clicked.connect(self.generateRequested)
+        self.cancel_button.clicked.connect(self.cancelRequested)
+        self.prompt.submitted.connect(self.generateRequested)
+        self.negative.submitted.connect(self.generateRequested)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.cancelRequested.emit)
+        for signal in (self.prompt.textChanged, self.negative.textChanged, self.steps.valueChanged,
+                       self.guidance.valueChanged, self.seed.valueChanged, self.size.currentIndexChanged):
+            signal.connect(self.changed)
+
+    # -- model-dependent defaults --------------------------------------------------------------
+    def set_model_defaults(self, native: tuple[int, int], guidance: float, steps: int, cfg_capable: bool,
+                           sdxl: bool = False) -> None:
+        """Size presets (native first), guidance default, negative prompt enabled only where it works."""
+        current = self.size.currentData()
+        self.size.blockSignals(True)
+        self.size.clear()
+        presets = [tuple(native)] + [p for p in SIZE_PRESETS + (SDXL_PRESETS if sdxl else []) if p != tuple(native)]
+        for w, h in presets:
+            label = f"{w} × {h}" + ("  (native)" if (w, h) == tuple(native) else "")
+            self.size.addItem(label, (w, h))
+        index = self.size.findData(current) if current else 0
+        self.size.setCurrentIndex(max(index, 0))
+        self.size.blockSignals(False)
+        self.guidance.setValue(guidance)
+        self.steps.setValue(min(max(steps, 1), 8))
+        self.negative.setEnabled(cfg_capable)
+        self.negative.setToolTip("" if cfg_capable else "This model has no classifier-free guidance: a negative "
+                                 "prompt has no effect (choose guidance > 1 with an LCM-LoRA model).")
+
+    # -- request -------------------------------------------------------------------------------
+    def request(self) -> GenerationRequest:
+        """The request the controls describe (raises InvalidRequestError naming the field)."""
+        width, height = self.size.currentData() or (None, None)
+        if not self.seed_lock.isChecked():
+            self.seed.blockSignals(True)
+            self.seed.setValue(random_seed() % (self.seed.maximum() + 1))
+            self.seed.blockSignals(False)
+        prompt = self.prompt.toPlainText().strip()
+        if not prompt:
+            raise InvalidRequestError("prompt", "", "some text describing the image")
+        return GenerationRequest(
+            prompt=prompt,
+            negative_prompt=self.negative.toPlainText().strip() if self.negative.isEnabled() else "",
+            steps=self.steps.value(), guidance_scale=round(self.guidance.value(), 2),
+            width=width, height=height, seed=self.seed.value(), batch_size=self.batch.value(),
+        )
+
+    def apply(self, prompt: str | None = None, negative: str | None = None, steps: int | None = None,
+              guidance: float | None = None, seed: int | None = None, size: tuple[int, int] | None = None) -> None:
+        """Restore parameters (drop-in of a PNG, history, settings); unknown values are left alone."""
+        if prompt is not None:
+            self.prompt.setPlainText(prompt)
+        if negative is not None:
+            self.negative.setPlainText(negative)
+        if steps:
+            self.steps.setValue(min(max(steps, 1), 8))
+        if guidance is not None:
+            self.guidance.setValue(guidance)
+        if seed is not None and 0 <= seed <= self.seed.maximum():
+            self.seed.setValue(seed)
+            self.seed_lock.setChecked(True)
+        if size:
+            index = self.size.findData(tuple(size))
+            if index < 0:
+                self.size.addItem(f"{size[0]} × {size[1]}", tuple(size))
+                index = self.size.count() - 1
+            self.size.setCurrentIndex(index)
+
+    def set_busy(self, busy: bool) -> None:
+        self.cancel_button.setEnabled(busy)
+
+
+def _named(widget, name: str, accessible: str):
+    widget.setObjectName(name)
+    widget.setAccessibleName(accessible)
+    return widget
+
+
+def _label(text: str, buddy: QWidget) -> QLabel:
+    label = QLabel(text)
+    label.setBuddy(buddy)
+    font = label.font()
+    font.setBold(True)
+    label.setFont(font)
+    return label

@@ -1,0 +1,463 @@
+"""The main window: layout, menus and wiring between the panel, the engine thread and the views."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QImage, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter,
+    QVBoxLayout, QWidget,
+)
+
+from ..core.errors import LcmError
+from ..core.metadata import ImageParameters, read_png_parameters, save_png
+from ..core.model_folder import recommended_settings
+from ..core.paths import AppPaths, resource_path
+from ..history import History, HistoryEntry
+from .gallery import Gallery
+from .generate_panel import GeneratePanel
+from .image_view import ImageView
+from .workers import EngineThread, Job, JobOutput
+
+log = logging.getLogger(__name__)
+
+BACKENDS = [  # (label, engine device, needs)
+    ("PyTorch · CPU", "cpu", "cpu"),
+    ("PyTorch · CUDA", "cuda", "cuda"),
+    ("PyTorch · MPS (Apple GPU)", "mps", "mps"),
+    ("Core ML · Neural Engine", "coreml-ne", "coreml"),
+    ("Core ML · GPU", "coreml-gpu", "coreml"),
+]
+LIVE_DEBOUNCE_MS = 350
+
+
+def builtin_model() -> Path:
+    return resource_path("models", "lcm-demo")
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, paths: AppPaths, model: Path | None = None, previews: bool = True):
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("LCM Desktop")
+        self.paths = paths.ensure()
+        self.settings = QSettings(str(self.paths.data / "settings.ini"), QSettings.Format.IniFormat)
+        self.history = History(self.paths.data / "history.sqlite3")
+        self.engine = EngineThread(self._save_images, previews=previews)
+        self._job_id: int | None = None
+        self._busy = False
+        self._entries_by_path: dict[str, HistoryEntry] = {}
+
+        self.panel = GeneratePanel()
+        self.view = ImageView()
+        self.progress = QProgressBar()
+        self.progress.setObjectName("progressBar")
+        self.progress.setAccessibleName("Progress")
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("Ready")
+        self.progress.setValue(0)
+        self.gallery = Gallery()
+
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 12, 12, 12)
+        right_layout.addWidget(self.view, 1)
+        right_layout.addWidget(self.progress)
+        right_layout.addWidget(self.gallery)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.panel)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([340, 700])
+        self.setCentralWidget(splitter)
+        self.status_model = QLabel()
+        self.status_time = QLabel()
+        self.statusBar().addPermanentWidget(self.status_model)
+        self.statusBar().addPermanentWidget(self.status_time)
+        self.setAcceptDrops(True)
+        self.resize(1100, 740)
+
+        self._live_timer = QTimer(self, singleShot=True, interval=LIVE_DEBOUNCE_MS)
+        self._live_timer.timeout.connect(self._live_generate)
+        self._build_menus()
+        self._fill_models(model)
+        self._fill_backends(["cpu"])
+        self._wire()
+        self._load_history()
+        self._restore_settings(explicit_model=model is not None)
+
+    # -- construction --------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        def action(menu, text, slot, shortcut=None, name=None):
+            act = QAction(text, self)
+            if shortcut:
+                act.setShortcut(QKeySequence(shortcut))
+            act.triggered.connect(slot)
+            if name:
+                act.setObjectName(name)
+            menu.addAction(act)
+            return act
+
+        file_menu = self.menuBar().addMenu("&File")
+        self.save_action = action(file_menu, "Save As…", self.save_as, QKeySequence.StandardKey.SaveAs, "saveAsAction")
+        self.reveal_action = action(file_menu, "Reveal in Finder" if sys.platform == "darwin" else "Show in Folder",
+                                    self.reveal, "Ctrl+Shift+R", "revealAction")
+        action(file_menu, "Open Model Folder…", self.choose_model_folder, "Ctrl+O")
+        file_menu.addSeparator()
+        action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        self.copy_action = action(edit_menu, "Copy Image", self.copy_image, QKeySequence.StandardKey.Copy, "copyAction")
+        image_menu = self.menuBar().addMenu("&Image")
+        action(image_menu, "Generate", self.generate, "Ctrl+Return")
+        action(image_menu, "Cancel", self.cancel)
+        action(image_menu, "Delete from History", self.delete_selected, QKeySequence.StandardKey.Delete)
+
+    def _fill_models(self, model: Path | None) -> None:
+        combo = self.panel.model
+        combo.blockSignals(True)
+        combo.clear()
+        demo = builtin_model()
+        if demo.is_dir():
+            combo.addItem("Built-in demo", str(demo))
+        if model is not None and Path(model).resolve() != demo.resolve():
+            combo.addItem(Path(model).name, str(Path(model)))
+        if model is not None:
+            combo.setCurrentIndex(combo.findData(str(Path(model))) if combo.findData(str(Path(model))) >= 0
+                                  else combo.count() - 1)
+        combo.blockSignals(False)
+        self._model_changed()
+
+    def _fill_backends(self, devices: list[str]) -> None:
+        combo = self.panel.backend
+        current = combo.currentData() or self.settings.value("backend", "")
+        combo.blockSignals(True)
+        combo.clear()
+        model = combo.model()
+        for label, key, needs in BACKENDS:
+            combo.addItem(label, key)
+            item = model.item(combo.count() - 1)
+            available = needs in devices
+            item.setEnabled(available)
+            if not available:
+                item.setToolTip("Needs macOS with Core ML and a converted model" if needs == "coreml"
+                                else f"No {needs.upper()} device on this machine")
+        preferred = [k for _, k, n in BACKENDS if n in devices]
+        index = combo.findData(current) if current in preferred else combo.findData(
+            next((k for k in ("mps", "cuda", "cpu") if k in preferred), "cpu"))
+        combo.setCurrentIndex(max(index, 0))
+        combo.blockSignals(False)
+        self._update_status()
+
+    def _wire(self) -> None:
+        w = self.engine.worker
+        w.started.connect(self._on_started)
+        w.progress.connect(self._on_progress)
+        w.preview.connect(self._on_preview)
+        w.finished.connect(self._on_finished)
+        w.failed.connect(self._on_failed)
+        w.cancelled.connect(self._on_cancelled)
+        w.loading.connect(lambda name: self._set_progress_text(f"Loading {name}…", busy=True))
+        w.capabilities.connect(self._fill_backends)
+        self.panel.generateRequested.connect(self.generate)
+        self.panel.cancelRequested.connect(self.cancel)
+        self.panel.changed.connect(self._on_parameters_changed)
+        self.panel.live.toggled.connect(self._on_live_toggled)
+        self.panel.model.currentIndexChanged.connect(self._model_changed)
+        self.panel.backend.currentIndexChanged.connect(self._update_status)
+        self.gallery.entryActivated.connect(self._show_entry)
+
+    def _load_history(self) -> None:
+        for entry in self.history.entries():
+            self.gallery.add_entry(entry, at_front=False)
+            self._entries_by_path[str(entry.path)] = entry
+
+    # -- model ---------------------------------------------------------------------------------
+    def current_model(self) -> Path | None:
+        data = self.panel.model.currentData()
+        return Path(data) if data else None
+
+    def _model_changed(self) -> None:
+        model = self.current_model()
+        if model is None:
+            return
+        rec = recommended_settings(model)
+        self.panel.set_model_defaults((rec["width"], rec["height"]), rec["guidance_scale"], rec["steps"],
+                                      rec["cfg_capable"], rec["sdxl"])
+        self._update_status()
+
+    def choose_model_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a diffusers model folder")
+        if folder:
+            self.panel.model.addItem(Path(folder).name, folder)
+            self.panel.model.setCurrentIndex(self.panel.model.count() - 1)
+
+    def _update_status(self) -> None:
+        model = self.current_model()
+        self.status_model.setText(f"{self.panel.backend.currentText()}  ·  {model.name if model else 'no model'}")
+
+    # -- generation ----------------------------------------------------------------------------
+    def generate(self, supersede: bool = False) -> bool:
+        model = self.current_model()
+        if model is None:
+            self._error("No model is installed; open a model folder (File ▸ Open Model Folder…).", "")
+            return False
+        try:
+            request = self.panel.request()
+        except LcmError as exc:
+            if supersede:
+                self.statusBar().showMessage(exc.user_message, 4000)
+            else:
+                self._error(exc.user_message, "")
+            return False
+        device = self.panel.backend.currentData()
+        job = Job(self.engine.next_id(), request, model, device if device in ("cpu", "cuda", "mps") else None,
+                  supersede=supersede)
+        self._job_id = job.id
+        self._set_busy(True)
+        self._set_progress_text("Starting…", busy=True)
+        self.engine.worker.submit(job)
+        return True
+
+    def cancel(self) -> None:
+        self._live_timer.stop()
+        self.engine.worker.cancel()
+
+    def _on_parameters_changed(self) -> None:
+        if self.panel.live.isChecked():
+            self._live_timer.start()
+
+    def _on_live_toggled(self, on: bool) -> None:
+        if on:
+            self.panel.seed_lock.setChecked(True)
+            self._live_timer.start()
+        else:
+            self._live_timer.stop()
+
+    def _live_generate(self) -> None:
+        if self.panel.live.isChecked() and self.panel.prompt.toPlainText().strip():
+            self.generate(supersede=True)
+
+    def _on_started(self, job_id: int, total: int) -> None:
+        if job_id == self._job_id:
+            self.progress.setRange(0, total)
+            self.progress.setValue(0)
+            self.progress.setFormat(f"Step 0/{total}")
+
+    def _on_progress(self, job_id: int, step: int, total: int, rate: float) -> None:
+        if job_id == self._job_id:
+            self.progress.setRange(0, total)
+            self.progress.setValue(step)
+            self.progress.setFormat(f"Step {step}/{total} · {rate:.1f} it/s")
+
+    def _on_preview(self, job_id: int, image: QImage) -> None:
+        if job_id == self._job_id:
+            self.view.show_image(image, preview=True)
+
+    def _on_finished(self, job_id: int, output: JobOutput) -> None:
+        result = output.result
+        for path, image in zip(output.paths, output.images):
+            entry = self._entries_by_path.get(str(path))
+            if entry is not None:
+                self.gallery.add_entry(entry, image)
+        if job_id != self._job_id:
+            return  # a superseded live job that still finished: kept in history, not shown
+        self.view.show_image(output.images[0], output.paths[0] if output.paths else None)
+        total = result.timings.get("total", 0.0)
+        per_image = total / max(len(output.images), 1)
+        self.status_time.setText(f"{per_image:.2f} s/image · seed {result.seeds[0]}")
+        self.panel.seed.blockSignals(True)
+        self.panel.seed.setValue(min(result.seeds[0], self.panel.seed.maximum()))
+        self.panel.seed.blockSignals(False)
+        note = " · negative prompt ignored by this model" if result.negative_prompt_ignored else ""
+        self.statusBar().showMessage(f"Saved {output.paths[0].name}{note}" if output.paths else "Done", 6000)
+        self.progress.setFormat(f"Done · {per_image:.2f} s/image")
+        self._set_busy(False)
+
+    def _on_failed(self, job_id: int, message: str, details: str) -> None:
+        if job_id == self._job_id:
+            self._set_busy(False)
+            self.progress.setFormat("Failed")
+            self._error(message, details)
+
+    def _on_cancelled(self, job_id: int) -> None:
+        if job_id == self._job_id:
+            self._set_busy(False)
+            self.progress.setValue(0)
+            self.progress.setFormat("Cancelled")
+
+    def _set_busy(self, busy: bool) -> None:
+        self._busy = busy
+        self.panel.set_busy(busy)
+
+    def _set_progress_text(self, text: str, busy: bool = False) -> None:
+        if busy and self.progress.maximum() == 0:
+            return
+        self.progress.setFormat(text)
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def _save_images(self, job: Job, result) -> list[Path]:
+        """On the engine thread: write each PNG (atomic) then its history row (transaction)."""
+        from ..core.model_folder import inspect_model_folder, model_hash
+
+        req = result.request
+        try:
+            digest = model_hash(inspect_model_folder(job.model))
+        except LcmError:
+            digest = None
+        paths = []
+        stamp = __import__("time").strftime("%Y%m%d-%H%M%S")
+        for index, (image, seed) in enumerate(zip(result.images, result.seeds)):
+            path = self.paths.output / f"{stamp}-{seed}-{job.id}-{index}.png"
+            params = ImageParameters(
+                prompt=req.prompt, negative_prompt="" if result.negative_prompt_ignored else req.negative_prompt,
+                steps=req.steps, guidance_scale=req.guidance_scale, seed=seed, width=req.width, height=req.height,
+                model=result.model_name, model_hash=digest)
+            save_png(image, path, params)
+            entry = self.history.add(
+                path=path, prompt=req.prompt, negative_prompt=params.negative_prompt, steps=req.steps,
+                guidance_scale=req.guidance_scale, seed=seed, width=req.width, height=req.height,
+                model=result.model_name, backend=result.backend,
+                timings={k: v for k, v in result.timings.items() if k != "steps"})
+            self._entries_by_path[str(path)] = entry
+            paths.append(path)
+        return paths
+
+    # -- export --------------------------------------------------------------------------------
+    def copy_image(self) -> None:
+        if self.view.path is not None or not self.view.image.isNull():
+            QApplication.clipboard().setMimeData(self.view.mime_data())
+
+    def save_as(self) -> None:
+        source = self.view.path
+        if source is None:
+            return
+        target, _ = QFileDialog.getSaveFileName(self, "Save Image As", str(Path.home() / source.name), "PNG (*.png)")
+        if target:
+            try:
+                shutil.copyfile(source, target)
+            except OSError as exc:
+                self._error(f"Could not save {Path(target).name} ({exc.strerror or exc}); choose another folder.",
+                            "")
+
+    def reveal(self) -> None:
+        path = self.view.path
+        if path is None:
+            return
+        if sys.platform == "darwin":
+            import subprocess
+
+            subprocess.run(["open", "-R", str(path)], check=False)
+        else:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent)))
+
+    def delete_selected(self) -> None:
+        from PySide6.QtCore import QFile
+
+        item = self.gallery.currentItem()
+        if item is None:
+            return
+        entry = item.data(Qt.ItemDataRole.UserRole)
+        if entry.exists and not QFile.moveToTrash(str(entry.path)):
+            self._error(f"Could not move {entry.path.name} to the Trash; check the file's permissions.", "")
+            return
+        self.history.remove(entry.id)
+        self.gallery.takeItem(self.gallery.row(item))
+
+    def _show_entry(self, entry: HistoryEntry) -> None:
+        if entry.exists:
+            self.view.show_image(QImage(str(entry.path)), entry.path)
+        else:
+            self.statusBar().showMessage(f"File missing: {entry.path}", 6000)
+
+    # -- drop in -------------------------------------------------------------------------------
+    def dragEnterEvent(self, event):  # noqa: N802
+        if any(url.toLocalFile().lower().endswith(".png") for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):  # noqa: N802
+        for url in event.mimeData().urls():
+            path = Path(url.toLocalFile())
+            if path.suffix.lower() == ".png" and self.restore_from_png(path):
+                event.acceptProposedAction()
+                return
+        self.statusBar().showMessage("That image carries no generation parameters.", 5000)
+
+    def restore_from_png(self, path: Path) -> bool:
+        try:
+            params = read_png_parameters(path)
+        except OSError:
+            params = None
+        if params is None:
+            return False
+        if params.model:
+            index = next((i for i in range(self.panel.model.count())
+                          if Path(self.panel.model.itemData(i)).name == params.model
+                          or self.panel.model.itemText(i) == params.model), -1)
+            if index >= 0:
+                self.panel.model.setCurrentIndex(index)
+        size = (params.width, params.height) if params.width and params.height else None
+        self.panel.apply(prompt=params.prompt, negative=params.negative_prompt, steps=params.steps,
+                         guidance=params.guidance_scale, seed=params.seed, size=size)
+        self.statusBar().showMessage(f"Restored the settings of {path.name}", 5000)
+        return True
+
+    # -- errors, settings, close ---------------------------------------------------------------------
+    def _error(self, message: str, details: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, "LCM Desktop", message, QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("errorDialog")
+        if details:
+            box.setDetailedText(details)
+        box.open()
+        self.last_error = message
+
+    def _restore_settings(self, explicit_model: bool) -> None:
+        s = self.settings
+        geometry = s.value("geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if not explicit_model:
+            index = self.panel.model.findData(s.value("model", ""))
+            if index >= 0:
+                self.panel.model.setCurrentIndex(index)
+        self.panel.apply(prompt=s.value("prompt", None), negative=s.value("negative", None),
+                         steps=_int(s.value("steps")), guidance=_float(s.value("guidance")))
+
+    def _save_settings(self) -> None:
+        s = self.settings
+        s.setValue("geometry", self.saveGeometry())
+        s.setValue("model", self.panel.model.currentData() or "")
+        s.setValue("backend", self.panel.backend.currentData() or "")
+        s.setValue("prompt", self.panel.prompt.toPlainText())
+        s.setValue("negative", self.panel.negative.toPlainText())
+        s.setValue("steps", self.panel.steps.value())
+        s.setValue("guidance", self.panel.guidance.value())
+        s.sync()
+
+    def closeEvent(self, event):  # noqa: N802
+        self._live_timer.stop()
+        self._save_settings()
+        self.engine.stop()
+        self.history.close()
+        super().closeEvent(event)
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

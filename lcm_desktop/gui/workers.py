@@ -1,0 +1,172 @@
+"""The engine thread: one long-lived worker owns the loaded model and runs jobs one at a time.
+
+Requests arrive by queued signal.  A newer request supersedes a pending one, and (live mode)
+cancels a running one at its next step boundary.  The worker never touches widgets or QPixmap:
+it emits QImage and plain data; the GUI thread converts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtGui import QImage
+
+from ..core.errors import GenerationCancelled, LcmError
+from ..core.request import GenerationRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    request: GenerationRequest
+    model: Path
+    device: str | None = None
+    supersede: bool = False  # live mode: cancel whatever is running
+
+
+def pil_to_qimage(image) -> QImage:
+    """A deep-copied QImage (safe to hand across threads) from a PIL image."""
+    rgb = image.convert("RGB")
+    data = rgb.tobytes()
+    qimage = QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888)
+    return qimage.copy()
+
+
+class EngineWorker(QObject):
+    """Lives in its own QThread.  Connect ``requested`` → ``_wake`` with a queued connection."""
+
+    started = Signal(int, int)  # job id, total steps
+    progress = Signal(int, int, int, float)  # job id, step, total, steps per second
+    preview = Signal(int, QImage)
+    finished = Signal(int, object)  # job id, JobOutput
+    failed = Signal(int, str, str)  # job id, user message, details
+    cancelled = Signal(int)
+    loading = Signal(str)  # model name
+    capabilities = Signal(list)  # available torch devices
+    requested = Signal()
+
+    def __init__(self, save_images, previews: bool = True):
+        """``save_images(job, result) -> list[Path]`` writes PNGs and history rows (called on this thread)."""
+        super().__init__()
+        self._save = save_images
+        self._previews = previews
+        self._lock = threading.Lock()
+        self._pending: Job | None = None
+        self._current_cancel: threading.Event | None = None
+        self._engine = None
+        self._engine_key = None
+        self.requested.connect(self._wake)
+
+    # -- called from the GUI thread -------------------------------------------------------------
+    def submit(self, job: Job) -> None:
+        with self._lock:
+            self._pending = job
+            if job.supersede and self._current_cancel is not None:
+                self._current_cancel.set()
+        self.requested.emit()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._pending = None
+            if self._current_cancel is not None:
+                self._current_cancel.set()
+
+    # -- on the worker thread ----------------------------------------------------------------------
+    @Slot()
+    def probe(self) -> None:
+        from ..engine.torch_backend import available_devices
+
+        self.capabilities.emit(available_devices())
+
+    @Slot()
+    def _wake(self) -> None:
+        with self._lock:
+            job, self._pending = self._pending, None
+            if job is None:
+                return
+            cancel = threading.Event()
+            self._current_cancel = cancel
+        try:
+            self._run(job, cancel)
+        finally:
+            with self._lock:
+                self._current_cancel = None
+
+    def _engine_for(self, job: Job):
+        from ..engine.diffusers_quiet import quiet_libraries
+        from ..engine.engine import Engine
+
+        quiet_libraries()
+        key = (str(job.model), job.device)
+        if self._engine is None or self._engine_key != key:
+            self._engine = None  # release the old model before loading the next
+            self.loading.emit(job.model.name)
+            engine = Engine(job.model, device=job.device)
+            engine.load()
+            self._engine, self._engine_key = engine, key
+        return self._engine
+
+    def _run(self, job: Job, cancel: threading.Event) -> None:
+        try:
+            engine = self._engine_for(job)
+            if cancel.is_set():
+                raise GenerationCancelled()
+            self.started.emit(job.id, job.request.steps)
+            start = time.perf_counter()
+
+            def on_step(progress):
+                rate = progress.step / max(time.perf_counter() - start, 1e-6)
+                self.progress.emit(job.id, progress.step, progress.total, rate)
+                if self._previews and progress.step < progress.total and not cancel.is_set():
+                    self.preview.emit(job.id, pil_to_qimage(engine.preview(progress.denoised[:1])[0]))
+
+            result = engine.generate(job.request, on_step=on_step, cancel=cancel)
+            paths = self._save(job, result)
+            images = [pil_to_qimage(im) for im in result.images]
+            self.finished.emit(job.id, JobOutput(result, paths, images))
+        except GenerationCancelled:
+            self.cancelled.emit(job.id)
+        except LcmError as exc:
+            self.failed.emit(job.id, exc.user_message, traceback.format_exc())
+        except Exception as exc:  # the last resort: report, keep the thread alive
+            log.exception("generation failed")
+            self.failed.emit(job.id, f"Generation failed unexpectedly ({type(exc).__name__}: {exc}).",
+                             traceback.format_exc())
+
+
+@dataclass
+class JobOutput:
+    result: object  # GenerationResult
+    paths: list[Path]
+    images: list[QImage]
+
+
+class EngineThread:
+    """Owns the QThread and its worker; ``stop()`` cancels, quits and waits (closeEvent)."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, save_images, previews: bool = True):
+        self.thread = QThread()
+        self.thread.setObjectName("engine")
+        self.worker = EngineWorker(save_images, previews)
+        self.worker.moveToThread(self.thread)
+        self.thread.started.connect(self.worker.probe)
+        self.thread.start()
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def stop(self) -> None:
+        self.worker.cancel()
+        self.thread.quit()
+        self.thread.wait()

@@ -45,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:
-        os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools' per-pass progress bars
+        # Before torch/diffusers/transformers/coremltools are imported: their progress bars and notices.
+        for name in ("TQDM_DISABLE",):
+            os.environ.setdefault(name, "1")
+        for name in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
+            os.environ.setdefault(name, "error")
         warnings.filterwarnings("ignore")
         for noisy in ("coremltools", "diffusers", "transformers", "torch"):
             logging.getLogger(noisy).setLevel(logging.ERROR)

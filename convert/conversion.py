@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -47,6 +48,10 @@ def run(options: ConvertOptions, progress: Progress | None = None) -> Manifest:
     if out.exists() and not options.force:
         raise ConversionError(f"{out} already exists; choose another --out or pass --force to replace it.")
     source = inspect_source(options.source, options.components)
+    if options.lcm_lora is not None:
+        from convert.lora import resolve_lora_file
+
+        options = replace(options, lcm_lora=resolve_lora_file(options.lcm_lora))  # refuse a bad LoRA before any work
     check_disk_space(source, options)
 
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -121,7 +121,8 @@ def load_pipeline(source: SourceModel, components: tuple[str, ...]):
         if optional in source.model_index:
             skip[optional] = None
     try:
-        pipe = DiffusionPipeline.from_pretrained(source.path, use_safetensors=True, torch_dtype=torch.float32, **skip)
+        pipe = DiffusionPipeline.from_pretrained(source.path, use_safetensors=True, dtype=torch.float32,
+                                                 local_files_only=True, **skip)
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise ModelFormatError(f"{source.path} could not be loaded by diffusers ({type(exc).__name__}: {exc}).") from exc
     for name in ("unet", "vae", *source.text_encoders):

@@ -1,0 +1,182 @@
+"""`python -m convert`'s command line and every error path: one line on stderr, exit 2, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from convert.__main__ import main
+from lcm_desktop.core.errors import ConversionError, ParityError
+from lcm_desktop.core.manifest import load_manifest
+
+
+@pytest.fixture()
+def source_copy(tiny_lcm, tmp_path) -> Path:
+    folder = tmp_path / "source"
+    shutil.copytree(tiny_lcm, folder)
+    return folder
+
+
+def _fails(capsys, argv, match: str) -> str:
+    assert main([str(a) for a in argv]) == 2
+    err = error_line(capsys.readouterr().err)
+    assert match in err, err
+    return err
+
+
+def error_line(stderr: str) -> str:
+    """The one error line (in-process, the libraries' progress bars share stderr; see the subprocess test)."""
+    lines = [line for line in re.split(r"[\r\n]+", stderr) if line.startswith("error: ")]
+    assert len(lines) == 1 and stderr.rstrip().endswith(lines[0]), stderr
+    return lines[0]
+
+
+def _leftovers(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if ".partial" in p.name or ".old" in p.name)
+
+
+def test_existing_output_needs_force_and_force_replaces_it(tiny_lcm, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    _fails(capsys, [tiny_lcm, "--out", out, "--components", "vae_encoder"], "pass --force")
+    assert (out / "keep.txt").read_text() == "mine"
+    assert main([str(tiny_lcm), "--out", str(out), "--components", "vae_encoder", "--force"]) == 0
+    stdout = capsys.readouterr().out
+    assert "[1/1] VAEEncoder: captured" in stdout and "done in" in stdout and "VAEEncoder 0." in stdout
+    assert not (out / "keep.txt").exists()
+    assert [c.name for c in load_manifest(out).components] == ["VAEEncoder"]
+    assert _leftovers(tmp_path) == []
+
+
+def test_size_option_fixes_the_shapes(tiny_lcm, tmp_path, capsys):
+    out = tmp_path / "wide"
+    assert main([str(tiny_lcm), "--out", str(out), "--components", "vae_decoder", "--size", "96x64"]) == 0
+    m = load_manifest(out)
+    assert (m.width, m.height) == (96, 64)
+    assert m.require("VAEDecoder").inputs[0].shape == (1, 4, 8, 12)
+    assert m.require("VAEDecoder").outputs[0].shape == (1, 3, 64, 96)
+
+
+def test_unsupported_architecture(source_copy, tmp_path, capsys):
+    config = json.loads((source_copy / "unet" / "config.json").read_text())
+    config["_class_name"] = "SD3Transformer2DModel"
+    (source_copy / "unet" / "config.json").write_text(json.dumps(config))
+    _fails(capsys, [source_copy, "--out", tmp_path / "out"], "unsupported architecture: unet is SD3Transformer2DModel")
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_component(source_copy, tmp_path, capsys):
+    shutil.rmtree(source_copy / "vae")
+    _fails(capsys, [source_copy, "--out", tmp_path / "out"], "has no vae/ folder")
+
+
+def test_not_a_model_folder(tmp_path, capsys):
+    _fails(capsys, [tmp_path, "--out", tmp_path / "out"], "has no model_index.json")
+
+
+def test_pickle_weights_are_refused(source_copy, tmp_path, capsys):
+    weights = source_copy / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.rename(weights.with_suffix(".bin"))
+    _fails(capsys, [source_copy, "--out", tmp_path / "out"], "only pickle weights")
+
+
+def test_bad_options(tiny_lcm, tmp_path, capsys):
+    _fails(capsys, [tiny_lcm, "--out", tmp_path / "o", "--size", "500x500"], "multiples of 8")
+    _fails(capsys, [tiny_lcm, "--out", tmp_path / "o", "--size", "big"], "--size must look like 512x512")
+    _fails(capsys, [tiny_lcm, "--out", tmp_path / "o", "--components", "unet,safety_checker"], "--components must name")
+    with pytest.raises(SystemExit) as exc:  # argparse's own choices
+        main([str(tiny_lcm), "--out", str(tmp_path / "o"), "--palettize", "5"])
+    assert exc.value.code == 2
+
+
+def test_not_enough_disk_space(tiny_lcm, tmp_path, capsys, monkeypatch):
+    import convert.conversion
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(convert.conversion.shutil, "disk_usage", lambda _: usage._replace(free=1000))
+    _fails(capsys, [tiny_lcm, "--out", tmp_path / "out"], "not enough disk space")
+    assert not (tmp_path / "out").exists()
+
+
+def test_coremltools_missing(tiny_lcm, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "coremltools", None)
+    _fails(capsys, [tiny_lcm, "--out", tmp_path / "out"], "coremltools is not installed")
+
+
+@pytest.mark.parametrize("failure", [ParityError("Unet.noise_pred differs"), KeyboardInterrupt()])
+def test_a_failed_or_interrupted_conversion_leaves_nothing(tiny_lcm, tmp_path, capsys, monkeypatch, failure):
+    import convert.conversion
+
+    real = convert.conversion.convert_component
+    calls = []
+
+    def second_fails(job, work, *args):
+        calls.append(job.name)
+        if len(calls) == 2:
+            assert (work / "TextEncoder.mlpackage").is_dir()  # the first one was written…
+            raise failure
+        return real(job, work, *args)
+
+    monkeypatch.setattr(convert.conversion, "convert_component", second_fails)
+    out = tmp_path / "out"
+    err = _fails(capsys, [tiny_lcm, "--out", out, "--components", "text_encoder,vae_encoder"], "error: ")
+    assert ("differs" in err) if isinstance(failure, ParityError) else ("interrupted" in err)
+    assert not out.exists() and _leftovers(tmp_path) == []  # …and removed with everything else
+
+
+def test_module_runs_as_a_script(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "convert", str(tmp_path), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
+    assert proc.stderr.strip().endswith("must be a diffusers model folder.")
+
+
+def test_threshold_catches_a_dropped_guidance_embedding(tiny_lcm):
+    """The traced-vs-eager threshold (1e-3) is far above fp32 noise and far below a real mistake,
+    even on this tiny random-weight UNet whose guidance embedding matters little (≈ 6e-2)."""
+    import torch
+
+    from convert import validate
+    from convert.components import build_wrappers
+    from convert.options import ConvertOptions
+
+    unet = build_wrappers(ConvertOptions(source=tiny_lcm, out=tiny_lcm / "unused", components=("unet",)))["Unet"]
+    inputs = unet.example_inputs(torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        good = unet(*inputs)
+        dropped = unet(*inputs[:3], torch.zeros_like(inputs[3]))
+    assert validate.relative_error(dropped, good) > 20 * validate.MAX_RELATIVE_ERROR
+    with pytest.raises(ParityError, match="Unet.noise_pred differs"):
+        validate.check_traced_vs_eager("Unet", ("noise_pred",), (dropped,), (good,))
+    [ok] = validate.check_traced_vs_eager("Unet", ("noise_pred",), (good + 1e-7 * good.std(),), (good,))
+    assert ok.passed and ok.value < 1e-6
+
+
+def test_saved_spec_that_disagrees_with_the_manifest_fails(coreml_lcm):
+    from dataclasses import replace
+
+    from convert import validate
+
+    spec = load_manifest(coreml_lcm).require("Unet")
+    validate.check_package_io(coreml_lcm / "Unet.mlpackage", spec)
+    wrong = replace(spec, inputs=spec.inputs[:3])
+    with pytest.raises(ConversionError, match="declares inputs"):
+        validate.check_package_io(coreml_lcm / "Unet.mlpackage", wrong)
+
+
+def test_psnr():
+    import numpy as np
+
+    from convert.validate import psnr
+
+    ref = np.linspace(-1, 1, 1000)
+    assert psnr(ref, ref) == float("inf")
+    assert psnr(ref + 0.01, ref) == pytest.approx(40.0, abs=1e-6)  # peak 1, rmse 0.01

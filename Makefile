@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv test test-slow run bench lint clean
+.PHONY: venv test test-slow run bench lint clean screenshots
 
 venv: $(STAMP)
 
@@ -35,3 +35,11 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
+
+# Screenshots of the real app under a virtual X server (Debian packages installed here).
+SCREENSHOT_PACKAGES := xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libxcb-image0 \
+	libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 libxcb-xkb1 libegl1 libgl1 libfontconfig1 \
+	libdbus-1-3 fonts-dejavu-core
+screenshots: venv
+	command -v Xvfb >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SCREENSHOT_PACKAGES))
+	xvfb-run -a -s "-screen 0 1600x1000x24" env QT_QPA_PLATFORM=xcb $(BIN)/python scripts/screenshots.py

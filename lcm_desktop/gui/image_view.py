@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl, Signal
-from PySide6.QtGui import QDrag, QImage, QPainter, QPixmap
+from PySide6.QtGui import QColor, QDrag, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QSizePolicy, QWidget
 
 
@@ -79,9 +79,14 @@ class ImageView(QWidget):
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, not small)
         painter.drawPixmap(x, y, target.width(), target.height(), self._pixmap)
         if self._is_preview:
-            painter.setOpacity(0.6)
+            badge = painter.fontMetrics().boundingRect("preview").adjusted(-8, -4, 8, 4)
+            badge.moveTopLeft(QPoint(x + 8, y + 8))
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(0, 0, 0, 150))
+            painter.drawRoundedRect(badge, 6, 6)
             painter.setPen(Qt.GlobalColor.white)
-            painter.drawText(self.rect().adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignTop, "preview")
+            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, "preview")
 
     # -- drag out -------------------------------------------------------------------------------
     def mousePressEvent(self, event):  # noqa: N802

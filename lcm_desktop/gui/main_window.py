@@ -73,7 +73,8 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.panel)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([340, 700])
+        splitter.setSizes([360, 760])
+        self.panel.setMinimumWidth(320)
         self.setCentralWidget(splitter)
         self.status_model = QLabel()
         self.status_time = QLabel()
@@ -161,7 +162,7 @@ class MainWindow(QMainWindow):
         w.finished.connect(self._on_finished)
         w.failed.connect(self._on_failed)
         w.cancelled.connect(self._on_cancelled)
-        w.loading.connect(lambda name: self._set_progress_text(f"Loading {name}…", busy=True))
+        w.loading.connect(self._on_loading)
         w.capabilities.connect(self._fill_backends)
         self.panel.generateRequested.connect(self.generate)
         self.panel.cancelRequested.connect(self.cancel)
@@ -242,6 +243,10 @@ class MainWindow(QMainWindow):
         if self.panel.live.isChecked() and self.panel.prompt.toPlainText().strip():
             self.generate(supersede=True)
 
+    def _on_loading(self, name: str) -> None:
+        self.progress.setRange(0, 0)  # busy indicator while the model loads
+        self.progress.setFormat(f"Loading {name}…")
+
     def _on_started(self, job_id: int, total: int) -> None:
         if job_id == self._job_id:
             self.progress.setRange(0, total)
@@ -295,8 +300,6 @@ class MainWindow(QMainWindow):
         self.panel.set_busy(busy)
 
     def _set_progress_text(self, text: str, busy: bool = False) -> None:
-        if busy and self.progress.maximum() == 0:
-            return
         self.progress.setFormat(text)
 
     @property

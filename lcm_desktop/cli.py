@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gui = sub.add_parser("gui", help="open the app (the default with no command)")
     gui.add_argument("--model", help="diffusers model folder to open")
+    gui.add_argument("--self-test", action="store_true", help="open, generate one image, exit 0 (smoke test)")
 
     gen = sub.add_parser("generate", help="make images from a prompt and save them as PNGs")
     gen.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT, help="what to draw")
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in (None, "gui"):
             from .gui.app import main as gui_main
 
-            return gui_main(getattr(args, "model", None))
+            return gui_main(getattr(args, "model", None), self_test=getattr(args, "self_test", False))
         if args.command == "generate":
             return _generate(args)
     except GenerationCancelled:

@@ -27,7 +27,7 @@ def _configure_logging(paths: AppPaths) -> Path:
     return log_file
 
 
-def main(model: str | None = None) -> int:
+def main(model: str | None = None, self_test: bool = False) -> int:
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     paths = AppPaths.default().ensure()
@@ -46,4 +46,45 @@ def main(model: str | None = None) -> int:
     sys.excepthook = excepthook
     window = create_window(model, paths)
     window.show()
+    if self_test:
+        _schedule_self_test(app, window)
     return app.exec()
+
+
+SELF_TEST_PROMPT = "a large red circle on a blue background, top left"
+
+
+def _schedule_self_test(app, window, timeout_s: int = 600) -> None:
+    """Open the window, generate one image with the selected (built-in) model, exit 0 — or 1 with the reason."""
+    from PySide6.QtCore import QObject, QTimer, Slot
+
+    class SelfTest(QObject):
+        @Slot(int, object)
+        def finished(self, job, output):
+            print(f"self-test: ok, wrote {output.paths[0]} in {output.result.timings['total']:.2f}s", flush=True)
+            window.close()
+            app.exit(0)
+
+        @Slot(int, str, str)
+        def failed(self, job, message, details):
+            print(f"self-test: failed: {message}", file=sys.stderr, flush=True)
+            window.close()
+            app.exit(1)
+
+        @Slot()
+        def start(self):
+            window.panel.prompt.setPlainText(SELF_TEST_PROMPT)
+            if not window.generate():
+                print(f"self-test: failed: {getattr(window, 'last_error', 'could not start')}", file=sys.stderr)
+                app.exit(1)
+
+        @Slot()
+        def timeout(self):
+            print(f"self-test: failed: no image after {timeout_s}s", file=sys.stderr, flush=True)
+            app.exit(1)
+
+    tester = SelfTest(window)
+    window.engine.worker.finished.connect(tester.finished)
+    window.engine.worker.failed.connect(tester.failed)
+    QTimer.singleShot(0, tester.start)
+    QTimer.singleShot(timeout_s * 1000, tester.timeout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl
@@ -14,7 +15,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from ..core.errors import LcmError
+from ..core.errors import LcmError, OutputError
 from ..core.metadata import ImageParameters, read_png_parameters, save_png
 from ..core.model_folder import recommended_settings
 from ..core.paths import AppPaths, resource_path
@@ -109,6 +110,7 @@ class MainWindow(QMainWindow):
         self.reveal_action = action(file_menu, "Reveal in Finder" if sys.platform == "darwin" else "Show in Folder",
                                     self.reveal, "Ctrl+Shift+R", "revealAction")
         action(file_menu, "Open Model Folder…", self.choose_model_folder, "Ctrl+O")
+        action(file_menu, "Choose Output Folder…", self.choose_output_folder)
         file_menu.addSeparator()
         action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
         edit_menu = self.menuBar().addMenu("&Edit")
@@ -217,7 +219,7 @@ class MainWindow(QMainWindow):
             return False
         device = self.panel.backend.currentData()
         job = Job(self.engine.next_id(), request, model, device if device in ("cpu", "cuda", "mps") else None,
-                  supersede=supersede)
+                  supersede=supersede, output_folder=self.output_folder)
         self._job_id = job.id
         self._set_busy(True)
         self._set_progress_text("Starting…", busy=True)
@@ -306,6 +308,18 @@ class MainWindow(QMainWindow):
     def busy(self) -> bool:
         return self._busy
 
+    @property
+    def output_folder(self) -> Path:
+        """Where images go: the user's choice (settings) or the app's output folder."""
+        chosen = self.settings.value("output_folder", "")
+        return Path(chosen) if chosen else self.paths.output
+
+    def choose_output_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose where images are saved", str(self.output_folder))
+        if folder:
+            self.settings.setValue("output_folder", folder)
+            self.statusBar().showMessage(f"Images will be saved in {folder}", 5000)
+
     def _save_images(self, job: Job, result) -> list[Path]:
         """On the engine thread: write each PNG (atomic) then its history row (transaction)."""
         from ..core.model_folder import inspect_model_folder, model_hash
@@ -316,14 +330,21 @@ class MainWindow(QMainWindow):
         except LcmError:
             digest = None
         paths = []
-        stamp = __import__("time").strftime("%Y%m%d-%H%M%S")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        folder = job.output_folder or self.paths.output
+        folder.mkdir(parents=True, exist_ok=True)
         for index, (image, seed) in enumerate(zip(result.images, result.seeds)):
-            path = self.paths.output / f"{stamp}-{seed}-{job.id}-{index}.png"
+            path = folder / f"{stamp}-{seed}-{job.id}-{index}.png"
             params = ImageParameters(
                 prompt=req.prompt, negative_prompt="" if result.negative_prompt_ignored else req.negative_prompt,
                 steps=req.steps, guidance_scale=req.guidance_scale, seed=seed, width=req.width, height=req.height,
                 model=result.model_name, model_hash=digest)
-            save_png(image, path, params)
+            try:
+                save_png(image, path, params)
+            except OSError as exc:
+                raise OutputError(
+                    f"Could not save the image in {folder} ({exc.strerror or exc}); free some disk space or choose "
+                    "another folder (File ▸ Choose Output Folder…).") from exc
             entry = self.history.add(
                 path=path, prompt=req.prompt, negative_prompt=params.negative_prompt, steps=req.steps,
                 guidance_scale=req.guidance_scale, seed=seed, width=req.width, height=req.height,

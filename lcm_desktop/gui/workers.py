@@ -31,6 +31,7 @@ class Job:
     model: Path
     device: str | None = None
     supersede: bool = False  # live mode: cancel whatever is running
+    output_folder: Path | None = None
 
 
 def pil_to_qimage(image) -> QImage:

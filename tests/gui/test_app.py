@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def test_self_test_opens_generates_and_exits_zero(tiny_lcm, tmp_path):
+    env = {**os.environ, "LCM_DESKTOP_HOME": str(tmp_path / "home"), "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([sys.executable, "-m", "lcm_desktop", "gui", "--self-test", "--model", str(tiny_lcm)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "self-test: ok" in proc.stdout
+    assert len(list((tmp_path / "home" / "output").glob("*.png"))) == 1
+
+
+def test_self_test_fails_on_a_broken_model(tmp_path):
+    env = {**os.environ, "LCM_DESKTOP_HOME": str(tmp_path / "home"), "QT_QPA_PLATFORM": "offscreen"}
+    (tmp_path / "empty").mkdir()
+    proc = subprocess.run([sys.executable, "-m", "lcm_desktop", "gui", "--self-test", "--model", str(tmp_path / "empty")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "model_index.json" in proc.stderr
+
+
+def test_window_module_does_not_import_torch():
+    code = ("import sys; import lcm_desktop.gui.main_window, lcm_desktop.gui.app; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr

@@ -44,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=None, help="0 … 4294967295 (default: random, printed)")
     gen.add_argument("--batch", type=int, default=1, help="images to make (seeds seed, seed+1, …)")
     gen.add_argument("--out", type=Path, default=None, help="output folder, or a .png file name")
-    gen.add_argument("--device", default=None, help="auto (default), mps, cuda or cpu")
+    gen.add_argument("--backend", choices=["torch", "coreml"], default="torch",
+                     help="torch (a diffusers folder) or coreml (a folder made by `python -m convert`, macOS)")
+    gen.add_argument("--compute-units", default="ALL", help="Core ML: ALL, CPU_AND_NE, CPU_AND_GPU or CPU_ONLY")
+    gen.add_argument("--device", default=None, help="PyTorch: auto (default), mps, cuda or cpu")
     gen.add_argument("--dtype", default=None, help="auto (default), float32, float16 or bfloat16")
     gen.add_argument("--tiny-decoder", type=Path, default=None, help="AutoencoderTiny folder (e.g. taesd)")
     gen.add_argument("--fast-decode", action="store_true", help="decode the final image with the tiny decoder")
@@ -98,27 +101,34 @@ def _generate(args: argparse.Namespace) -> int:
     model_path = Path(args.model).expanduser() if args.model else builtin_model_path()
     from .core.model_folder import inspect_model_folder, model_hash
 
-    folder = inspect_model_folder(model_path)
+    if args.backend == "torch":
+        folder = inspect_model_folder(model_path)
+        model_path, model_name, digest = folder.path, folder.name, model_hash(folder)
+    else:
+        from .core.manifest import load_manifest
+
+        manifest = load_manifest(model_path)
+        model_name, digest = manifest.name, None
     targets = _output_paths(args.out, request)  # checks the destination before the work
 
     from .engine.diffusers_quiet import quiet_libraries
     from .engine.engine import Engine
 
     quiet_libraries()
-    engine = Engine(folder.path, device=args.device, dtype=args.dtype, tiny_decoder=args.tiny_decoder)
+    engine = Engine(model_path, backend=args.backend, compute_units=args.compute_units, device=args.device,
+                    dtype=args.dtype, tiny_decoder=args.tiny_decoder)
     engine.load()
     bar = None if args.quiet else _ProgressBar(request.steps)
     result = engine.generate(request, on_step=bar.update if bar else None)
     if bar:
         bar.close()
-    digest = model_hash(folder)
     req = result.request
     written = []
     for index, (image, seed) in enumerate(zip(result.images, result.seeds)):
         params = ImageParameters(
             prompt=req.prompt, negative_prompt=req.negative_prompt if not result.negative_prompt_ignored else "",
             steps=req.steps, guidance_scale=req.guidance_scale, seed=seed, width=req.width, height=req.height,
-            model=folder.name, model_hash=digest,
+            model=model_name, model_hash=digest,
         )
         path = targets(index, seed)
         try:

@@ -76,6 +76,7 @@ def broken_models(tiny_lcm, tmp_path):
         (["--model", "{ckpt}"], "Refusing to load model.ckpt"),
         (["--model", "{model}", "--device", "tpu"], "Device 'tpu' is not available"),
         (["--model", "{model}", "--fast-decode"], "tiny_decoder"),
+        (["--model", "{model}", "--backend", "coreml"], "not a converted Core ML model"),
     ],
 )
 def test_errors_are_one_line_and_exit_2(argv, needle, broken_models, tiny_lcm, tmp_path, capsys):

@@ -34,16 +34,26 @@ class Engine:
         device: str | None = None,
         dtype: str | torch.dtype | None = None,
         tiny_decoder: Path | str | None = None,
+        backend: str = "torch",
+        compute_units: str = "ALL",
+        cache_dir: Path | str | None = None,
         components: ModelComponents | None = None,
         loader: Callable[[], ModelComponents] | None = None,
         cache_size: int = 32,
     ):
-        """Give a model folder (loaded by the PyTorch backend), a ``loader`` or ready ``components``."""
+        """Give a model folder, a ``loader`` or ready ``components``.
+
+        backend: "torch" (a diffusers folder on ``device``) or "coreml" (a folder made by ``python -m convert``,
+        run on ``compute_units``: ALL, CPU_AND_NE, CPU_AND_GPU, CPU_ONLY; compiled models cached in ``cache_dir``).
+        """
+        if backend not in ("torch", "coreml"):
+            raise InvalidRequestError("backend", backend, "torch or coreml")
         if components is None and loader is None and model is None:
             raise ValueError("Engine needs a model folder, a loader or components")
         self.model_path = Path(model) if model is not None else None
         self._device, self._dtype, self._tiny = device, dtype, tiny_decoder
         self._loader = loader
+        self._backend, self._compute_units, self._cache_dir = backend, compute_units, cache_dir
         self._components = components
         self._cache: OrderedDict[str, PromptEmbedding] = OrderedDict()
         self._cache_size = cache_size
@@ -62,6 +72,13 @@ class Engine:
                 started = time.perf_counter()
                 if self._loader is not None:
                     self._components = self._loader()
+                elif self._backend == "coreml":
+                    from ..core.paths import AppPaths
+                    from .coreml_backend import load_coreml_components
+
+                    cache = Path(self._cache_dir) if self._cache_dir else AppPaths.default().cache / "coreml"
+                    self._components = load_coreml_components(
+                        self.model_path, compute_units=self._compute_units, cache_dir=cache)
                 else:
                     from .torch_backend import load_torch_components
 
@@ -80,7 +97,7 @@ class Engine:
         """The model's recommended steps/guidance/size (``lcm_desktop.json`` in its folder can refine them)."""
         comps = self.components
         folder = comps.extras.get("folder")
-        if folder:
+        if folder and (Path(folder) / "model_index.json").is_file():
             return recommended_settings(folder)
         width, height = comps.native_size
         guided = comps.denoiser.info.time_cond_proj_dim is not None

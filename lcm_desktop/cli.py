@@ -33,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--model", help="diffusers model folder to open")
     gui.add_argument("--self-test", action="store_true", help="open, generate one image, exit 0 (smoke test)")
 
+    doc = sub.add_parser("doctor", help="report system, backends and model timings (paste it into an issue)")
+    doc.add_argument("--model", help="model folder to time (default: the built-in demo model)")
+    doc.add_argument("--no-generate", action="store_true", help="skip the timed generations")
+    doc.add_argument("--json", action="store_true", help="machine-readable output")
+
     gen = sub.add_parser("generate", help="make images from a prompt and save them as PNGs")
     gen.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT, help="what to draw")
     gen.add_argument("--model", help="diffusers model folder (default: the built-in demo model)")
@@ -66,6 +71,13 @@ def main(argv: list[str] | None = None) -> int:
             return gui_main(getattr(args, "model", None), self_test=getattr(args, "self_test", False))
         if args.command == "generate":
             return _generate(args)
+        if args.command == "doctor":
+            from .doctor import run_doctor
+
+            model = Path(args.model).expanduser() if args.model else builtin_model_path()
+            report = run_doctor(model, generate=not args.no_generate)
+            print(report.to_json() if args.json else report.to_text(), end="")
+            return 0
     except GenerationCancelled:
         print("cancelled", file=sys.stderr)
         return EXIT_CANCELLED
@@ -84,7 +96,7 @@ def _configure_logging(verbose: bool) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # generation never touches the network
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     if not verbose:
-        for name in ("diffusers", "transformers", "huggingface_hub"):
+        for name in ("diffusers", "transformers", "huggingface_hub", "coremltools"):
             logging.getLogger(name).setLevel(logging.ERROR)
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv test test-slow run bench lint clean screenshots
+.PHONY: venv test test-slow test-macos run bench lint clean screenshots app test-app
 
 venv: $(STAMP)
 
@@ -26,6 +26,21 @@ test: venv
 
 test-slow: venv
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m slow
+
+test-macos: venv
+	$(BIN)/python -m pytest -q -m macos
+
+# The app bundle (PyInstaller): dist/lcm-desktop/ here, dist/LCM Desktop.app on macOS.
+app: venv
+	$(BIN)/python -m pip install -q 'pyinstaller>=6.10'
+	mkdir -p build
+	start=$$(date +%s); $(BIN)/pyinstaller --noconfirm --log-level WARN build.spec > build/app-build.log 2>&1 || \
+		{ tail -30 build/app-build.log; exit 1; }; echo "app built in $$(( $$(date +%s) - start ))s"
+	du -sh dist/lcm-desktop dist/lcm-convert
+
+test-app:
+	test -x dist/lcm-desktop/lcm-desktop || $(MAKE) app
+	QT_QPA_PLATFORM=offscreen LCM_DESKTOP_HOME=$$(mktemp -d) dist/lcm-desktop/lcm-desktop gui --self-test
 
 run: venv
 	$(BIN)/lcm-desktop generate "a large red circle on a blue background, top left"

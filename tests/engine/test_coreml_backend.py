@@ -175,7 +175,7 @@ def test_the_sampler_loop_makes_the_torch_image(coreml, torch_lcm):
     from convert.validate import psnr
 
     # fp16 rounding moves pixels by about one 8-bit level: ~45 dB; a plumbing mistake is < 20 dB
-    assert psnr(a, b) >= 40 and np.abs(a - b).max() <= 8
+    assert psnr(a, b) >= 40 and np.abs(a - b).max() <= 16
     other = Engine(loader=lambda: comps).generate(GenerationRequest("a red circle on a blue background", steps=2, seed=8))
     assert np.abs(np.asarray(other.images[0], dtype=np.float64) - b).mean() > 5  # the seed matters
 

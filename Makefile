@@ -42,8 +42,11 @@ test-app:
 	test -x dist/lcm-desktop/lcm-desktop || $(MAKE) app
 	QT_QPA_PLATFORM=offscreen LCM_DESKTOP_HOME=$$(mktemp -d) dist/lcm-desktop/lcm-desktop gui --self-test
 
+# Opens the app on the built-in model; with no screen (Linux without DISPLAY) it makes one image with the CLI.
 run: venv
-	$(BIN)/lcm-desktop generate "a large red circle on a blue background, top left"
+	@if [ "$$(uname)" = Darwin ] || [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then $(BIN)/lcm-desktop; else \
+		echo "No display found: making one image with the CLI instead (the app needs a screen)."; \
+		$(BIN)/lcm-desktop generate "a large red circle on a blue background, top left"; fi
 
 bench: venv
 	$(BIN)/python benchmarks/bench_engine.py --markdown docs/PERFORMANCE.md

@@ -108,27 +108,36 @@ def inspect_source(path: Path, components: tuple[str, ...]) -> SourceModel:
 
 
 def load_pipeline(source: SourceModel, components: tuple[str, ...]):
-    """The diffusers pipeline in fp32, with only the modules ``components`` need (others None)."""
+    """The diffusers pipeline in fp32 with only the modules ``components`` need; every other module is None.
+
+    (The tokenizers and scheduler are copied as files, never loaded.)
+    """
+    import diffusers
     import torch
     from diffusers import DiffusionPipeline
 
-    skip = {}
-    if "text_encoder" not in components:
-        skip.update({name: None for name in source.text_encoders})
-    if "vae_decoder" not in components and "vae_encoder" not in components:
-        skip["vae"] = None
-    for optional in ("safety_checker", "feature_extractor", "image_encoder"):
-        if optional in source.model_index:
-            skip[optional] = None
+    needed = {"unet"}
+    if "text_encoder" in components:
+        needed |= set(source.text_encoders)
+    if "vae_decoder" in components or "vae_encoder" in components:
+        needed.add("vae")
+    cls = getattr(diffusers, str(source.model_index.get("_class_name")), None)
+    if not (isinstance(cls, type) and issubclass(cls, DiffusionPipeline)):
+        raise ConversionError(
+            f"unsupported architecture: pipeline {source.model_index.get('_class_name')!r}; the converter handles "
+            "Stable Diffusion 1.x/2.x/SDXL-class pipelines."
+        )
+    expected, _ = cls._get_signature_keys(cls)
+    skip = {name: None for name in expected if name not in needed}
     try:
-        pipe = DiffusionPipeline.from_pretrained(source.path, use_safetensors=True, dtype=torch.float32,
-                                                 local_files_only=True, **skip)
+        pipe = cls.from_pretrained(source.path, use_safetensors=True, dtype=torch.float32, local_files_only=True, **skip)
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise ModelFormatError(f"{source.path} could not be loaded by diffusers ({type(exc).__name__}: {exc}).") from exc
-    for name in ("unet", "vae", *source.text_encoders):
+    for name in sorted(needed):
         module = getattr(pipe, name, None)
-        if module is not None:
-            module.eval().requires_grad_(False)
+        if module is None:
+            raise ModelFormatError(f"{source.path} has no {name}; the model is missing a component.")
+        module.eval().requires_grad_(False)
     return pipe
 
 

@@ -125,7 +125,7 @@ class Manifest:
     time_cond_proj_dim: int | None  # guidance embedding size (LCM); None for LCM-LoRA/plain UNets
     sample_size: int  # the source UNet's native latent side
     force_zeros_for_empty_prompt: bool = True
-    scheduler_config: str = "scheduler/scheduler_config.json"
+    scheduler_config: str = "scheduler/scheduler_config.json"  # "": none shipped (Apple layout): LCM defaults
     tokenizers: tuple[str, ...] = ("tokenizer",)
     converter_version: str = ""
     coremltools_version: str = ""
@@ -222,7 +222,7 @@ def validate_manifest(manifest: Manifest, folder: Path | None = None) -> None:
             raise bad(f"{comp.name}.{p.output} failed its {p.check} check ({p.metric} {p.value:.4g} vs {p.threshold})")
     if folder is not None:
         folder = Path(folder)
-        for rel in [c.file for c in manifest.components] + [manifest.scheduler_config]:
+        for rel in [c.file for c in manifest.components] + [manifest.scheduler_config or "."]:
             if not (folder / rel).exists():
                 raise ModelFormatError(f"{folder / rel} is missing; the Core ML model folder is incomplete.")
 

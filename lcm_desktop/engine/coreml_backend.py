@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
 import sys
 import tempfile
@@ -27,6 +28,7 @@ import torch
 
 from ..core.errors import BackendUnavailableError, InvalidRequestError, ModelCorruptError, ModelFormatError
 from ..core.manifest import (
+    MANIFEST_NAME,
     TEXT_ENCODER,
     TEXT_ENCODER_2,
     UNET,
@@ -34,9 +36,12 @@ from ..core.manifest import (
     VAE_ENCODER,
     ComponentSpec,
     Manifest,
+    SourceInfo,
     TensorSpec,
     load_manifest,
+    validate_manifest,
 )
+from ..core.paths import resource_path
 from .components import DenoiserInfo, ModelComponents, PromptEmbedding
 
 log = logging.getLogger(__name__)
@@ -227,19 +232,26 @@ class CoreMLDenoiser:
                 "size", got, f"{w * self.scale_factor}x{h * self.scale_factor}, the size this Core ML model was "
                 "converted for (convert it again with --size to use another)",
             )
-        if rows % self.batch:
-            raise InvalidRequestError("batch", rows, f"a multiple of {self.batch}, the Core ML UNet's batch size")
+        padded = -rows % self.batch  # e.g. one LCM row on Apple's two-row (CFG) UNet: pad, then drop
+        if padded:
+            sample, encoder_hidden_states, timestep_cond, text_embeds, time_ids = (
+                None if x is None else torch.cat([x, x[-1:].expand(padded, *x.shape[1:])])
+                for x in (sample, encoder_hidden_states, timestep_cond, text_embeds, time_ids)
+            )
+            timestep = torch.as_tensor(timestep)
+            if timestep.ndim == 1:
+                timestep = torch.cat([timestep, timestep[-1:].expand(padded)])
         wants_cond = self.info.time_cond_proj_dim is not None
         if wants_cond != (timestep_cond is not None):
             needs = "needs" if wants_cond else "has no"
             raise InvalidRequestError("timestep_cond", None if timestep_cond is None else "a tensor",
                                       f"given exactly when the model has a guidance embedding (this one {needs} one)")
-        timestep = torch.as_tensor(timestep, dtype=torch.float32).reshape(-1).expand(rows)
+        timestep = torch.as_tensor(timestep, dtype=torch.float32).reshape(-1).expand(rows + padded)
         hidden = encoder_hidden_states
         if self.layout_4d and hidden.ndim == 3:
             hidden = hidden.transpose(1, 2).unsqueeze(2)  # (B, 77, D) → Apple's (B, D, 1, 77)
         outputs = []
-        for start in range(0, rows, self.batch):
+        for start in range(0, rows + padded, self.batch):
             block = slice(start, start + self.batch)
             feed = {"sample": sample[block], "timestep": timestep[block], "encoder_hidden_states": hidden[block]}
             if wants_cond:
@@ -249,7 +261,7 @@ class CoreMLDenoiser:
                     raise InvalidRequestError("text_embeds", None, "given (with time_ids) for an SDXL-class UNet")
                 feed["text_embeds"], feed["time_ids"] = text_embeds[block], time_ids[block]
             outputs.append(self.model(**feed)["noise_pred"])
-        return torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+        return (torch.cat(outputs) if len(outputs) > 1 else outputs[0])[:rows]
 
 
 class CoreMLDecoder:
@@ -279,6 +291,88 @@ class CoreMLImageEncoder:
         return mean * self.scaling_factor
 
 
+_APPLE_PACKAGE = re.compile(r"(?:^|_)(text_encoder_2|text_encoder|unet|unet_chunk\d|vae_decoder|vae_encoder)\.mlpackage$")
+_APPLE_NAMES = {"text_encoder": TEXT_ENCODER, "text_encoder_2": TEXT_ENCODER_2, "unet": UNET,
+                "vae_decoder": VAE_DECODER, "vae_encoder": VAE_ENCODER}
+_APPLE_DTYPES = {65568: "float32", 65552: "float16", 131104: "int32"}
+_APPLE_NOTE = "Apple ml-stable-diffusion layout (no manifest.json): inputs and outputs read from the packages"
+
+
+def _read_package_io(package: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    try:
+        import coremltools
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "Reading a Core ML model without a manifest needs coremltools; install it with pip install 'lcm-desktop[coreml]'."
+        ) from exc
+    try:
+        spec = coremltools.utils.load_spec(str(package))
+    except Exception as exc:  # protobuf/IO errors of many kinds: all mean "unreadable package"
+        raise ModelCorruptError(f"{package.name} cannot be read ({exc}); download or convert it again.") from exc
+
+    def specs(features) -> tuple[TensorSpec, ...]:
+        return tuple(TensorSpec(f.name, tuple(f.type.multiArrayType.shape),
+                                _APPLE_DTYPES.get(f.type.multiArrayType.dataType, "float32")) for f in features)
+
+    return specs(spec.description.input), specs(spec.description.output)
+
+
+def manifest_from_apple_layout(folder: Path) -> Manifest | None:
+    """A manifest for a folder of ``.mlpackage`` files named as Apple's ml-stable-diffusion names them
+    (``…_text_encoder.mlpackage``, ``…_unet.mlpackage``, … or ``Unet.mlpackage``, …) with ``vocab.json`` and
+    ``merges.txt``; ``None`` when the folder holds no such package.  Shapes come from the packages; what
+    they do not say is Apple's convention: VAE scaling 0.18215 (SDXL 0.13025), 8× latents, LCM scheduler.
+    """
+    found: dict[str, Path] = {}
+    for package in sorted(folder.glob("*.mlpackage")):
+        match = _APPLE_PACKAGE.search(package.name)
+        name = _APPLE_NAMES.get(match.group(1)) if match else package.stem
+        if match and match.group(1).startswith("unet_chunk"):
+            raise ModelFormatError(
+                f"{folder} holds a chunked UNet ({package.name}); convert the model unchunked for this app."
+            )
+        if name in _APPLE_NAMES.values():
+            found[name] = package
+    if not found:
+        return None
+    for file in ("vocab.json", "merges.txt"):
+        if not (folder / file).is_file():
+            raise ModelFormatError(f"{folder} has Core ML models but no {file}; add the model's tokenizer files.")
+    components = []
+    for name, package in found.items():
+        inputs, outputs = _read_package_io(package)
+        components.append(ComponentSpec(name, package.name, inputs, outputs))
+    unet = next((c for c in components if c.name == UNET), None)
+    if unet is None or unet.input("sample") is None:
+        raise ModelFormatError(f"{folder} has no Unet package with a 'sample' input; it is not a Stable Diffusion model.")
+    b, c, h, w = unet.input("sample").shape
+    sdxl = unet.input("text_embeds") is not None
+    cond = unet.input("timestep_cond")
+    scheduler = folder / "scheduler" / "scheduler_config.json"
+    return Manifest(
+        name=folder.name, family="sdxl" if sdxl else "sd", source=SourceInfo(path=str(folder)),
+        components=tuple(components), attention="split_einsum" if "split_einsum" in str(folder) else "original",
+        precision="float16", palettization_bits=None, width=w * 8, height=h * 8, batch_size=b, in_channels=c,
+        vae_scale_factor=8, vae_scaling_factor=0.13025 if sdxl else 0.18215,
+        time_cond_proj_dim=cond.shape[1] if cond is not None else None, sample_size=h,
+        scheduler_config="scheduler/scheduler_config.json" if scheduler.is_file() else "", tokenizers=(),
+        notes=(_APPLE_NOTE,),
+    )
+
+
+def _manifest(folder: Path) -> Manifest:
+    if (folder / MANIFEST_NAME).is_file():
+        return load_manifest(folder)
+    manifest = manifest_from_apple_layout(folder)
+    if manifest is None:
+        raise ModelFormatError(
+            f"{folder} has no {MANIFEST_NAME} and no Apple-layout .mlpackage files: it is not a Core ML model "
+            "(convert one with `python -m convert`)."
+        )
+    validate_manifest(manifest, folder)
+    return manifest
+
+
 def load_coreml_components(
     folder: Path | str,
     *,
@@ -286,7 +380,7 @@ def load_coreml_components(
     cache_dir: Path | str,
     runtime: CoreMLRuntime | None = None,
 ) -> ModelComponents:
-    """Load a converted Core ML folder into the loop's components.
+    """Load a converted Core ML folder (or a folder of Apple ml-stable-diffusion packages) into the loop's components.
 
     ``compute_units``: ALL, CPU_AND_NE (Neural Engine), CPU_AND_GPU or CPU_ONLY.  ``cache_dir``:
     where compiled models are kept (the app's cache folder).  ``runtime``: Core ML itself by
@@ -297,7 +391,7 @@ def load_coreml_components(
         raise InvalidRequestError("compute_units", compute_units, f"one of {', '.join(COMPUTE_UNITS)}")
     if not folder.is_dir():
         raise ModelFormatError(f"{folder} is not a folder; pass a Core ML model folder made by `python -m convert`.")
-    manifest = load_manifest(folder)
+    manifest = _manifest(folder)
     for name in (TEXT_ENCODER, UNET, VAE_DECODER):
         manifest.require(name)
     if manifest.family == "sdxl":
@@ -320,7 +414,9 @@ def load_coreml_components(
         denoiser=CoreMLDenoiser(model(UNET), manifest),
         decoder=CoreMLDecoder(model(VAE_DECODER), manifest),
         image_encoder=image_encoder,
-        scheduler_config=_scheduler_config(folder / manifest.scheduler_config),
+        scheduler_config=_scheduler_config(
+            folder / manifest.scheduler_config if manifest.scheduler_config else resource_path("configs", "lcm_scheduler.json")
+        ),
         force_zeros_for_empty_prompt=manifest.force_zeros_for_empty_prompt,
         backend=f"coreml:{compute_units}",
         extras={"folder": str(folder), "manifest": manifest, "compute_units": compute_units},

@@ -180,3 +180,22 @@ def test_psnr():
     ref = np.linspace(-1, 1, 1000)
     assert psnr(ref, ref) == float("inf")
     assert psnr(ref + 0.01, ref) == pytest.approx(40.0, abs=1e-6)  # peak 1, rmse 0.01
+
+
+def test_only_what_the_requested_components_need_is_read(source_copy, tmp_path, capsys):
+    """A UNet + VAE folder (no text encoder, tokenizer or safety checker listed) converts the VAE decoder."""
+    index = json.loads((source_copy / "model_index.json").read_text())
+    for name in ("text_encoder", "tokenizer", "safety_checker", "feature_extractor", "image_encoder"):
+        index.pop(name, None)
+        shutil.rmtree(source_copy / name, ignore_errors=True)
+    (source_copy / "model_index.json").write_text(json.dumps(index))
+    assert main([str(source_copy), "--out", str(tmp_path / "out"), "--components", "vae_decoder"]) == 0
+    assert not (tmp_path / "out" / "vocab.json").exists()
+    assert [c.name for c in load_manifest(tmp_path / "out").components] == ["VAEDecoder"]
+    _fails(capsys, [source_copy, "--out", tmp_path / "o2", "--components", "text_encoder"], "has no text_encoder/ folder")
+
+
+def test_unknown_pipeline_class(source_copy, tmp_path, capsys):
+    index = json.loads((source_copy / "model_index.json").read_text())
+    (source_copy / "model_index.json").write_text(json.dumps({**index, "_class_name": "FluxPipeline2"}))
+    _fails(capsys, [source_copy, "--out", tmp_path / "out", "--components", "vae_decoder"], "pipeline 'FluxPipeline2'")

@@ -281,3 +281,55 @@ def test_real_core_ml_matches_torch(coreml_lcm, torch_lcm, tmp_path):
     ours = np.asarray(Engine(loader=lambda: comps).generate(request).images[0], dtype=np.float64)
     ref = np.asarray(Engine(loader=lambda: torch_lcm).generate(request).images[0], dtype=np.float64)
     assert psnr(ours, ref) >= 35
+
+
+def test_a_folder_in_apple_layout_loads_without_a_manifest(coreml_lcm, lcm_wrappers, tmp_path):
+    """Packages named as Apple's torch2coreml names them, with only vocab.json + merges.txt beside them."""
+    import shutil
+
+    folder = tmp_path / "coreml-stable-diffusion-tiny" / "split_einsum" / "packages"
+    folder.mkdir(parents=True)
+    for ours, apples in (("TextEncoder", "text_encoder"), ("Unet", "unet"), ("VAEDecoder", "vae_decoder")):
+        shutil.copytree(coreml_lcm / f"{ours}.mlpackage", folder / f"Stable_Diffusion_version_tiny_{apples}.mlpackage")
+    for file in ("vocab.json", "merges.txt"):
+        shutil.copy(coreml_lcm / file, folder / file)
+    apple = load_coreml_components(folder, cache_dir=tmp_path / "cache", runtime=SubstituteRuntime(lcm_wrappers))
+    ours = load_coreml_components(coreml_lcm, cache_dir=tmp_path / "cache2", runtime=SubstituteRuntime(lcm_wrappers))
+    m = apple.extras["manifest"]
+    assert (m.family, m.attention, m.width, m.time_cond_proj_dim, m.vae_scaling_factor) == ("sd", "split_einsum", 64, 32, 0.18215)
+    assert apple.scheduler_config["_class_name"] == "LCMScheduler" and apple.image_encoder is None
+    assert torch.equal(apple.text_encoder.encode("a red cat").hidden_states, ours.text_encoder.encode("a red cat").hidden_states)
+    latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(apple.decoder.decode(latents), ours.decoder.decode(latents))
+    shutil.rmtree(folder / "Stable_Diffusion_version_tiny_unet.mlpackage")
+    shutil.copytree(coreml_lcm / "Unet.mlpackage", folder / "Stable_Diffusion_version_tiny_unet_chunk1.mlpackage")
+    with pytest.raises(ModelFormatError, match="chunked UNet"):
+        load_coreml_components(folder, cache_dir=tmp_path / "cache", runtime=SubstituteRuntime(lcm_wrappers))
+
+
+def test_a_two_row_unet_runs_cfg_in_one_call_and_one_row_padded(tmp_path_factory, tiny_sd, tmp_path):
+    """--batch-size 2 (classic CFG, e.g. an LCM-LoRA model at guidance > 1; Apple's default UNet batch)."""
+    from lcm_desktop.core.manifest import load_manifest
+    from lcm_desktop.engine.torch_backend import load_torch_components
+
+    folder = _converted(tmp_path_factory, tiny_sd, batch_size=2, components=("unet",))
+    assert load_manifest(folder).require("Unet").input("sample").shape == (2, 4, 8, 8)
+    from convert.components import build_wrappers
+    from convert.options import ConvertOptions
+
+    wrappers = build_wrappers(ConvertOptions(source=tiny_sd, out=folder, components=("unet",), batch_size=2))
+    spec = load_manifest(folder).require("Unet")
+    from lcm_desktop.engine.coreml_backend import CompiledModelCache, CoreMLDenoiser, CoreMLModel
+
+    runtime = SubstituteRuntime(wrappers)
+    model = CoreMLModel(spec, runtime.load(CompiledModelCache(tmp_path, runtime).compiled_path(folder, spec), "ALL"))
+    den = CoreMLDenoiser(model, load_manifest(folder))
+    ref = load_torch_components(tiny_sd, device="cpu", dtype="float32").denoiser
+    assert den.info.time_cond_proj_dim is None and den.info.fixed_shape == (2, 4, 8, 8)
+    g = torch.Generator().manual_seed(6)
+    sample, hidden = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 77, 32, generator=g)
+    assert _rel(den(sample, torch.tensor(999), hidden), ref(sample, torch.tensor(999), hidden)) < FP16_REL
+    assert den.calls == 1  # both CFG rows in one call
+    one = den(sample[:1], torch.tensor(999), hidden[:1])  # an LCM-LoRA row at guidance 1: padded to two
+    assert one.shape == (1, 4, 8, 8) and den.calls == 2
+    assert _rel(one, ref(sample[:1], torch.tensor(999), hidden[:1])) < FP16_REL

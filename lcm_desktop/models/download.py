@@ -1,0 +1,450 @@
+"""Downloads from the Hugging Face Hub into its standard cache: progress, cancel, resume, verification.
+
+    snapshot = pull(catalog.get("taesd"), on_progress=print, cancel=threading.Event())
+
+Everything goes through huggingface_hub (``HfApi.model_info`` for the file list with sizes and
+sha256, ``get_hf_file_metadata`` + ``http_get`` for the bytes, ``hf_hub_download`` to link a
+verified blob into the snapshot).  ``hf_hub_download`` alone is not enough: huggingface_hub 2.4
+downloads into a process-unique temporary file that it deletes on any failure (its PR #4228),
+so an interrupted file would start again from zero, and it never checks the contents.  Here
+each file streams into ``blobs/<sha>.incomplete`` (the cache's conventional partial name, which
+``scan_cache_dir`` reports as an incomplete download), resumes with a ``Range`` request, is
+verified against the Hub's size and sha256 (git sha1 for small non-LFS files), and only then
+becomes ``blobs/<sha>``.  A damaged file is deleted and reported; it never becomes visible.
+
+A pull that completes writes a receipt (``<repo>/.lcm-desktop/<commit>.json``, inside the
+cached repo so that deleting the repo removes it too) recording what was verified.
+
+Cancel: a ``threading.Event``, checked between files and at every progress update
+(huggingface_hub reads ``constants.DOWNLOAD_CHUNK_SIZE`` = 10 MB at a time), so a cancel takes
+effect within one chunk.  Ctrl-C in a terminal interrupts at once; the partial file is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import DownloadError
+from .catalog import CatalogEntry
+
+RECEIPT_DIR = ".lcm-desktop"
+PARTIAL_SUFFIX = ".incomplete"
+DiskUsage = Callable[[str], Any]  # shutil.disk_usage-like: returns an object with .free
+
+
+class DownloadCancelled(DownloadError):
+    """The user cancelled a download; verified files and the partial file are kept for a resume."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    path: str
+    size: int
+    sha256: str | None  # LFS files
+    git_sha1: str | None  # every file (the only digest the Hub gives for small, non-LFS files)
+
+    @property
+    def blob_name(self) -> str:
+        """The name huggingface_hub gives the blob: the ETag, i.e. sha256 for LFS files, else the git oid."""
+        return self.sha256 or self.git_sha1 or ""
+
+
+@dataclass(frozen=True)
+class DownloadPlan:
+    repo_id: str
+    revision: str
+    commit: str
+    files: tuple[RemoteFile, ...]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@dataclass(frozen=True)
+class DownloadProgress:
+    bytes_done: int
+    bytes_total: int
+    files_done: int
+    files_total: int
+    file: str | None = None  # the file being fetched, None between files
+
+
+# -- where things live -----------------------------------------------------------------------
+def hub_cache_dir() -> Path:
+    """The Hugging Face cache, honouring ``HF_HUB_CACHE``/``HF_HOME`` as set now (not at import)."""
+    env = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if env:
+        return Path(os.path.expandvars(env)).expanduser()
+    home = os.environ.get("HF_HOME")
+    if home:
+        return Path(os.path.expandvars(home)).expanduser() / "hub"
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def repo_storage(repo_id: str, cache_dir: Path | None = None) -> Path:
+    from huggingface_hub.file_download import repo_folder_name
+
+    return (cache_dir or hub_cache_dir()) / repo_folder_name(repo_id=repo_id, repo_type="model")
+
+
+def receipt_path(storage: Path, commit: str) -> Path:
+    return storage / RECEIPT_DIR / f"{commit}.json"
+
+
+def read_receipt(storage: Path, commit: str) -> dict | None:
+    try:
+        return json.loads(receipt_path(storage, commit).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+# -- the plan ---------------------------------------------------------------------------------
+def fetch_plan(
+    repo_id: str, revision: str, allow_patterns: tuple[str, ...] | list[str], *,
+    endpoint: str | None = None, token: str | bool | None = None,
+) -> DownloadPlan:
+    """Ask the Hub which files match, with their sizes and digests (one ``model_info`` call)."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import filter_repo_objects
+
+    with hub_errors(repo_id, revision):
+        info = HfApi(endpoint=_endpoint(endpoint), token=token).model_info(
+            repo_id, revision=revision, files_metadata=True
+        )
+    siblings = list(filter_repo_objects(info.siblings or [], allow_patterns=list(allow_patterns),
+                                        key=lambda s: s.rfilename))
+    if not siblings or not info.sha:
+        raise DownloadError(
+            f"{repo_id}@{revision} has no files matching {list(allow_patterns)}; the catalog entry needs updating."
+        )
+    files = tuple(
+        RemoteFile(s.rfilename, int(s.lfs.size if s.lfs else s.size or 0), s.lfs.sha256 if s.lfs else None, s.blob_id)
+        for s in sorted(siblings, key=lambda s: s.rfilename)
+    )
+    if any(f.blob_name == "" for f in files):
+        raise DownloadError(f"The Hub gave no checksum for some files of {repo_id}; they cannot be verified.")
+    return DownloadPlan(repo_id, revision, info.sha, files)
+
+
+# -- the pull ---------------------------------------------------------------------------------
+def pull(
+    entry: CatalogEntry, *,
+    on_progress: Callable[[DownloadProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+    disk_usage: DiskUsage = shutil.disk_usage,
+    cache_dir: Path | None = None,
+    endpoint: str | None = None,
+    token: str | bool | None = None,
+) -> Path:
+    """Download (or finish downloading) a catalog model; return its snapshot folder."""
+    if not entry.downloadable or not entry.repo_id or not entry.revision:
+        raise DownloadError(f"{entry.id} ships with LCM Desktop; there is nothing to download.")
+    return pull_repo(
+        entry.repo_id, entry.revision, entry.allow_patterns, on_progress=on_progress, cancel=cancel,
+        disk_usage=disk_usage, cache_dir=cache_dir, endpoint=endpoint, token=token,
+    )
+
+
+def pull_repo(
+    repo_id: str, revision: str, allow_patterns: tuple[str, ...] | list[str], *,
+    on_progress: Callable[[DownloadProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+    disk_usage: DiskUsage = shutil.disk_usage,
+    cache_dir: Path | None = None,
+    endpoint: str | None = None,
+    token: str | bool | None = None,
+) -> Path:
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():
+        raise DownloadError("Downloads are switched off (HF_HUB_OFFLINE=1); unset HF_HUB_OFFLINE to pull models.")
+    cache = Path(cache_dir) if cache_dir is not None else hub_cache_dir()
+    cancel = cancel or threading.Event()
+    plan = fetch_plan(repo_id, revision, allow_patterns, endpoint=endpoint, token=token)
+    storage = repo_storage(repo_id, cache)
+    snapshot = storage / "snapshots" / plan.commit
+    receipt = read_receipt(storage, plan.commit) or {}
+    done = {f.path for f in plan.files if _already_verified(f, snapshot, receipt)}
+    todo = [f for f in plan.files if f.path not in done]
+    partial = {f.path: _size(storage / "blobs" / (f.blob_name + PARTIAL_SUFFIX)) for f in todo}
+    _check_disk_space(sum(f.size - min(partial[f.path], f.size) for f in todo), cache, disk_usage, repo_id)
+
+    tracker = _Tracker(plan, on_progress, cancel)
+    tracker.start(sum(f.size for f in plan.files if f.path in done), len(done), partial)
+    _prepare_storage(storage, revision, plan.commit)
+    for remote in todo:
+        if cancel.is_set():
+            raise DownloadCancelled(_cancel_message(repo_id))
+        _fetch_file(plan, remote, storage, tracker, cache, endpoint, token)
+    _write_receipt(storage, plan, allow_patterns)
+    tracker.finish()
+    return snapshot
+
+
+def _fetch_file(plan: DownloadPlan, remote: RemoteFile, storage: Path, tracker: "_Tracker",
+                cache: Path, endpoint: str | None, token: str | bool | None) -> None:
+    """One file: resume its partial blob, verify, publish as a blob, link into the snapshot."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+    from huggingface_hub.file_download import http_get
+    from huggingface_hub.utils import WeakFileLock, build_hf_headers
+
+    blobs = storage / "blobs"
+    blob, part = blobs / remote.blob_name, blobs / (remote.blob_name + PARTIAL_SUFFIX)
+    lock = cache / ".locks" / storage.name / f"{remote.blob_name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    tracker.begin_file(remote, _size(part))
+    with WeakFileLock(str(lock)), hub_errors(plan.repo_id, plan.revision, part):
+        if blob.exists() and verify_file(blob, remote) is not None:
+            blob.unlink()  # a damaged blob left by someone else: fetch it again
+        if not blob.exists():
+            url = hf_hub_url(plan.repo_id, remote.path, revision=plan.commit, endpoint=_endpoint(endpoint))
+            meta = get_hf_file_metadata(url, token=token, endpoint=_endpoint(endpoint))
+            if meta.size is not None and meta.size != remote.size:
+                raise DownloadError(f"The Hub reports two sizes for {remote.path} of {plan.repo_id}; try again later.")
+            resume = _size(part)
+            if resume > remote.size:
+                part.unlink()
+                resume = 0
+            tracker.begin_file(remote, resume)
+            with open(part, "ab") as handle:
+                http_get(meta.location, handle, resume_size=resume, expected_size=remote.size,
+                         headers=build_hf_headers(token=token), displayed_filename=remote.path,
+                         tqdm_class=tracker.bar_class(remote))
+            problem = verify_file(part, remote)
+            if problem is not None:
+                part.unlink(missing_ok=True)
+                raise DownloadError(
+                    f"{remote.path} of {plan.repo_id} failed verification ({problem}); the damaged file was "
+                    "discarded, run the pull again."
+                )
+            os.replace(part, blob)
+    with hub_errors(plan.repo_id, plan.revision):  # outside our lock: hf_hub_download takes the same one
+        pointer = hf_hub_download(plan.repo_id, remote.path, revision=plan.commit, cache_dir=str(cache),
+                                  endpoint=_endpoint(endpoint), token=token)
+    if Path(pointer).resolve() != blob.resolve() and verify_file(Path(pointer), remote) is not None:
+        raise DownloadError(f"{remote.path} of {plan.repo_id} changed on the Hub during the pull; pull again.")
+    tracker.end_file(remote)
+
+
+# -- verification -----------------------------------------------------------------------------
+def verify_file(path: Path, remote: RemoteFile) -> str | None:
+    """None if ``path`` has the Hub's size and digest, else what is wrong (one phrase)."""
+    size = _size(path)
+    if size != remote.size:
+        return f"{size} bytes, the Hub says {remote.size}"
+    if remote.sha256:
+        digest = hashlib.sha256()
+        expected = remote.sha256
+    else:
+        digest = hashlib.sha1(b"blob %d\0" % size)
+        expected = remote.git_sha1 or ""
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    got = digest.hexdigest()
+    if got != expected:
+        kind = "sha256" if remote.sha256 else "git sha1"
+        return f"{kind} {got[:12]}… instead of {expected[:12]}…"
+    return None
+
+
+def _already_verified(remote: RemoteFile, snapshot: Path, receipt: dict) -> bool:
+    """In the snapshot with the right size, and recorded as verified (else it is hashed now)."""
+    pointer = snapshot / remote.path
+    if not pointer.exists() or _size(pointer) != remote.size:
+        return False
+    recorded = receipt.get("files", {}).get(remote.path, {})
+    if recorded.get("blob") == remote.blob_name:
+        return True
+    return verify_file(pointer, remote) is None
+
+
+def _write_receipt(storage: Path, plan: DownloadPlan, allow_patterns) -> None:
+    record = {
+        "repo_id": plan.repo_id, "revision": plan.revision, "commit": plan.commit,
+        "allow_patterns": list(allow_patterns),
+        "files": {f.path: {"size": f.size, "blob": f.blob_name, "sha256": f.sha256} for f in plan.files},
+    }
+    _atomic_write(receipt_path(storage, plan.commit), json.dumps(record, indent=1))
+
+
+# -- helpers ----------------------------------------------------------------------------------
+class _Tracker:
+    """Turns huggingface_hub's tqdm updates into ``DownloadProgress`` events and checks cancel."""
+
+    def __init__(self, plan: DownloadPlan, callback, cancel: threading.Event):
+        self.plan, self.callback, self.cancel = plan, callback, cancel
+        self.base = 0  # bytes of finished files
+        self.partials: dict[str, int] = {}  # partial bytes of files not started yet
+        self.files_done = 0
+        self.current: RemoteFile | None = None
+        self.current_bytes = 0
+
+    def start(self, bytes_done: int, files_done: int, partials: dict[str, int]) -> None:
+        self.base, self.files_done, self.partials = bytes_done, files_done, dict(partials)
+        self._emit()
+
+    def begin_file(self, remote: RemoteFile, present: int) -> None:
+        self.partials.pop(remote.path, None)
+        self.current, self.current_bytes = remote, present
+        self._emit()
+
+    def advance(self, n: float | None) -> None:
+        self.current_bytes += int(n or 0)
+        self._emit()
+        if self.cancel.is_set():
+            raise DownloadCancelled(_cancel_message(self.plan.repo_id))
+
+    def end_file(self, remote: RemoteFile) -> None:
+        self.base += remote.size
+        self.files_done += 1
+        self.current, self.current_bytes = None, 0
+        self._emit()
+
+    def finish(self) -> None:
+        self._emit()
+
+    def bar_class(self, remote: RemoteFile):
+        tracker = self
+
+        class _Bar:  # the part of tqdm's interface that http_get uses
+            def __init__(self, *args, initial: int = 0, **kwargs):
+                tracker.current_bytes = int(initial or 0)  # 0 again if the server ignored our Range
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc) -> bool:
+                return False
+
+            def update(self, n: float | None = 1) -> None:
+                tracker.advance(n)
+
+            def close(self) -> None:
+                pass
+
+        return _Bar
+
+    def _emit(self) -> None:
+        if self.callback is not None:
+            done = self.base + sum(self.partials.values()) + (self.current_bytes if self.current else 0)
+            self.callback(DownloadProgress(done, self.plan.total_bytes, self.files_done, len(self.plan.files),
+                                           self.current.path if self.current else None))
+
+
+def _check_disk_space(needed: int, cache: Path, disk_usage: DiskUsage, repo_id: str) -> None:
+    probe = cache
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = disk_usage(str(probe)).free
+    if needed > free:
+        raise DownloadError(
+            f"Not enough disk space for {repo_id}: it needs {format_size(needed)} more, {format_size(free)} is free "
+            f"in {probe}; free some space (`lcm-desktop models du`) or set HF_HUB_CACHE to a bigger disk."
+        )
+
+
+def _prepare_storage(storage: Path, revision: str, commit: str) -> None:
+    """blobs/, snapshots/<commit>/ and refs/<revision>: the repo is scannable from the first byte on."""
+    (storage / "blobs").mkdir(parents=True, exist_ok=True)
+    (storage / "snapshots" / commit).mkdir(parents=True, exist_ok=True)
+    if revision != commit:
+        ref = storage / "refs" / revision
+        if not ref.is_file() or ref.read_text() != commit:
+            _atomic_write(ref, commit)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _endpoint(endpoint: str | None) -> str | None:
+    """An explicit endpoint, else ``HF_ENDPOINT`` as set now (huggingface_hub reads it only at import)."""
+    return endpoint or os.environ.get("HF_ENDPOINT") or None
+
+
+def _cancel_message(repo_id: str) -> str:
+    return f"Download of {repo_id} cancelled; finished and partial files are kept, pull again to resume."
+
+
+def format_size(n: int | float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+class hub_errors:
+    """Map huggingface_hub/httpx errors to one-line ``DownloadError``s (``raise … from exc``)."""
+
+    def __init__(self, repo_id: str, revision: str, partial: Path | None = None):
+        self.repo_id, self.revision, self.partial = repo_id, revision, partial
+
+    def __enter__(self) -> "hub_errors":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None or isinstance(exc, (DownloadError, KeyboardInterrupt)) or not isinstance(exc, Exception):
+            return False
+        message = self._message(exc)
+        if message is None:
+            return False
+        raise DownloadError(message) from exc
+
+    def _message(self, exc: Exception) -> str | None:
+        import httpx2
+        from huggingface_hub.errors import (
+            GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError,
+        )
+
+        repo = self.repo_id
+        kept = ""
+        if self.partial is not None and _size(self.partial):
+            kept = f" ({format_size(_size(self.partial))} of the current file kept)"
+        if isinstance(exc, GatedRepoError):
+            return (f"{repo} is gated: accept its licence at https://huggingface.co/{repo} and log in with "
+                    "`hf auth login`, then pull again.")
+        if isinstance(exc, RepositoryNotFoundError):
+            return f"{repo} was not found on the Hugging Face Hub (or it is private); check the repo id."
+        if isinstance(exc, RevisionNotFoundError):
+            return f"Revision {self.revision!r} of {repo} does not exist on the Hub; the catalog entry needs updating."
+        if isinstance(exc, OfflineModeIsEnabled):
+            return "Downloads are switched off (HF_HUB_OFFLINE=1); unset HF_HUB_OFFLINE to pull models."
+        if isinstance(exc, HfHubHTTPError):
+            status = exc.response.status_code if exc.response is not None else "an error"
+            return f"The Hugging Face Hub answered {status} for {repo}; try again later{kept}."
+        if isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError)):
+            return (f"Cannot reach the Hugging Face Hub for {repo} ({type(exc).__name__}); check the network and "
+                    f"pull again to resume{kept}.")
+        if isinstance(exc, OSError):
+            reason = exc.strerror or str(exc).splitlines()[0]
+            return f"Download of {repo} failed ({reason}); pull again to resume{kept}."
+        return None

@@ -1,0 +1,339 @@
+"""What is installed, how big it is, whether it is whole, and deleting it.  Never touches the network.
+
+Three places hold models:
+- catalog models pulled from the Hub live in the Hugging Face cache (shared with other tools);
+  sizes and deletion come from huggingface_hub's cache API (``scan_cache_dir``,
+  ``delete_revisions``), so blobs shared between revisions are handled as huggingface_hub does;
+- imported models: diffusers folders under ``<app data>/models/<name>/``;
+- converted Core ML models: folders with a ``manifest.json`` under ``<app data>/coreml/<name>/``.
+The built-in demo model ships inside the app (``resources/models/lcm-demo``).
+
+Status: ``complete``, ``incomplete`` (an interrupted pull or a missing component; pull again),
+``corrupt`` (a file whose size or header is wrong; delete and pull again).  Listing checks sizes
+and safetensors headers, never hashes gigabytes: full hashing happens when a file is pulled.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.errors import LcmError, ModelCorruptError, ModelFormatError, ModelNotFoundError
+from ..core.model_folder import check_safetensors, inspect_model_folder
+from ..core.paths import AppPaths, resource_path
+from .catalog import Catalog, CatalogEntry, load_catalog
+from .download import format_size, hub_cache_dir, read_receipt
+
+COMPLETE, INCOMPLETE, CORRUPT = "complete", "incomplete", "corrupt"
+IMPORTED_DIR, COREML_DIR = "models", "coreml"
+
+
+@dataclass(frozen=True)
+class InstalledModel:
+    name: str  # catalog id, imported name or Core ML folder name
+    kind: str  # catalog kind; imported: "lcm" or "base"; "coreml"; "other" for foreign cache repos
+    source: str  # "builtin" | "hub" | "imported" | "coreml" | "cache"
+    path: Path | None  # the folder to load (a snapshot folder for hub models)
+    size_bytes: int
+    status: str
+    detail: str = ""  # what is wrong, and the fix, when not complete
+    repo_id: str | None = None
+    commit: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One line of `models list`: a catalog entry (with its base, if it needs one) or an imported model."""
+
+    name: str
+    display: str
+    kind: str
+    installed: str  # "yes" | "no" | "incomplete" | "corrupt" | "needs <base>"
+    size_bytes: int
+    path: Path | None
+    approx: bool = False  # size_bytes is the catalog's download size, not what is on disk
+
+
+def builtin_model_path() -> Path:
+    return resource_path("models", "lcm-demo")
+
+
+def installed_models(catalog: Catalog | None = None, paths: AppPaths | None = None,
+                     cache_dir: Path | None = None) -> list[InstalledModel]:
+    """Everything on disk: built-in, pulled (catalog order), foreign cache repos, imported, Core ML."""
+    catalog = catalog or load_catalog()
+    paths = paths or AppPaths.default()
+    found: list[InstalledModel] = []
+    builtin = next((e for e in catalog if e.source == "builtin"), None)
+    if builtin is not None and builtin_model_path().is_dir():
+        status, detail = _folder_status(builtin_model_path())
+        found.append(InstalledModel(builtin.id, builtin.kind, "builtin", builtin_model_path(),
+                                    _tree_size(builtin_model_path()), status, detail))
+    hub = _hub_models(catalog, cache_dir or hub_cache_dir())
+    found += sorted(hub, key=lambda m: _catalog_order(catalog, m))
+    found += _imported_models(paths.data / IMPORTED_DIR)
+    found += _coreml_models(paths.data / COREML_DIR)
+    return found
+
+
+def model_rows(catalog: Catalog | None = None, paths: AppPaths | None = None,
+               cache_dir: Path | None = None) -> list[ModelRow]:
+    """The `models list` table: every catalog entry, then imported and converted models."""
+    catalog = catalog or load_catalog()
+    installed = installed_models(catalog, paths, cache_dir)
+    by_name = {m.name: m for m in installed if m.source in ("builtin", "hub")}
+    rows = []
+    for entry in catalog:
+        model = by_name.get(entry.id)
+        if model is None:
+            rows.append(ModelRow(entry.id, entry.name, entry.kind, "no", entry.size_bytes, None, approx=True))
+            continue
+        installed_as = "yes" if model.status == COMPLETE else model.status
+        size, display = model.size_bytes, entry.name
+        if entry.requires and model.status == COMPLETE:
+            base = by_name.get(entry.requires)
+            display = f"{entry.name} + {catalog.get(entry.requires).name}"
+            if base is None or base.status != COMPLETE:
+                installed_as = f"needs {entry.requires}"
+            else:
+                size += base.size_bytes
+        rows.append(ModelRow(entry.id, display, entry.kind, installed_as, size, model.path))
+    for model in installed:
+        if model.source in ("imported", "coreml"):
+            installed_as = "yes" if model.status == COMPLETE else model.status
+            rows.append(ModelRow(model.name, model.name, model.kind, installed_as, model.size_bytes, model.path))
+    return rows
+
+
+def find_installed(name: str, catalog: Catalog | None = None, paths: AppPaths | None = None,
+                   cache_dir: Path | None = None) -> InstalledModel | None:
+    return next((m for m in installed_models(catalog, paths, cache_dir)
+                 if m.name == name and m.source != "cache"), None)
+
+
+def delete_model(name: str, catalog: Catalog | None = None, paths: AppPaths | None = None,
+                 cache_dir: Path | None = None) -> int:
+    """Delete an installed model (a catalog id or an imported/converted name); return the bytes freed."""
+    catalog = catalog or load_catalog()
+    paths = paths or AppPaths.default()
+    entry = catalog.find(name)
+    if entry is not None and entry.source == "builtin":
+        raise ModelNotFoundError(f"{name} is the built-in model; it ships with LCM Desktop and cannot be deleted.")
+    if entry is not None:
+        return _delete_hub_repo(entry, cache_dir or hub_cache_dir())
+    for folder in (paths.data / IMPORTED_DIR / name, paths.data / COREML_DIR / name):
+        if _safe_name(name) and folder.is_dir():
+            size = _tree_size(folder)
+            trash = folder.parent / f".trash-{uuid.uuid4().hex[:8]}"
+            os.replace(folder, trash)  # the model disappears at once; the bytes go next
+            shutil.rmtree(trash, ignore_errors=True)
+            return size
+    raise ModelNotFoundError(f"No installed model named {name!r}; `lcm-desktop models list` shows what is installed.")
+
+
+def disk_usage(catalog: Catalog | None = None, paths: AppPaths | None = None,
+               cache_dir: Path | None = None) -> list[InstalledModel]:
+    """Installed models including other repos in the shared Hugging Face cache, largest first."""
+    return sorted(installed_models(catalog, paths, cache_dir), key=lambda m: -m.size_bytes)
+
+
+# -- the Hugging Face cache -------------------------------------------------------------------
+def _scan(cache: Path):
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    if not cache.is_dir():
+        return None
+    try:
+        return scan_cache_dir(cache)
+    except CacheNotFound:
+        return None
+
+
+def _hub_models(catalog: Catalog, cache: Path) -> list[InstalledModel]:
+    info = _scan(cache)
+    if info is None:
+        return []
+    partial_sizes: dict[Path, int] = {}
+    for item in info.incomplete_files:
+        repo_path = item.file_path.parent.parent
+        partial_sizes[repo_path] = partial_sizes.get(repo_path, 0) + item.size_on_disk
+    models = []
+    for repo in info.repos:
+        if repo.repo_type != "model":
+            continue
+        entry = catalog.by_repo(repo.repo_id)
+        partial = partial_sizes.get(repo.repo_path, 0)
+        size = repo.size_on_disk + partial
+        revision = _current_revision(repo, entry)
+        if entry is None:
+            models.append(InstalledModel(repo.repo_id, "other", "cache", revision.snapshot_path if revision else None,
+                                         size, COMPLETE, repo_id=repo.repo_id))
+            continue
+        status, detail = _hub_status(entry, repo, revision, partial)
+        models.append(InstalledModel(entry.id, entry.kind, "hub", revision.snapshot_path if revision else None,
+                                     size, status, detail, repo.repo_id, revision.commit_hash if revision else None))
+    for warning in info.warnings:  # a repo folder huggingface_hub cannot read (e.g. no snapshots/)
+        repo_path = _warned_repo(warning, cache)
+        entry = catalog.by_repo(_repo_id_of(repo_path)) if repo_path else None
+        if entry is not None:
+            models.append(InstalledModel(entry.id, entry.kind, "hub", None, _tree_size(repo_path), CORRUPT,
+                                         f"the cached copy is damaged ({warning}); run `lcm-desktop models rm "
+                                         f"{entry.id}` and pull it again.", entry.repo_id))
+    return models
+
+
+def _current_revision(repo, entry: CatalogEntry | None):
+    """The revision the catalog's ref points at, else the newest one."""
+    revisions = sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True)
+    if entry is not None and entry.revision:
+        for rev in revisions:
+            if entry.revision in rev.refs or rev.commit_hash == entry.revision:
+                return rev
+    return revisions[0] if revisions else None
+
+
+def _hub_status(entry: CatalogEntry, repo, revision, partial: int) -> tuple[str, str]:
+    pull_again = f"run `lcm-desktop models pull {entry.id}` to finish it"
+    if revision is None:
+        return INCOMPLETE, f"nothing downloaded yet; {pull_again}."
+    receipt = read_receipt(repo.repo_path, revision.commit_hash)
+    snapshot = revision.snapshot_path
+    if receipt is not None:
+        for rel, record in receipt.get("files", {}).items():
+            file = snapshot / rel
+            if not file.exists():
+                return INCOMPLETE, f"{rel} is missing; {pull_again}."
+            if file.stat().st_size != record.get("size"):
+                return CORRUPT, f"{rel} has the wrong size; run `lcm-desktop models rm {entry.id}` and pull it again."
+    if partial:
+        return INCOMPLETE, f"the download was interrupted ({format_size(partial)} kept); {pull_again}."
+    status, detail = _layout_status(entry, snapshot)
+    if status == INCOMPLETE:
+        detail = f"{detail.rstrip('.')}; {pull_again}."
+    return status, detail
+
+
+def _layout_status(entry: CatalogEntry, folder: Path) -> tuple[str, str]:
+    if entry.layout == "diffusers":
+        return _folder_status(folder)
+    needed = ["config.json"] if entry.layout in ("unet", "decoder") else []
+    missing = [n for n in needed if not (folder / n).is_file()]
+    weights = sorted(folder.glob("*.safetensors"))
+    if missing or not weights:
+        return INCOMPLETE, f"{', '.join(missing) or 'the .safetensors weights'} missing"
+    try:
+        for file in weights:
+            check_safetensors(file)
+    except ModelCorruptError as exc:
+        return CORRUPT, exc.user_message
+    return COMPLETE, ""
+
+
+def _delete_hub_repo(entry: CatalogEntry, cache: Path) -> int:
+    info = _scan(cache)
+    repo = next((r for r in info.repos if r.repo_id == entry.repo_id and r.repo_type == "model"), None) if info else None
+    if repo is None:
+        from .download import repo_storage
+
+        storage = repo_storage(entry.repo_id or "", cache)
+        if not storage.is_dir():
+            raise ModelNotFoundError(f"{entry.id} is not installed; nothing to delete.")
+        size = _tree_size(storage)  # unreadable by scan_cache_dir (damaged): remove the folder itself
+        shutil.rmtree(storage)
+        return size
+    partial = sum(f.size_on_disk for f in info.incomplete_files if f.file_path.parent.parent == repo.repo_path)
+    strategy = info.delete_revisions(*[r.commit_hash for r in repo.revisions])
+    strategy.execute()
+    return strategy.expected_freed_size + partial
+
+
+# -- imported and converted folders -----------------------------------------------------------
+def _imported_models(root: Path) -> list[InstalledModel]:
+    models = []
+    for folder in _subfolders(root):
+        status, detail = _folder_status(folder)
+        models.append(InstalledModel(folder.name, _imported_kind(folder), "imported", folder,
+                                     _tree_size(folder), status, detail))
+    return models
+
+
+def _coreml_models(root: Path) -> list[InstalledModel]:
+    from ..core.manifest import MANIFEST_NAME, load_manifest
+
+    models = []
+    for folder in _subfolders(root):
+        if not (folder / MANIFEST_NAME).is_file():
+            continue
+        status, detail = COMPLETE, ""
+        try:
+            load_manifest(folder)
+        except LcmError as exc:
+            status = INCOMPLETE if "missing" in exc.user_message else CORRUPT
+            detail = exc.user_message
+        models.append(InstalledModel(folder.name, "coreml", "coreml", folder, _tree_size(folder), status, detail))
+    return models
+
+
+def _folder_status(folder: Path) -> tuple[str, str]:
+    try:
+        inspect_model_folder(folder)
+    except ModelCorruptError as exc:
+        return CORRUPT, exc.user_message
+    except (ModelFormatError, ModelNotFoundError) as exc:
+        return INCOMPLETE, exc.user_message
+    return COMPLETE, ""
+
+
+def _imported_kind(folder: Path) -> str:
+    import json
+
+    try:
+        config = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "base"
+    return "lcm" if config.get("time_cond_proj_dim") else "base"
+
+
+def _subfolders(root: Path) -> list[Path]:
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _tree_size(folder: Path) -> int:
+    """Bytes of the files under ``folder`` (symlinks not followed); for app folders, not the HF cache."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def _safe_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and not name.startswith(".")
+
+
+def _catalog_order(catalog: Catalog, model: InstalledModel) -> tuple[int, str]:
+    ids = [e.id for e in catalog]
+    return (ids.index(model.name) if model.name in ids else len(ids), model.name)
+
+
+def _warned_repo(warning: Exception, cache: Path) -> Path | None:
+    for part in str(warning).replace("(", " ").replace(")", " ").split():
+        path = Path(part.rstrip(".:,"))
+        if path.parent == cache or cache in path.parents:
+            rel = path.relative_to(cache).parts
+            return cache / rel[0] if rel else None
+    return None
+
+
+def _repo_id_of(repo_path: Path) -> str:
+    return repo_path.name.split("--", 1)[-1].replace("--", "/")
+

@@ -1,0 +1,59 @@
+"""``python -m convert.demo_model train-vae|train-teacher|distill|export|eval|all``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+
+STAGES = ("train-vae", "train-teacher", "distill", "export", "eval")
+
+
+def run_stage(name: str, steps: int | None = None) -> None:
+    kwargs = {} if steps is None else {"steps": steps}
+    if name == "train-vae":
+        from convert.demo_model.vae_stage import train_vae
+
+        train_vae(**kwargs)
+    elif name == "train-teacher":
+        from convert.demo_model.teacher_stage import train_teacher
+
+        train_teacher(**kwargs)
+    elif name == "distill":
+        from convert.demo_model.distill_stage import distill
+
+        distill(**kwargs)
+    elif name == "export":
+        from convert.demo_model.export import export
+
+        export()
+    elif name == "eval":
+        from convert.demo_model.evaluate import evaluate
+
+        evaluate()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m convert.demo_model", description=__doc__)
+    parser.add_argument("stage", choices=(*STAGES, "all"))
+    parser.add_argument("--fresh", action="store_true", help="delete work-demo/ checkpoints first (implied by 'all')")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="training steps of a single training stage (default: the stage's own constant); "
+                        "a stage resumes from its checkpoint, so a smaller number stops it early")
+    args = parser.parse_args(argv)
+    if args.steps is not None and args.stage not in ("train-vae", "train-teacher", "distill"):
+        parser.error("--steps applies to train-vae, train-teacher and distill only")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if args.stage == "all" or args.fresh:
+        from convert.demo_model.common import WORK
+
+        shutil.rmtree(WORK, ignore_errors=True)
+    for stage in STAGES if args.stage == "all" else (args.stage,):
+        logging.getLogger("convert.demo_model").info("== %s ==", stage)
+        run_stage(stage, args.steps)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

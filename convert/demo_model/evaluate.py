@@ -1,0 +1,136 @@
+"""Stage 5: prompt adherence on the held-out captions, LCM vs teacher, written to docs/DEMO_MODEL.md.
+
+Every held-out scene (240) is generated once per configuration with seed = 10_000 + its index,
+and read back by the analyzer; accuracy is exact match per attribute. Seconds per image are
+measured separately at batch size 1 (the app's case), after a warm-up call.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+from convert.demo_model.analyzer import ATTRIBUTES, analyze
+from convert.demo_model.common import SHIPPED, TEACHER_SHIPPED, WORK, log
+from convert.demo_model.data import held_out_scenes
+from convert.demo_model.export import RECOMMENDED_GUIDANCE, RECOMMENDED_STEPS, SUMMARY, TEACHER_GUIDANCE
+
+LCM_STEPS = (1, 2, 4, 8)
+TEACHER_STEPS = (4, 8, 25, 50)
+GUIDANCE_SWEEP = (1.0, 2.0, 4.0, 6.0, 8.0)
+SEED0 = 10_000
+TIMING_IMAGES = 8
+RESULTS = WORK / "eval.json"
+DOC = Path("docs/DEMO_MODEL.md")
+
+
+def load_lcm(folder: Path = SHIPPED):
+    from diffusers import LatentConsistencyModelPipeline
+
+    pipe = LatentConsistencyModelPipeline.from_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def load_teacher(lcm):
+    """StableDiffusionPipeline with DDIM around the teacher UNet and the LCM's other parts."""
+    import torch
+    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+
+    from convert.demo_model.teacher_stage import FINAL
+
+    folder = TEACHER_SHIPPED / "unet" if (TEACHER_SHIPPED / "unet").is_dir() else FINAL / "unet"
+    unet = UNet2DConditionModel.from_pretrained(folder).to(torch.float32)
+    ddim = DDIMScheduler(
+        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+        clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading",
+        prediction_type="epsilon",
+    )
+    pipe = StableDiffusionPipeline(
+        vae=lcm.vae, text_encoder=lcm.text_encoder, tokenizer=lcm.tokenizer, unet=unet, scheduler=ddim,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def generate(pipe, prompts: list[str], seeds: list[int], steps: int, guidance: float):
+    """(B, 64, 64, 3) float images in [0, 1]; one generator per image so batching changes nothing."""
+    import torch
+
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    with torch.no_grad():
+        return pipe(prompt=prompts, num_inference_steps=steps, guidance_scale=guidance, generator=gens,
+                    height=64, width=64, output_type="np").images
+
+
+def score(pipe, steps: int, guidance: float, batch: int = 120) -> dict:
+    scenes = held_out_scenes()
+    hits = {a: 0 for a in ATTRIBUTES}
+    t0 = time.time()
+    for start in range(0, len(scenes), batch):
+        chunk = scenes[start : start + batch]
+        seeds = [SEED0 + start + i for i in range(len(chunk))]
+        for scene, img in zip(chunk, generate(pipe, [s.caption for s in chunk], seeds, steps, guidance)):
+            for attr, ok in analyze(img).matches(scene).items():
+                hits[attr] += ok
+    acc = {a: hits[a] / len(scenes) for a in ATTRIBUTES}
+    acc["all4"] = None  # filled below
+    acc["batch_wall_s"] = time.time() - t0
+    acc["sec_per_image"] = time_one(pipe, steps, guidance)
+    acc["all4"] = min(acc[a] for a in ("shape_colour", "background", "shape", "position"))
+    return acc
+
+
+def time_one(pipe, steps: int, guidance: float) -> float:
+    scenes = held_out_scenes()[:TIMING_IMAGES]
+    generate(pipe, [scenes[0].caption], [0], steps, guidance)  # warm-up
+    t0 = time.perf_counter()
+    for i, s in enumerate(scenes):
+        generate(pipe, [s.caption], [SEED0 + i], steps, guidance)
+    return (time.perf_counter() - t0) / len(scenes)
+
+
+def machine() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        name = next(ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name"))
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        name = platform.processor() or "unknown CPU"
+    import torch
+
+    return f"{name}, {torch.get_num_threads()} threads, torch {torch.__version__} (CPU), {platform.system()}"
+
+
+def evaluate() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    lcm = load_lcm()
+    rows: dict[str, dict] = {}
+    for steps in LCM_STEPS:
+        rows[f"LCM, {steps} step{'s' if steps > 1 else ''}, guidance {RECOMMENDED_GUIDANCE:g}"] = score(
+            lcm, steps, RECOMMENDED_GUIDANCE)
+        log.info("eval LCM %d: %s", steps, rows[list(rows)[-1]])
+    sweep = {}
+    for g in GUIDANCE_SWEEP:
+        sweep[f"LCM, 4 steps, guidance {g:g}"] = score(lcm, 4, g)
+        log.info("eval LCM sweep g=%g: %s", g, sweep[list(sweep)[-1]])
+    teacher = load_teacher(lcm)
+    for steps in TEACHER_STEPS:
+        rows[f"Teacher DDIM, {steps} steps, CFG {TEACHER_GUIDANCE:g}"] = score(teacher, steps, TEACHER_GUIDANCE)
+        log.info("eval teacher %d: %s", steps, rows[list(rows)[-1]])
+    result = {"rows": rows, "sweep": sweep, "machine": machine(),
+              "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "n_prompts": len(held_out_scenes())}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2))
+    from convert.demo_model.card import write_card
+
+    summary = json.loads(SUMMARY.read_text()) if SUMMARY.is_file() else {}
+    write_card(DOC, result, summary, RECOMMENDED_STEPS, RECOMMENDED_GUIDANCE)
+    log.info("eval: wrote %s", DOC)

@@ -1,0 +1,124 @@
+"""Configs and builders of the demo model's components (exact diffusers/transformers classes).
+
+Sizes are chosen for a 2-core CPU: 64×64 pictures, an 8× VAE (8×8×4 latents), a 2-layer
+CLIP text encoder and a two-level UNet with cross-attention.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from convert.demo_model.data import IMAGE_SIZE, vocabulary
+
+LATENT_CHANNELS = 4
+LATENT_SIZE = IMAGE_SIZE // 8
+TEXT_HIDDEN = 128
+MAX_LENGTH = 77  # CLIP's length: the pipeline and our engine pad prompts to tokenizer.model_max_length
+TIME_COND_PROJ_DIM = 256  # as LCM_Dreamshaper_v7
+
+VAE_CONFIG = dict(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    block_out_channels=(16, 32, 64, 64),
+    layers_per_block=1,
+    latent_channels=LATENT_CHANNELS,
+    # Few groups: with one channel per group GroupNorm is an instance norm, which erases the
+    # absolute colour of a flat picture (the first two VAEs we tried could not learn colours).
+    norm_num_groups=4,
+    sample_size=IMAGE_SIZE,
+)
+
+UNET_CONFIG = dict(
+    sample_size=LATENT_SIZE,
+    in_channels=LATENT_CHANNELS,
+    out_channels=LATENT_CHANNELS,
+    block_out_channels=(48, 96),
+    layers_per_block=1,
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    cross_attention_dim=TEXT_HIDDEN,
+    attention_head_dim=6,  # diffusers' legacy name: 6 heads (of 8 and 16 channels)
+    norm_num_groups=8,  # 6 and 12 channels per group
+)
+
+SCHEDULER_CONFIG = dict(  # LCM_Dreamshaper_v7's scheduler
+    num_train_timesteps=1000,
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    original_inference_steps=50,
+    clip_sample=False,
+    set_alpha_to_one=True,
+    steps_offset=0,
+    prediction_type="epsilon",
+    timestep_spacing="leading",
+    timestep_scaling=10.0,
+)
+
+
+def build_tokenizer(folder: Path):
+    """Write the word-level CLIP tokenizer files into ``folder`` and load them."""
+    from transformers import CLIPTokenizer
+
+    from lcm_desktop.core.clip_vocab import word_level_vocab, write_tokenizer_files
+
+    vocab, merges = word_level_vocab(vocabulary())
+    write_tokenizer_files(Path(folder), vocab, merges, max_length=MAX_LENGTH)
+    return CLIPTokenizer.from_pretrained(str(folder))
+
+
+def build_text_encoder(tokenizer):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    bos = tokenizer.convert_tokens_to_ids("<|startoftext|>")
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer.get_vocab()),
+        hidden_size=TEXT_HIDDEN,
+        intermediate_size=2 * TEXT_HIDDEN,
+        projection_dim=TEXT_HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=MAX_LENGTH,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        pad_token_id=eos,
+    )
+    return CLIPTextModel(config)
+
+
+def build_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(**VAE_CONFIG)
+
+
+def build_unet(time_cond_proj_dim: int | None = None):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(**UNET_CONFIG, time_cond_proj_dim=time_cond_proj_dim)
+
+
+def build_lcm_scheduler():
+    from diffusers import LCMScheduler
+
+    return LCMScheduler(**SCHEDULER_CONFIG)
+
+
+def build_ddpm_scheduler():
+    """The teacher's training noise schedule (SD's scaled-linear β, 1000 steps)."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(
+        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+        prediction_type="epsilon", clip_sample=False,
+    )
+
+
+def tokenize(tokenizer, captions: list[str]):
+    """(B, 77) input ids exactly as diffusers' pipelines make them (pad to max length, no mask)."""
+    return tokenizer(
+        captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids

@@ -1,0 +1,111 @@
+"""Stage 2: the teacher — epsilon-prediction latent diffusion, text encoder trained jointly.
+
+SD's scaled-linear β schedule with 1000 steps, 10 % caption dropout (empty prompt) so
+classifier-free guidance works, EMA weights are the result.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+
+from convert.demo_model import common
+from convert.demo_model.common import WORK, log
+from convert.demo_model.data import train_scenes
+from convert.demo_model.latents import latent_cache
+from convert.demo_model.models import build_ddpm_scheduler, build_text_encoder, build_tokenizer, build_unet, tokenize
+
+SEED = 3
+STEPS = 5000
+BATCH = 64
+LR = 6e-4
+CAPTION_DROPOUT = 0.1
+EMA_DECAY = 0.998
+CKPT = WORK / "teacher" / "ckpt.pt"
+FINAL = WORK / "teacher" / "final"
+TOKENIZER_DIR = WORK / "tokenizer"
+
+
+def ema_update(ema, model, decay: float) -> None:
+    import torch
+
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.lerp_(p, 1.0 - decay)
+
+
+def train_teacher(steps: int = STEPS) -> None:
+    torch = common.setup_torch(SEED)
+    cache = latent_cache()
+    tokenizer = build_tokenizer(TOKENIZER_DIR)
+    ids_table = tokenize(tokenizer, [s.caption for s in train_scenes()])  # (1440, 77)
+    empty_ids = tokenize(tokenizer, [""])  # (1, 77)
+    text_encoder, unet = build_text_encoder(tokenizer), build_unet()
+    ema_te, ema_unet = copy.deepcopy(text_encoder), copy.deepcopy(unet)
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    opt = torch.optim.AdamW(params, lr=LR, weight_decay=0.01)
+    noise_sched = build_ddpm_scheduler()
+    start = 0
+    state = common.load_checkpoint(CKPT)
+    if state is not None:
+        for mod, key in ((unet, "unet"), (text_encoder, "te"), (ema_unet, "ema_unet"), (ema_te, "ema_te")):
+            mod.load_state_dict(state[key])
+        opt.load_state_dict(state["opt"])
+        start = state["step"]
+        common.set_rng_state(state["rng_state"])
+        log.info("teacher: resumed at step %d", start)
+    latents, scene_idx = cache["latents"], cache["scene_idx"]
+    n = latents.shape[0]
+    meter, t0 = common.Meter(), time.time()
+    unet.train()
+    text_encoder.train()
+    loss = torch.tensor(float("nan"))
+    for step in range(start, steps):
+        for g in opt.param_groups:
+            g["lr"] = common.cosine_lr(step, steps, LR, warmup=200, floor=1.0)  # constant after warm-up; EMA smooths
+        pick = torch.randint(0, n, (BATCH,))
+        x0 = latents[pick]
+        ids = ids_table[scene_idx[pick]].clone()
+        drop = torch.rand(BATCH) < CAPTION_DROPOUT
+        ids[drop] = empty_ids
+        noise = torch.randn_like(x0)
+        t = torch.randint(0, 1000, (BATCH,))
+        zt = noise_sched.add_noise(x0, noise, t)
+        cond = text_encoder(ids)[0]
+        pred = unet(zt, t, cond).sample
+        loss = (pred - noise).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        decay = min(EMA_DECAY, (1 + step) / (10 + step))
+        ema_update(ema_unet, unet, decay)
+        ema_update(ema_te, text_encoder, decay)
+        meter.add(loss.item())
+        if (step + 1) % 100 == 0:
+            log.info("teacher step %d/%d  %s", step + 1, steps, meter.line())
+        if (step + 1) % 250 == 0 or step + 1 == steps:
+            common.save_checkpoint(CKPT, {
+                "unet": unet.state_dict(), "te": text_encoder.state_dict(), "ema_unet": ema_unet.state_dict(),
+                "ema_te": ema_te.state_dict(), "opt": opt.state_dict(), "step": step + 1,
+                "rng_state": common.rng_state()})
+    ema_unet.save_pretrained(FINAL / "unet", safe_serialization=True)
+    ema_te.save_pretrained(FINAL / "text_encoder", safe_serialization=True)
+    from convert.demo_model.export import record_summary
+
+    record_summary("teacher", steps=steps, batch=BATCH, lr=LR, caption_dropout=CAPTION_DROPOUT, ema=EMA_DECAY,
+                   wall_s=round(time.time() - t0), resumed_from=start, last_loss=round(loss.item(), 5))
+    log.info("teacher: done in %.0f s", time.time() - t0)
+
+
+def save_teacher_snapshot(out) -> None:
+    """Write the EMA weights of the latest checkpoint as a teacher folder (for a look mid-training)."""
+    common.setup_torch(SEED)
+    tokenizer = build_tokenizer(TOKENIZER_DIR)
+    te, unet = build_text_encoder(tokenizer), build_unet()
+    state = common.load_checkpoint(CKPT)
+    te.load_state_dict(state["ema_te"])
+    unet.load_state_dict(state["ema_unet"])
+    unet.save_pretrained(out / "unet", safe_serialization=True)
+    te.save_pretrained(out / "text_encoder", safe_serialization=True)

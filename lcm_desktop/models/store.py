@@ -28,7 +28,7 @@ from .catalog import Catalog, CatalogEntry, load_catalog
 from .download import format_size, hub_cache_dir, read_receipt
 
 COMPLETE, INCOMPLETE, CORRUPT = "complete", "incomplete", "corrupt"
-IMPORTED_DIR, COREML_DIR = "models", "coreml"
+IMPORTED_DIR, COREML_DIR, VIEWS_DIR = "models", "coreml", "views"
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,7 @@ def delete_model(name: str, catalog: Catalog | None = None, paths: AppPaths | No
     entry = catalog.find(name)
     if entry is not None and entry.source == "builtin":
         raise ModelNotFoundError(f"{name} is the built-in model; it ships with LCM Desktop and cannot be deleted.")
+    shutil.rmtree(paths.data / VIEWS_DIR, ignore_errors=True)  # symlink views; rebuilt on demand
     if entry is not None:
         return _delete_hub_repo(entry, cache_dir or hub_cache_dir())
     for folder in (paths.data / IMPORTED_DIR / name, paths.data / COREML_DIR / name):
@@ -337,3 +338,103 @@ def _warned_repo(warning: Exception, cache: Path) -> Path | None:
 def _repo_id_of(repo_path: Path) -> str:
     return repo_path.name.split("--", 1)[-1].replace("--", "/")
 
+
+
+# -- usable folders ---------------------------------------------------------------------------
+def usable_folder(entry: CatalogEntry, catalog: Catalog | None = None, paths: AppPaths | None = None,
+                  cache_dir: Path | None = None) -> Path:
+    """A diffusers folder the engine can load for a catalog model (raises a one-line ``LcmError``).
+
+    fp16-variant files (``*.fp16.safetensors``) and UNet-only LCMs (a base plus the LCM's UNet)
+    are presented through a view: a folder of symlinks with diffusers' default file names,
+    under ``<app data>/views/``.  Nothing is copied; the weights stay in the Hugging Face cache.
+    """
+    catalog = catalog or load_catalog()
+    paths = paths or AppPaths.default()
+    model = _require_complete(entry, catalog, paths, cache_dir)
+    if entry.layout == "lora":
+        base = catalog.get(entry.requires or "")
+        raise ModelFormatError(
+            f"{entry.id} is an LCM-LoRA, which the engine cannot apply yet; fuse it into {base.id} with "
+            f"`python -m convert --lcm-lora {model.path}` or pick an LCM such as lcm-dreamshaper-v7."
+        )
+    if entry.layout == "decoder" or entry.source == "builtin":
+        return model.path  # type: ignore[return-value]
+    parts: dict[str, Path] = {}
+    key = [entry.id, (model.commit or "")[:12]]
+    if entry.layout == "unet":
+        base_entry = catalog.get(entry.requires or "")
+        base = _require_complete(base_entry, catalog, paths, cache_dir, needed_by=entry.id)
+        parts.update(_components(base.path))  # type: ignore[arg-type]
+        parts["unet"] = model.path  # type: ignore[assignment]
+        key.append((base.commit or "")[:12])
+    else:
+        parts.update(_components(model.path))  # type: ignore[arg-type]
+        if not any(_default_name(f.name) != f.name for p in parts.values() if p.is_dir() for f in p.iterdir()):
+            return model.path  # type: ignore[return-value]
+    return _build_view(paths.data / VIEWS_DIR / "-".join(key), parts)
+
+
+def _require_complete(entry: CatalogEntry, catalog: Catalog, paths: AppPaths, cache_dir: Path | None,
+                      needed_by: str | None = None) -> InstalledModel:
+    model = find_installed(entry.id, catalog, paths, cache_dir)
+    for_whom = f" (needed by {needed_by})" if needed_by else ""
+    if model is None or model.path is None:
+        if entry.source == "builtin":
+            raise ModelNotFoundError(f"The built-in model is missing from {builtin_model_path()}; reinstall LCM Desktop.")
+        raise ModelNotFoundError(
+            f"{entry.id}{for_whom} is not downloaded yet; run `lcm-desktop models pull {entry.id}` "
+            f"(about {format_size(entry.size_bytes)})."
+        )
+    if model.status == CORRUPT:
+        raise ModelCorruptError(f"{entry.id}{for_whom} is damaged: {model.detail}")
+    if model.status != COMPLETE:
+        raise ModelNotFoundError(f"{entry.id}{for_whom} is incomplete: {model.detail}")
+    return model
+
+
+def _components(folder: Path) -> dict[str, Path]:
+    return {p.name: p for p in folder.iterdir() if not p.name.startswith(".")}
+
+
+def _default_name(name: str) -> str:
+    """``diffusion_pytorch_model.fp16.safetensors`` → ``diffusion_pytorch_model.safetensors``."""
+    stem, _, suffix = name.rpartition(".")
+    if suffix == "safetensors" and stem.count(".") == 1:
+        return f"{stem.split('.')[0]}.{suffix}"
+    return name
+
+
+def _build_view(target: Path, parts: dict[str, Path]) -> Path:
+    if target.is_dir():
+        status, _ = _folder_status(target)
+        if status == COMPLETE:
+            return target
+        shutil.rmtree(target)
+    staging = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    try:
+        for name, source in parts.items():
+            if source.is_dir():
+                (staging / name).mkdir()
+                for file in source.iterdir():
+                    _link(file, staging / name / _default_name(file.name))
+            else:
+                _link(source, staging / name)
+        os.replace(staging, target)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not target.is_dir():
+            raise
+    return target
+
+
+def _link(source: Path, link: Path) -> None:
+    real = source.resolve()
+    try:
+        os.symlink(real, link)
+    except OSError:  # no symlinks (Windows without developer mode): hard link, else copy
+        try:
+            os.link(real, link)
+        except OSError:
+            shutil.copy2(real, link)

@@ -1,0 +1,208 @@
+"""Importing models from disk: diffusers folders and single-file .safetensors checkpoints, never pickles.
+
+    import_model(Path("~/Downloads/my-lcm"))                  # a diffusers folder, copied
+    import_model(Path("dreamshaper_8.safetensors"), name="ds8")  # SD1.5/SDXL checkpoint, converted
+
+An import lands in ``<app data>/models/<name>/`` atomically: it is assembled in a hidden
+staging folder beside it, validated with ``inspect_model_folder``, then renamed into place, so a
+half-imported model is never listed.  Pickle weights (``.ckpt``/``.pt``/``.bin``/``.pth``) are
+refused, because loading them can run arbitrary code.
+
+Single files are converted with diffusers' single-file loader and the architecture configs
+shipped in ``resources/configs/single_file/<family>/`` (the Hub is not needed); checkpoints
+carry no tokenizer, so CLIP's ``vocab.json``/``merges.txt`` are derived offline from the BPE
+file that the ``open_clip_torch`` package ships.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import struct
+import uuid
+from pathlib import Path
+
+from ..core.errors import InvalidRequestError, ModelFormatError, ModelNotFoundError, UnsafeModelError
+from ..core.model_folder import PICKLE_HINT, PICKLE_SUFFIXES, check_safetensors, inspect_model_folder
+from ..core.paths import AppPaths, resource_path
+from .catalog import Catalog, load_catalog
+from .download import DiskUsage, format_size
+from .store import IMPORTED_DIR
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SKIPPED_DIRS = {".git", ".cache", ".huggingface", "__pycache__"}
+
+
+def import_model(source: Path | str, name: str | None = None, *, catalog: Catalog | None = None,
+                 paths: AppPaths | None = None, disk_usage: DiskUsage = shutil.disk_usage,
+                 config_root: Path | None = None) -> Path:
+    """Import a diffusers folder or a single-file checkpoint; return the new model folder."""
+    source = Path(source).expanduser()
+    if not source.exists():
+        raise ModelNotFoundError(f"Cannot import {source}: it does not exist.")
+    if source.is_file():
+        suffix = source.suffix.lower()
+        if suffix in PICKLE_SUFFIXES:
+            raise UnsafeModelError(f"Refusing to import {source.name}: {PICKLE_HINT}.")
+        if suffix != ".safetensors":
+            raise ModelFormatError(
+                f"{source.name} is not a model file; import a diffusers folder or a .safetensors checkpoint."
+            )
+        return import_single_file(source, name, catalog=catalog, paths=paths, disk_usage=disk_usage,
+                                  config_root=config_root)
+    return import_folder(source, name, catalog=catalog, paths=paths, disk_usage=disk_usage)
+
+
+def import_folder(source: Path, name: str | None = None, *, catalog: Catalog | None = None,
+                  paths: AppPaths | None = None, disk_usage: DiskUsage = shutil.disk_usage) -> Path:
+    """Copy a diffusers folder (its safetensors and configs; pickles are left behind)."""
+    inspect_model_folder(source)  # refuses a non-model, missing parts, pickle-only or corrupt weights
+    files = [p for p in _walk(source) if p.suffix.lower() not in PICKLE_SUFFIXES]
+    target = _target(name or source.name, catalog, paths)
+    _check_space(sum(p.stat().st_size for p in files), target.parent, disk_usage)
+    with _Staging(target) as staging:
+        for file in files:
+            dest = staging / file.relative_to(source)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, dest)  # follows symlinks (a Hugging Face snapshot links to its blobs)
+        inspect_model_folder(staging)
+    return target
+
+
+def import_single_file(source: Path, name: str | None = None, *, catalog: Catalog | None = None,
+                       paths: AppPaths | None = None, disk_usage: DiskUsage = shutil.disk_usage,
+                       config_root: Path | None = None) -> Path:
+    """Convert an SD1.5/SDXL ``.safetensors`` checkpoint to a diffusers folder, offline."""
+    check_safetensors(source)
+    keys = _safetensors_keys(source)
+    family = detect_family(keys, source.name)
+    target = _target(name or source.stem, catalog, paths)
+    _check_space(2 * source.stat().st_size, target.parent, disk_usage)  # fp32 output can be twice fp16 input
+    config_root = Path(config_root) if config_root is not None else resource_path("configs", "single_file")
+    with _Staging(target) as staging:
+        config_dir = _config_dir(config_root / family, staging.parent / f".cfg-{staging.name}")
+        try:
+            _convert(source, family, config_dir, staging)
+        finally:
+            shutil.rmtree(config_dir, ignore_errors=True)
+        inspect_model_folder(staging)
+    return target
+
+
+def detect_family(keys: set[str], filename: str) -> str:
+    """``sd`` or ``sdxl`` from the checkpoint's tensor names (original LDM layout)."""
+    if any(k.startswith("conditioner.embedders.1.") for k in keys):
+        return "sdxl"
+    if any(k.startswith("cond_stage_model.transformer.") for k in keys) and any(
+        k.startswith("model.diffusion_model.") for k in keys
+    ):
+        return "sd"
+    if any(k.startswith(("unet.", "lora_", "lora_unet_")) or ".lora_" in k for k in keys):
+        raise ModelFormatError(
+            f"{filename} looks like LoRA weights, not a full checkpoint; LoRAs are applied to a base model, not imported."
+        )
+    raise ModelFormatError(
+        f"{filename} is not an SD 1.5 or SDXL checkpoint (no UNet and text encoder in the original layout); "
+        "import a diffusers folder instead."
+    )
+
+
+# -- conversion (diffusers' single-file loader) -----------------------------------------------
+def _config_dir(family_configs: Path, out: Path) -> Path:
+    """The shipped pipeline configs plus CLIP tokenizer files derived from open_clip's BPE file."""
+    from ..core.clip_vocab import clip_vocab_from_bpe, open_clip_bpe_file, write_tokenizer_files
+
+    if not (family_configs / "model_index.json").is_file():
+        raise ModelFormatError(f"The import configs {family_configs} are missing; reinstall LCM Desktop.")
+    shutil.copytree(family_configs, out)
+    index = json.loads((out / "model_index.json").read_text(encoding="utf-8"))
+    try:
+        vocab, merges = clip_vocab_from_bpe(open_clip_bpe_file())
+    except FileNotFoundError as exc:
+        raise ModelFormatError(f"Cannot build the CLIP tokenizer offline ({exc}).") from exc
+    for tokenizer in ("tokenizer", "tokenizer_2"):
+        if tokenizer in index:
+            write_tokenizer_files(out / tokenizer, vocab, merges)
+    return out
+
+
+def _convert(source: Path, family: str, config_dir: Path, out: Path) -> None:
+    import torch
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    pipeline_class = StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
+    try:
+        pipe = pipeline_class.from_single_file(
+            str(source), config=str(config_dir), local_files_only=True, torch_dtype=torch.float32,
+            **({"safety_checker": None, "feature_extractor": None} if family == "sd" else {}),
+        )
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelFormatError(
+            f"{source.name} could not be converted as an {family.upper()} checkpoint ({str(exc).splitlines()[0][:160]})."
+        ) from exc
+    pipe.save_pretrained(out, safe_serialization=True)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _safetensors_keys(path: Path) -> set[str]:
+    with open(path, "rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(length))
+    return {k for k in header if k != "__metadata__"}
+
+
+def _target(name: str, catalog: Catalog | None, paths: AppPaths | None) -> Path:
+    catalog = catalog or load_catalog()
+    paths = paths or AppPaths.default()
+    if not NAME_RE.match(name):
+        raise InvalidRequestError("--name", name, "1–64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    if name in catalog:
+        raise InvalidRequestError("--name", name, "different from the catalog ids (choose another --name)")
+    target = paths.data / IMPORTED_DIR / name
+    if target.exists():
+        raise InvalidRequestError("--name", name, f"a new name ({target} exists; `models rm {name}` or pick another)")
+    return target
+
+
+def _check_space(needed: int, folder: Path, disk_usage: DiskUsage) -> None:
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = disk_usage(str(probe)).free
+    if needed > free:
+        raise ModelFormatError(
+            f"Not enough disk space to import: it needs {format_size(needed)}, {format_size(free)} is free in {probe}."
+        )
+
+
+def _walk(folder: Path) -> list[Path]:
+    files = []
+    for dirpath, dirs, names in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
+        files += [Path(dirpath) / n for n in sorted(names) if not n.startswith(".")]
+    return files
+
+
+class _Staging:
+    """A hidden folder beside ``target``, renamed to it on success and removed on any failure."""
+
+    def __init__(self, target: Path):
+        self.target = target
+        self.path = target.parent / f".import-{target.name}-{uuid.uuid4().hex[:8]}"
+
+    def __enter__(self) -> Path:
+        self.path.mkdir(parents=True)
+        return self.path
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            try:
+                os.rename(self.path, self.target)  # fails if the target appeared meanwhile: nothing is overwritten
+                return False
+            except OSError as err:
+                shutil.rmtree(self.path, ignore_errors=True)
+                raise ModelFormatError(f"Could not finish the import into {self.target} ({err.strerror or err}).") from err
+        shutil.rmtree(self.path, ignore_errors=True)
+        return False

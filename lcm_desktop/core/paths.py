@@ -53,3 +53,15 @@ class AppPaths:
         for folder in (self.data, self.cache, self.output, self.logs):
             folder.mkdir(parents=True, exist_ok=True)
         return self
+
+
+def converter_command() -> list[str]:
+    """How to start the Core ML converter as a child process: the bundled ``lcm-convert`` or ``python -m convert``."""
+    if getattr(sys, "frozen", False):
+        exe = Path(sys.executable).resolve()
+        candidates = [exe.parent.parent / "lcm-convert" / "lcm-convert",  # one-folder builds side by side
+                      exe.parents[3] / "lcm-convert" / "lcm-convert" if len(exe.parents) > 3 else exe]
+        for candidate in candidates:
+            if candidate.is_file():
+                return [str(candidate)]
+    return [sys.executable, "-m", "convert"]

@@ -111,6 +111,7 @@ class MainWindow(QMainWindow):
                                     self.reveal, "Ctrl+Shift+R", "revealAction")
         action(file_menu, "Open Model Folder…", self.choose_model_folder, "Ctrl+O")
         action(file_menu, "Choose Output Folder…", self.choose_output_folder)
+        action(file_menu, "Models…", self.open_model_manager, "Ctrl+Shift+M", "modelsAction")
         file_menu.addSeparator()
         action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
         edit_menu = self.menuBar().addMenu("&Edit")
@@ -120,20 +121,55 @@ class MainWindow(QMainWindow):
         action(image_menu, "Cancel", self.cancel)
         action(image_menu, "Delete from History", self.delete_selected, QKeySequence.StandardKey.Delete)
 
-    def _fill_models(self, model: Path | None) -> None:
+    def _fill_models(self, model: Path | None = None) -> None:
+        """Installed, usable models: the built-in demo first, then pulled, imported and given ones."""
         combo = self.panel.model
+        current = str(model) if model is not None else combo.currentData()
         combo.blockSignals(True)
         combo.clear()
-        demo = builtin_model()
-        if demo.is_dir():
-            combo.addItem("Built-in demo", str(demo))
-        if model is not None and Path(model).resolve() != demo.resolve():
-            combo.addItem(Path(model).name, str(Path(model)))
-        if model is not None:
-            combo.setCurrentIndex(combo.findData(str(Path(model))) if combo.findData(str(Path(model))) >= 0
-                                  else combo.count() - 1)
+        for label, folder in self._usable_models():
+            combo.addItem(label, str(folder))
+        if model is not None and combo.findData(str(model)) < 0:
+            combo.addItem(Path(model).name, str(model))
+        index = combo.findData(current) if current else 0
+        combo.setCurrentIndex(max(index, 0))
         combo.blockSignals(False)
         self._model_changed()
+
+    def _usable_models(self) -> list[tuple[str, Path]]:
+        from ..models.catalog import load_catalog
+        from ..models.store import COMPLETE, installed_models, usable_folder
+
+        found: list[tuple[str, Path]] = []
+        try:
+            catalog = load_catalog()
+            for model in installed_models(catalog, self.paths):
+                if model.status != COMPLETE or model.path is None or model.kind in ("tiny-decoder", "lcm-lora"):
+                    continue
+                if model.source in ("builtin", "hub"):
+                    entry = catalog.get(model.name)
+                    if entry.requires and entry.kind == "base":
+                        continue
+                    try:
+                        found.append((entry.name, usable_folder(entry, catalog, self.paths)))
+                    except LcmError:
+                        continue  # e.g. a base that is not complete yet
+                elif model.source == "imported":
+                    found.append((model.name, model.path))
+        except LcmError as exc:
+            log.warning("model list unavailable: %s", exc)
+        demo = builtin_model()
+        if demo.is_dir() and all(path != demo for _, path in found):
+            found.insert(0, ("Built-in demo", demo))
+        return found
+
+    def open_model_manager(self):
+        from .models_dialog import ModelsDialog
+
+        dialog = ModelsDialog(self.paths, self)
+        dialog.modelsChanged.connect(lambda: self._fill_models())
+        dialog.show()
+        return dialog
 
     def _fill_backends(self, devices: list[str]) -> None:
         combo = self.panel.backend

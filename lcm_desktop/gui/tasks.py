@@ -1,0 +1,103 @@
+"""Background tasks for the model manager: a function run on a QThread, and the converter as a child process.
+
+Like the engine thread, tasks never touch widgets: they emit plain data.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QProcess, QThread, Signal, Slot
+
+from ..core.errors import LcmError
+
+
+class Task(QObject):
+    """Runs ``fn(on_progress, cancel)`` on its own thread; emits progress, then finished/failed/cancelled."""
+
+    progress = Signal(object)
+    finished = Signal(object)
+    failed = Signal(str, str)
+    cancelled = Signal()
+
+    def __init__(self, fn: Callable[[Callable[[object], None], threading.Event], object],
+                 cancelled_error: type[BaseException] | None = None):
+        super().__init__()
+        self._fn = fn
+        self._cancel = threading.Event()
+        self._cancelled_error = cancelled_error
+        self.thread = QThread()
+        self.moveToThread(self.thread)
+        self.thread.started.connect(self._run)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @Slot()
+    def _run(self) -> None:
+        try:
+            result = self._fn(self.progress.emit, self._cancel)
+        except LcmError as exc:
+            if self._cancel.is_set() or (self._cancelled_error and isinstance(exc, self._cancelled_error)):
+                self.cancelled.emit()
+            else:
+                self.failed.emit(exc.user_message, traceback.format_exc())
+        except Exception as exc:  # last resort: report instead of killing the thread silently
+            self.failed.emit(f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        else:
+            self.finished.emit(result)
+        finally:
+            self.thread.quit()
+
+    def wait(self) -> None:
+        self.thread.wait()
+
+
+class ConvertProcess(QObject):
+    """``python -m convert SOURCE --out OUT`` as a child process (its memory goes back to the OS when done).
+
+    Each line the converter prints is a phase; cancel terminates it, and the converter removes
+    its hidden temporary folder on SIGTERM (nothing half-written is left).
+    """
+
+    line = Signal(str)
+    finished = Signal(bool, str)  # ok, last error line
+
+    def __init__(self, source: Path, out: Path, extra: list[str] | None = None, program: list[str] | None = None):
+        super().__init__()
+        self.process = QProcess(self)
+        self.process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
+        self.process.readyReadStandardOutput.connect(self._read)
+        self.process.finished.connect(self._done)
+        self._program = program or [sys.executable, "-m", "convert"]
+        self._args = [str(source), "--out", str(out), *(extra or [])]
+        self._last = ""
+        self._cancelled = False
+
+    def start(self) -> None:
+        self.process.start(self._program[0], self._program[1:] + self._args)
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self.process.terminate()
+
+    def _read(self) -> None:
+        text = bytes(self.process.readAllStandardOutput()).decode("utf-8", "replace")
+        for line in text.splitlines():
+            if line.strip():
+                self._last = line.strip()
+                self.line.emit(self._last)
+
+    def _done(self, code: int, status) -> None:
+        self._read()
+        if self._cancelled:
+            self.finished.emit(False, "Conversion cancelled.")
+        else:
+            self.finished.emit(code == 0, "" if code == 0 else self._last.removeprefix("error: "))

@@ -125,6 +125,11 @@ def _config_dir(family_configs: Path, out: Path) -> Path:
     for tokenizer in ("tokenizer", "tokenizer_2"):
         if tokenizer in index:
             write_tokenizer_files(out / tokenizer, vocab, merges)
+    if "tokenizer_2" in index:  # SDXL's OpenCLIP-G tokenizer pads with "!" (id 0), not with the end token
+        for name in ("tokenizer_config.json", "special_tokens_map.json"):
+            path = out / "tokenizer_2" / name
+            path.write_text(json.dumps({**json.loads(path.read_text(encoding="utf-8")), "pad_token": "!"}, indent=2),
+                            encoding="utf-8")
     return out
 
 

@@ -103,3 +103,82 @@ def test_converted_coreml_folders_are_listed_and_deletable():
     assert model.size_bytes == 1234 + len("{ not json")
     assert delete_model("converted") == model.size_bytes
     assert not folder.exists()
+
+
+@pytest.fixture
+def tiny_configs(tiny_sd, tmp_path):
+    """``<root>/sd/``: the tiny model's configs, standing in for the shipped SD1.5 configs."""
+    root = tmp_path / "configs"
+    for sub in ("unet", "vae", "text_encoder", "scheduler"):
+        shutil.copytree(tiny_sd / sub, root / "sd" / sub, ignore=shutil.ignore_patterns("*.safetensors"))
+    shutil.copy(tiny_sd / "model_index.json", root / "sd" / "model_index.json")
+    return root
+
+
+def test_single_file_checkpoint_is_converted_offline_with_identical_weights(tiny_sd, tiny_configs, tmp_path,
+                                                                             monkeypatch):
+    import torch
+    from huggingface_hub import constants
+    from safetensors.torch import load_file
+    from transformers import CLIPTokenizer
+
+    from ldm_checkpoint import write_ldm_checkpoint
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    checkpoint = write_ldm_checkpoint(tiny_sd, tmp_path / "tiny-sd15.safetensors")
+    target = import_model(checkpoint, config_root=tiny_configs)
+    assert target == _imported_root() / "tiny-sd15"
+    for comp, file in (("unet", "diffusion_pytorch_model.safetensors"), ("vae", "diffusion_pytorch_model.safetensors"),
+                       ("text_encoder", "model.safetensors")):
+        original, converted = load_file(tiny_sd / comp / file), load_file(target / comp / file)
+        assert original.keys() == converted.keys(), comp
+        assert all(torch.equal(original[k], converted[k]) for k in original), comp
+    tokenizer = CLIPTokenizer.from_pretrained(target / "tokenizer", local_files_only=True)
+    assert len(tokenizer) == 49408
+    assert tokenizer("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
+    [model] = [m for m in installed_models() if m.source == "imported"]
+    assert (model.name, model.kind, model.status) == ("tiny-sd15", "base", "complete")
+    assert _leftovers() == ["tiny-sd15"]
+
+
+def test_shipped_single_file_configs_match_the_reference_architectures():
+    import json
+
+    from lcm_desktop.core.paths import resource_path
+
+    root = resource_path("configs", "single_file")
+    sd_unet = json.loads((root / "sd" / "unet" / "config.json").read_text())
+    assert (sd_unet["cross_attention_dim"], sd_unet["block_out_channels"], sd_unet.get("time_cond_proj_dim")) == (
+        768, [320, 640, 1280, 1280], None)
+    xl_unet = json.loads((root / "sdxl" / "unet" / "config.json").read_text())
+    assert (xl_unet["cross_attention_dim"], xl_unet["projection_class_embeddings_input_dim"]) == (2048, 2816)
+    for family in ("sd", "sdxl"):
+        index = json.loads((root / family / "model_index.json").read_text())
+        for component, (library, _cls) in ((k, v) for k, v in index.items() if isinstance(v, list) and v[0]):
+            if not component.startswith("tokenizer"):
+                assert (root / family / component).is_dir(), (family, component)
+
+
+@pytest.mark.parametrize(
+    "keys, expected",
+    [({"model.diffusion_model.x", "cond_stage_model.transformer.text_model.y"}, "sd"),
+     ({"model.diffusion_model.x", "conditioner.embedders.1.model.z", "conditioner.embedders.0.transformer.y"}, "sdxl"),
+     ({"lora_unet_down_blocks_0.lora_down.weight"}, ModelFormatError),
+     ({"something.else"}, ModelFormatError)],
+)
+def test_checkpoint_family_detection(keys, expected):
+    from lcm_desktop.models.importer import detect_family
+
+    if expected is ModelFormatError:
+        with pytest.raises(ModelFormatError, match="LoRA|not an SD 1.5 or SDXL checkpoint"):
+            detect_family(keys, "x.safetensors")
+    else:
+        assert detect_family(keys, "x.safetensors") == expected
+
+
+def test_a_damaged_single_file_is_refused_before_conversion(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")
+    with pytest.raises(ModelCorruptError, match="bad.safetensors is corrupt or incomplete"):
+        import_model(bad)
+    assert _leftovers() == []

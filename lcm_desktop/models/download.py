@@ -12,8 +12,9 @@ each file streams into ``blobs/<sha>.incomplete`` (the cache's conventional part
 verified against the Hub's size and sha256 (git sha1 for small non-LFS files), and only then
 becomes ``blobs/<sha>``.  A damaged file is deleted and reported; it never becomes visible.
 
-A pull that completes writes a receipt (``<repo>/.lcm-desktop/<commit>.json``, inside the
-cached repo so that deleting the repo removes it too) recording what was verified.
+Each verified file is recorded in a receipt (``<repo>/.lcm-desktop/<commit>.json``, inside the
+cached repo so that deleting the repo removes it too; ``complete`` once every file is in), so a
+resumed pull does not hash finished files again and the store can tell complete from interrupted.
 
 Cancel: a ``threading.Event``, checked between files and at every progress update
 (huggingface_hub reads ``constants.DOWNLOAD_CHUNK_SIZE`` = 10 MB at a time), so a cancel takes
@@ -184,11 +185,15 @@ def pull_repo(
     tracker = _Tracker(plan, on_progress, cancel)
     tracker.start(sum(f.size for f in plan.files if f.path in done), len(done), partial)
     _prepare_storage(storage, revision, plan.commit)
+    verified = [f for f in plan.files if f.path in done]
     for remote in todo:
         if cancel.is_set():
             raise DownloadCancelled(_cancel_message(repo_id))
         _fetch_file(plan, remote, storage, tracker, cache, endpoint, token)
-    _write_receipt(storage, plan, allow_patterns)
+        verified.append(remote)
+        if len(verified) < len(plan.files):  # a resumed pull need not hash these again
+            _write_receipt(storage, plan, allow_patterns, verified)
+    _write_receipt(storage, plan, allow_patterns, list(plan.files))
     tracker.finish()
     return snapshot
 
@@ -271,11 +276,12 @@ def _already_verified(remote: RemoteFile, snapshot: Path, receipt: dict) -> bool
     return verify_file(pointer, remote) is None
 
 
-def _write_receipt(storage: Path, plan: DownloadPlan, allow_patterns) -> None:
+def _write_receipt(storage: Path, plan: DownloadPlan, allow_patterns, verified: list[RemoteFile]) -> None:
+    """What has been verified so far; ``complete`` once every planned file is in."""
     record = {
         "repo_id": plan.repo_id, "revision": plan.revision, "commit": plan.commit,
-        "allow_patterns": list(allow_patterns),
-        "files": {f.path: {"size": f.size, "blob": f.blob_name, "sha256": f.sha256} for f in plan.files},
+        "allow_patterns": list(allow_patterns), "complete": len(verified) == len(plan.files),
+        "files": {f.path: {"size": f.size, "blob": f.blob_name, "sha256": f.sha256} for f in verified},
     }
     _atomic_write(receipt_path(storage, plan.commit), json.dumps(record, indent=1))
 

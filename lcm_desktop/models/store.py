@@ -210,8 +210,9 @@ def _hub_status(entry: CatalogEntry, repo, revision, partial: int) -> tuple[str,
                 return INCOMPLETE, f"{rel} is missing; {pull_again}."
             if file.stat().st_size != record.get("size"):
                 return CORRUPT, f"{rel} has the wrong size; run `lcm-desktop models rm {entry.id}` and pull it again."
-    if partial:
-        return INCOMPLETE, f"the download was interrupted ({format_size(partial)} kept); {pull_again}."
+    if partial or (receipt is not None and not receipt.get("complete", False)):
+        kept = f" ({format_size(partial)} of a file kept)" if partial else ""
+        return INCOMPLETE, f"the download was interrupted{kept}; {pull_again}."
     status, detail = _layout_status(entry, snapshot)
     if status == INCOMPLETE:
         detail = f"{detail.rstrip('.')}; {pull_again}."

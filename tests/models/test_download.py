@@ -10,6 +10,7 @@ import types
 import pytest
 
 from lcm_desktop.core.errors import DownloadError
+from lcm_desktop.models import download
 from lcm_desktop.models.download import (
     DownloadCancelled, hub_cache_dir, pull, pull_repo, read_receipt, repo_storage,
 )
@@ -65,7 +66,7 @@ def test_pull_fetches_only_the_patterns_reports_progress_and_verifies(hub, big_r
     assert [e.bytes_done for e in events] == sorted(e.bytes_done for e in events)
     assert {e.file for e in events if e.file} == set(expected)
     receipt = read_receipt(repo_storage(REPO), hub.repos[REPO].commit)
-    assert receipt["files"][BIG]["sha256"] == hashlib.sha256(big_repo[BIG]).hexdigest()
+    assert receipt["files"][BIG]["sha256"] == hashlib.sha256(big_repo[BIG]).hexdigest() and receipt["complete"]
     assert (repo_storage(REPO) / "refs" / "main").read_text() == hub.repos[REPO].commit
 
     hub.log.clear()
@@ -73,7 +74,7 @@ def test_pull_fetches_only_the_patterns_reports_progress_and_verifies(hub, big_r
     assert not hub.gets(), "a complete model was fetched again"
 
 
-def test_cancel_mid_file_then_resume_gives_identical_files(hub, big_repo, small_chunks):
+def test_cancel_mid_file_then_resume_gives_identical_files(hub, big_repo, small_chunks, monkeypatch):
     pause = hub.pause(REPO, BIG, after=400_000)
     cancel, outcome, midway = threading.Event(), {}, threading.Event()
 
@@ -102,8 +103,12 @@ def test_cancel_mid_file_then_resume_gives_identical_files(hub, big_repo, small_
     assert big_repo[BIG].startswith(partial.read_bytes())
 
     hub.log.clear()
+    hashed = []
+    real_verify = download.verify_file
+    monkeypatch.setattr(download, "verify_file", lambda path, remote: hashed.append(remote.path) or real_verify(path, remote))
     snapshot = pull_repo(REPO, "main", PATTERNS)
     assert _snapshot_files(snapshot)[BIG] == big_repo[BIG]
+    assert sorted(hashed) == [BIG, "vae/diffusion_pytorch_model.safetensors"]  # finished files are not re-hashed
     [(_, _, ranged)] = hub.gets(BIG)
     assert ranged == f"bytes={kept}-"
     assert not _partials()
@@ -118,7 +123,8 @@ def test_corrupted_byte_is_detected_and_the_file_discarded(hub, big_repo):
     assert not _partials()
     assert not (storage / "blobs" / hashlib.sha256(big_repo[BIG]).hexdigest()).exists()
     assert not (storage / "snapshots" / hub.repos[REPO].commit / BIG).exists()
-    assert read_receipt(storage, hub.repos[REPO].commit) is None
+    receipt = read_receipt(storage, hub.repos[REPO].commit)
+    assert receipt["complete"] is False and BIG not in receipt["files"] and "model_index.json" in receipt["files"]
 
     del hub.corrupt[(REPO, BIG)]
     snapshot = pull_repo(REPO, "main", PATTERNS)

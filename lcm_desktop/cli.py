@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--model", help="diffusers model folder to open")
     gui.add_argument("--self-test", action="store_true", help="open, generate one image, exit 0 (smoke test)")
 
+    from .models.commands import add_models_parser
+
+    add_models_parser(sub)
+
     doc = sub.add_parser("doctor", help="report system, backends and model timings (paste it into an issue)")
     doc.add_argument("--model", help="model folder to time (default: the built-in demo model)")
     doc.add_argument("--no-generate", action="store_true", help="skip the timed generations")
@@ -40,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="make images from a prompt and save them as PNGs")
     gen.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT, help="what to draw")
-    gen.add_argument("--model", help="diffusers model folder (default: the built-in demo model)")
+    gen.add_argument("--model", help="catalog id, imported model name or diffusers folder (default: built-in demo)")
     gen.add_argument("--negative", default="", help="negative prompt (used by models with classifier-free guidance)")
     gen.add_argument("--steps", type=int, default=4, help="denoising steps (1–8 typical, up to 50)")
     gen.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's)")
@@ -71,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
             return gui_main(getattr(args, "model", None), self_test=getattr(args, "self_test", False))
         if args.command == "generate":
             return _generate(args)
+        if args.command == "models":
+            from .models.commands import run_models_command
+
+            return run_models_command(args)
         if args.command == "doctor":
             from .doctor import run_doctor
 
@@ -110,7 +118,12 @@ def _generate(args: argparse.Namespace) -> int:
         prompt=args.prompt, negative_prompt=args.negative, steps=args.steps, guidance_scale=args.guidance,
         width=args.width, height=args.height, seed=args.seed, batch_size=args.batch, tiny_decoder=args.fast_decode,
     )
-    model_path = Path(args.model).expanduser() if args.model else builtin_model_path()
+    if args.model and args.backend == "torch":
+        from .models.commands import resolve_model
+
+        model_path = resolve_model(args.model)
+    else:
+        model_path = Path(args.model).expanduser() if args.model else builtin_model_path()
     from .core.model_folder import inspect_model_folder, model_hash
 
     if args.backend == "torch":

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -41,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -53,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore")
         for noisy in ("coremltools", "diffusers", "transformers", "torch"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
+    # A cancelled conversion (the app terminates its child process) cleans up as Ctrl-C does.
+    previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
     try:
         from convert.conversion import run
         from convert.options import ConvertOptions, parse_components, parse_size
@@ -70,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: conversion interrupted; nothing was written.", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

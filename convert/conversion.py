@@ -122,6 +122,8 @@ def _convert_into(work: Path, source, options: ConvertOptions, ct_version: str, 
         time_cond_proj_dim=cfg.get("time_cond_proj_dim"),
         sample_size=int(cfg.get("sample_size", 64)),
         force_zeros_for_empty_prompt=bool(source.model_index.get("force_zeros_for_empty_prompt", True)),
+        vae_latents_mean=_floats(source.vae_config.get("latents_mean")),
+        vae_latents_std=_floats(source.vae_config.get("latents_std")),
         tokenizers=tokenizers,
         converter_version=CONVERTER_VERSION,
         coremltools_version=ct_version,
@@ -196,6 +198,10 @@ def _replace(work: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         old.unlink(missing_ok=True)
+
+
+def _floats(values) -> tuple[float, ...] | None:
+    return tuple(float(v) for v in values) if values else None
 
 
 def _size(path: Path) -> int:

@@ -129,8 +129,12 @@ def load_pipeline(source: SourceModel, components: tuple[str, ...]):
         )
     expected, _ = cls._get_signature_keys(cls)
     skip = {name: None for name in expected if name not in needed}
+    # A folder shipping only fp16 weights (e.g. latent-consistency/lcm-sdxl) names them *.fp16.safetensors.
+    files = [p.name for name in needed for p in (source.path / name).glob("*.safetensors")]
+    variant = "fp16" if files and all(".fp16." in name for name in files) else None
     try:
-        pipe = cls.from_pretrained(source.path, use_safetensors=True, dtype=torch.float32, local_files_only=True, **skip)
+        pipe = cls.from_pretrained(source.path, use_safetensors=True, dtype=torch.float32, local_files_only=True,
+                                   variant=variant, **skip)
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise ModelFormatError(f"{source.path} could not be loaded by diffusers ({type(exc).__name__}: {exc}).") from exc
     for name in sorted(needed):
@@ -172,8 +176,9 @@ def source_info(path: Path, lcm_lora: Path | None) -> SourceInfo:
 
 
 def weights_bytes(source: SourceModel, folders: tuple[str, ...]) -> int:
-    """Bytes of the safetensors weights in ``folders`` (for the disk-space estimate)."""
-    return sum(p.stat().st_size for name in folders for p in (source.path / name).glob("*.safetensors"))
+    """fp32-equivalent bytes of the safetensors weights in ``folders`` (for the disk-space estimate)."""
+    return sum(p.stat().st_size * (2 if ".fp16." in p.name else 1)
+               for name in folders for p in (source.path / name).glob("*.safetensors"))
 
 
 def copy_tokenizers_and_scheduler(source: SourceModel, out: Path) -> tuple[str, ...]:

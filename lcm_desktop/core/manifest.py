@@ -125,6 +125,8 @@ class Manifest:
     time_cond_proj_dim: int | None  # guidance embedding size (LCM); None for LCM-LoRA/plain UNets
     sample_size: int  # the source UNet's native latent side
     force_zeros_for_empty_prompt: bool = True
+    vae_latents_mean: tuple[float, ...] | None = None  # some VAEs: latents = (vae_latents − mean) · scaling / std
+    vae_latents_std: tuple[float, ...] | None = None
     scheduler_config: str = "scheduler/scheduler_config.json"  # "": none shipped (Apple layout): LCM defaults
     tokenizers: tuple[str, ...] = ("tokenizer",)
     converter_version: str = ""
@@ -172,8 +174,8 @@ class Manifest:
             components = tuple(_component_from_dict(c) for c in data["components"])
             source = SourceInfo(**data["source"])
             fields = {k: v for k, v in data.items() if k not in ("components", "source")}
-            for key in ("tokenizers", "notes"):
-                if key in fields:
+            for key in ("tokenizers", "notes", "vae_latents_mean", "vae_latents_std"):
+                if fields.get(key) is not None:
                     fields[key] = tuple(fields[key])
             return cls(components=components, source=source, **fields)
         except (KeyError, TypeError, ValueError) as exc:

@@ -1,6 +1,6 @@
 """Core ML components: a converted folder (``python -m convert``) behind the loop's Protocols.
 
-    components = load_coreml_components(folder, compute_units="CPU_AND_NE", cache_dir=paths.cache)
+    components = load_coreml_components(folder, compute_units="CPU_AND_NE", cache_dir=paths.cache / "coreml")
     engine = Engine(loader=lambda: components)   # the same sampler loop as the PyTorch backend
 
 Everything the manifest promises is checked at this boundary: each input's shape and dtype
@@ -90,10 +90,10 @@ class CoreMLToolsRuntime:
 
 
 class CompiledModelCache:
-    """``cache_dir/coreml/<package hash>/<Name>.mlmodelc``: compiled once, reused by every later load."""
+    """``cache_dir/<package hash>/<Name>.mlmodelc``: compiled once, reused by every later load."""
 
     def __init__(self, cache_dir: Path, runtime: CoreMLRuntime):
-        self.root = Path(cache_dir) / "coreml"
+        self.root = Path(cache_dir)
         self.runtime = runtime
 
     def compiled_path(self, folder: Path, spec: ComponentSpec) -> Path:
@@ -271,9 +271,15 @@ class CoreMLDecoder:
         self.model = model
         self.scale_factor = manifest.vae_scale_factor
         self.scaling_factor = manifest.vae_scaling_factor
+        self.mean_std = _mean_std(manifest)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        z = latents.detach().float().cpu() / self.scaling_factor
+        z = latents.detach().float().cpu()
+        if self.mean_std is not None:  # as diffusers does for VAEs with latents_mean/std
+            mean, std = self.mean_std
+            z = z * std / self.scaling_factor + mean
+        else:
+            z = z / self.scaling_factor
         return torch.cat([self.model(z=z[i : i + 1])["image"] for i in range(z.shape[0])])
 
 
@@ -283,12 +289,23 @@ class CoreMLImageEncoder:
     def __init__(self, model: CoreMLModel, manifest: Manifest):
         self.model = model
         self.scaling_factor = manifest.vae_scaling_factor
+        self.mean_std = _mean_std(manifest)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         x = images.detach().float().cpu()
         moments = torch.cat([self.model(x=x[i : i + 1])["latent"] for i in range(x.shape[0])])
-        mean = moments[:, : moments.shape[1] // 2]
-        return mean * self.scaling_factor
+        latents = moments[:, : moments.shape[1] // 2]
+        if self.mean_std is not None:
+            mean, std = self.mean_std
+            return (latents - mean) * self.scaling_factor / std
+        return latents * self.scaling_factor
+
+
+def _mean_std(manifest: Manifest) -> tuple[torch.Tensor, torch.Tensor] | None:
+    if manifest.vae_latents_mean is None or manifest.vae_latents_std is None:
+        return None
+    return (torch.tensor(manifest.vae_latents_mean).view(1, -1, 1, 1),
+            torch.tensor(manifest.vae_latents_std).view(1, -1, 1, 1))
 
 
 _APPLE_PACKAGE = re.compile(r"(?:^|_)(text_encoder_2|text_encoder|unet|unet_chunk\d|vae_decoder|vae_encoder)\.mlpackage$")

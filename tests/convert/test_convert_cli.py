@@ -199,3 +199,23 @@ def test_unknown_pipeline_class(source_copy, tmp_path, capsys):
     index = json.loads((source_copy / "model_index.json").read_text())
     (source_copy / "model_index.json").write_text(json.dumps({**index, "_class_name": "FluxPipeline2"}))
     _fails(capsys, [source_copy, "--out", tmp_path / "out", "--components", "vae_decoder"], "pipeline 'FluxPipeline2'")
+
+
+def test_a_terminated_conversion_cleans_up(tiny_lcm, tmp_path):
+    """The app cancels a conversion by terminating its child process: SIGTERM cleans up as Ctrl-C does."""
+    import signal
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "convert", str(tiny_lcm), "--out", str(out), "--components",
+                             "text_encoder,unet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if "TextEncoder: converted" in line:
+                assert [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]  # work in progress exists
+                proc.send_signal(signal.SIGTERM)
+                break
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 2 and "interrupted; nothing was written" in stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == []

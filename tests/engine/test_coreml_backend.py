@@ -187,8 +187,8 @@ def test_only_the_first_load_compiles(coreml_lcm, lcm_wrappers, tmp_path):
     assert sorted(runtime.compiled) == ["TextEncoder", "Unet", "VAEDecoder", "VAEEncoder"]
     load_coreml_components(coreml_lcm, compute_units="CPU_ONLY", cache_dir=cache, runtime=runtime)
     assert len(runtime.compiled) == 4, "the second load reuses the compiled models"
-    assert len(list((cache / "coreml").glob("*/*.mlmodelc"))) == 4
-    assert not list((cache / "coreml").glob("*/.*")), "no half-compiled leftovers"
+    assert len(list(cache.glob("*/*.mlmodelc"))) == 4
+    assert not list(cache.glob("*/.*")), "no half-compiled leftovers"
     load_coreml_components(coreml_lcm, cache_dir=tmp_path / "other-cache", runtime=runtime)
     assert len(runtime.compiled) == 8
 
@@ -333,3 +333,20 @@ def test_a_two_row_unet_runs_cfg_in_one_call_and_one_row_padded(tmp_path_factory
     one = den(sample[:1], torch.tensor(999), hidden[:1])  # an LCM-LoRA row at guidance 1: padded to two
     assert one.shape == (1, 4, 8, 8) and den.calls == 2
     assert _rel(one, ref(sample[:1], torch.tensor(999), hidden[:1])) < FP16_REL
+
+
+def test_vaes_with_latents_mean_and_std_are_unscaled_as_diffusers_does(coreml):
+    from dataclasses import replace
+
+    from lcm_desktop.engine.coreml_backend import CoreMLDecoder
+
+    comps, _ = coreml
+    plain = comps.decoder
+    manifest = replace(comps.extras["manifest"], vae_latents_mean=(0.1, -0.2, 0.3, 0.0), vae_latents_std=(2.0, 1.0, 0.5, 1.5))
+    shifted = CoreMLDecoder(plain.model, manifest)
+    latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(2))
+    mean, std = (torch.tensor(v).view(1, 4, 1, 1) for v in (manifest.vae_latents_mean, manifest.vae_latents_std))
+    # diffusers: z = latents · std / scaling + mean; the plain decoder computes z = x / scaling
+    expected = plain.decode(latents * std + mean * plain.scaling_factor)
+    assert torch.allclose(shifted.decode(latents), expected, atol=1e-6)
+    assert not torch.allclose(plain.decode(latents), expected, atol=1e-2)

@@ -170,10 +170,11 @@ class _PullBar:
     def update(self, progress: DownloadProgress) -> None:
         from tqdm import tqdm
 
+        description = f"{self.model_id} {progress.files_done}/{progress.files_total} files"
         if self._bar is None:
             self._bar = tqdm(total=progress.bytes_total, unit="B", unit_scale=True, file=sys.stderr,
-                             mininterval=0.2, initial=progress.bytes_done)
-        self._bar.set_description(f"{self.model_id} {progress.files_done}/{progress.files_total} files", refresh=False)
+                             mininterval=0.2, initial=progress.bytes_done, desc=description)
+        self._bar.set_description(description, refresh=False)
         self._bar.update(progress.bytes_done - self._bar.n)
 
     def close(self) -> None:

@@ -175,3 +175,20 @@ def _rmtree(path: Path) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
+
+
+def make_tiny_lora(base: Path, out: Path, seed: int = 1) -> Path:
+    """A random LoRA for ``base``'s UNet, saved as LCM-LoRAs are (``pytorch_lora_weights.safetensors``)."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel.from_pretrained(Path(base) / "unet")
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian",
+                                target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    state = get_peft_model_state_dict(unet)
+    state = {k: torch.randn_like(v) * 0.1 if "lora_B" in k else v for k, v in state.items()}
+    pipeline = StableDiffusionXLPipeline if (Path(base) / "text_encoder_2").is_dir() else StableDiffusionPipeline
+    pipeline.save_lora_weights(out, unet_lora_layers=state, safe_serialization=True)
+    return Path(out) / "pytorch_lora_weights.safetensors"

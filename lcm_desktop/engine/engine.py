@@ -34,6 +34,7 @@ class Engine:
         device: str | None = None,
         dtype: str | torch.dtype | None = None,
         tiny_decoder: Path | str | None = None,
+        lora: Path | str | None = None,
         backend: str = "torch",
         compute_units: str = "ALL",
         cache_dir: Path | str | None = None,
@@ -51,7 +52,7 @@ class Engine:
         if components is None and loader is None and model is None:
             raise ValueError("Engine needs a model folder, a loader or components")
         self.model_path = Path(model) if model is not None else None
-        self._device, self._dtype, self._tiny = device, dtype, tiny_decoder
+        self._device, self._dtype, self._tiny, self._lora = device, dtype, tiny_decoder, lora
         self._loader = loader
         self._backend, self._compute_units, self._cache_dir = backend, compute_units, cache_dir
         self._components = components
@@ -83,7 +84,8 @@ class Engine:
                     from .torch_backend import load_torch_components
 
                     self._components = load_torch_components(
-                        self.model_path, device=self._device, dtype=self._dtype, tiny_decoder=self._tiny
+                        self.model_path, device=self._device, dtype=self._dtype, tiny_decoder=self._tiny,
+                        lora=self._lora,
                     )
                 self.load_seconds = time.perf_counter() - started
             return self._components

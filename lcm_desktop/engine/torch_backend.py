@@ -152,9 +152,17 @@ def load_torch_components(
     device: str | None = None,
     dtype: str | torch.dtype | None = None,
     tiny_decoder: Path | str | None = None,
+    lora: Path | str | None = None,
 ) -> ModelComponents:
-    """Load a diffusers folder (validated first: see ``core.model_folder``) onto a device."""
+    """Load a diffusers folder (validated first: see ``core.model_folder``) onto a device.
+
+    ``lora``: an LCM-LoRA ``.safetensors`` fused into the UNet at load time; a folder that holds
+    ``lcm_lora/pytorch_lora_weights.safetensors`` (how the model store presents "base + LCM-LoRA"
+    as one model) gets it fused automatically.
+    """
     model = inspect_model_folder(folder)
+    if lora is None and (model.path / LORA_SUBFOLDER / LORA_FILE).is_file():
+        lora = model.path / LORA_SUBFOLDER / LORA_FILE
     dev = select_device(device)
     dt = select_dtype(dev, dtype)
     unet = _load(model, "unet", dev, dt)
@@ -163,6 +171,8 @@ def load_torch_components(
     for tok_name, enc_name in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):
         if enc_name in model.weight_files:
             pairs.append((_load_tokenizer(model, tok_name), _load(model, enc_name, dev, dt)))
+    if lora is not None:
+        fuse_lora(model, Path(lora), unet, vae, pairs)
     index = json.loads((model.path / "model_index.json").read_text(encoding="utf-8"))
     components = components_from_modules(
         model.name, unet, vae, pairs, _scheduler_config(model),
@@ -172,6 +182,46 @@ def load_torch_components(
     if tiny_decoder is not None:
         components.tiny_decoder = load_tiny_decoder(tiny_decoder, dev, dt)
     return components
+
+
+LORA_SUBFOLDER = "lcm_lora"
+LORA_FILE = "pytorch_lora_weights.safetensors"
+
+
+def fuse_lora(model: ModelFolder, lora: Path, unet, vae, pairs) -> None:
+    """Merge an LCM-LoRA into the loaded UNet with diffusers' ``load_lora_weights`` + ``fuse_lora``.
+
+    The converter fuses LoRAs too (convert/lora.py); the app may not import the converter and
+    ``core`` may not import torch, so this small boundary is written in both places.
+    """
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    from ..core.errors import UnsafeModelError
+    from ..core.model_folder import check_safetensors
+
+    if lora.suffix.lower() != ".safetensors":
+        raise UnsafeModelError(f"Refusing to load the LoRA {lora.name}: only .safetensors LoRAs are loaded.")
+    if not lora.is_file():
+        raise ModelFormatError(f"The LCM-LoRA {lora} does not exist; download it again.")
+    check_safetensors(lora)
+    if model.family == "sdxl":
+        pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=pairs[0][1], text_encoder_2=pairs[-1][1],
+                                         tokenizer=pairs[0][0], tokenizer_2=pairs[-1][0], unet=unet, scheduler=None)
+    else:
+        pipe = StableDiffusionPipeline(vae=vae, text_encoder=pairs[0][1], tokenizer=pairs[0][0], unet=unet,
+                                       scheduler=None, safety_checker=None, feature_extractor=None,
+                                       requires_safety_checker=False)
+    try:
+        pipe.load_lora_weights(str(lora), adapter_name="lcm")
+        if "lcm" not in (getattr(unet, "peft_config", None) or {}):
+            raise ValueError("no UNet weight matched the LoRA")
+        pipe.fuse_lora(adapter_names=["lcm"])
+        pipe.unload_lora_weights()
+    except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise ModelFormatError(
+            f"The LCM-LoRA {lora.name} does not fit {model.name} ({_short(exc)}); use the LCM-LoRA made for this "
+            "model family (SD1.5, SDXL or SSD-1B)."
+        ) from exc
 
 
 def components_from_modules(

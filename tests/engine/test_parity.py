@@ -140,3 +140,39 @@ def test_guidance_embedding_equals_diffusers():
     # the halves differ (sin, cos): a "sin twice" port would fail here
     emb = guidance_embedding(torch.tensor([7.5]), 256)
     assert not torch.allclose(emb[:, :128], emb[:, 128:])
+
+
+def test_lcm_lora_fused_base_matches_diffusers(tiny_sd, tmp_path):
+    """An SD base with an LCM-LoRA: our load-time fusion equals diffusers' load_lora_weights + fuse_lora."""
+    from diffusers import LCMScheduler, StableDiffusionPipeline
+
+    from tiny_models import make_tiny_lora
+
+    lora = make_tiny_lora(tiny_sd, tmp_path / "lora")
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd)
+    pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+    pipe.load_lora_weights(str(lora))
+    pipe.fuse_lora()
+    with_lora = _assert_parity(Engine(tiny_sd, lora=lora), pipe, GenerationRequest("a dog", guidance_scale=1.5, steps=2, seed=4))
+    plain = Engine(tiny_sd).generate(GenerationRequest("a dog", guidance_scale=1.5, steps=2, seed=4))
+    assert not np.array_equal(np.asarray(plain.images[0]), np.asarray(with_lora.images[0]))
+
+
+def test_lora_in_the_folder_is_fused_and_a_foreign_lora_is_a_clear_error(tiny_sd, tiny_sdxl, tmp_path):
+    import shutil
+
+    from lcm_desktop.core.errors import ModelFormatError
+    from tiny_models import make_tiny_lora
+
+    lora = make_tiny_lora(tiny_sd, tmp_path / "lora")
+    folder = tmp_path / "base-plus-lora"
+    shutil.copytree(tiny_sd, folder)
+    (folder / "lcm_lora").mkdir()
+    shutil.copy(lora, folder / "lcm_lora" / lora.name)
+    request = GenerationRequest("a dog", guidance_scale=1.0, steps=2, seed=4)
+    auto = Engine(folder).generate(request)
+    explicit = Engine(tiny_sd, lora=lora).generate(request)
+    assert np.array_equal(np.asarray(auto.images[0]), np.asarray(explicit.images[0]))
+    xl_lora = make_tiny_lora(tiny_sdxl, tmp_path / "xl-lora")
+    with pytest.raises(ModelFormatError, match="does not fit"):
+        Engine(tiny_sd, lora=xl_lora).load()

@@ -120,7 +120,7 @@ def fetch_plan(
     from huggingface_hub import HfApi
     from huggingface_hub.utils import filter_repo_objects
 
-    with hub_errors(repo_id, revision):
+    with _hub_errors(repo_id, revision):
         info = HfApi(endpoint=_endpoint(endpoint), token=token).model_info(
             repo_id, revision=revision, files_metadata=True
         )
@@ -210,7 +210,7 @@ def _fetch_file(plan: DownloadPlan, remote: RemoteFile, storage: Path, tracker: 
     lock = cache / ".locks" / storage.name / f"{remote.blob_name}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     tracker.begin_file(remote, _size(part))
-    with WeakFileLock(str(lock)), hub_errors(plan.repo_id, plan.revision, part):
+    with WeakFileLock(str(lock)), _hub_errors(plan.repo_id, plan.revision, part):
         if blob.exists() and verify_file(blob, remote) is not None:
             blob.unlink()  # a damaged blob left by someone else: fetch it again
         if not blob.exists():
@@ -235,7 +235,7 @@ def _fetch_file(plan: DownloadPlan, remote: RemoteFile, storage: Path, tracker: 
                     "discarded, run the pull again."
                 )
             os.replace(part, blob)
-    with hub_errors(plan.repo_id, plan.revision):  # outside our lock: hf_hub_download takes the same one
+    with _hub_errors(plan.repo_id, plan.revision):  # outside our lock: hf_hub_download takes the same one
         pointer = hf_hub_download(plan.repo_id, remote.path, revision=plan.commit, cache_dir=str(cache),
                                   endpoint=_endpoint(endpoint), token=token)
     if Path(pointer).resolve() != blob.resolve() and verify_file(Path(pointer), remote) is not None:
@@ -408,13 +408,13 @@ def format_size(n: int | float) -> str:
     return f"{n:.1f} GB"
 
 
-class hub_errors:
+class _hub_errors:
     """Map huggingface_hub/httpx errors to one-line ``DownloadError``s (``raise … from exc``)."""
 
     def __init__(self, repo_id: str, revision: str, partial: Path | None = None):
         self.repo_id, self.revision, self.partial = repo_id, revision, partial
 
-    def __enter__(self) -> "hub_errors":
+    def __enter__(self) -> "_hub_errors":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:

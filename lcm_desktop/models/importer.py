@@ -93,6 +93,11 @@ def import_single_file(source: Path, name: str | None = None, *, catalog: Catalo
 
 def detect_family(keys: set[str], filename: str) -> str:
     """``sd`` or ``sdxl`` from the checkpoint's tensor names (original LDM layout)."""
+    if any("cond_proj" in k for k in keys):
+        raise ModelFormatError(
+            f"{filename} is an LCM with a guidance embedding, which diffusers' single-file converter would drop; "
+            "import its diffusers folder instead (for LCM Dreamshaper: `lcm-desktop models pull lcm-dreamshaper-v7`)."
+        )
     if any(k.startswith("conditioner.embedders.1.") for k in keys):
         return "sdxl"
     if any(k.startswith("cond_stage_model.transformer.") for k in keys) and any(

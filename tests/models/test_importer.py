@@ -164,13 +164,15 @@ def test_shipped_single_file_configs_match_the_reference_architectures():
     [({"model.diffusion_model.x", "cond_stage_model.transformer.text_model.y"}, "sd"),
      ({"model.diffusion_model.x", "conditioner.embedders.1.model.z", "conditioner.embedders.0.transformer.y"}, "sdxl"),
      ({"lora_unet_down_blocks_0.lora_down.weight"}, ModelFormatError),
+     ({"model.diffusion_model.x", "cond_stage_model.transformer.y", "model.diffusion_model.time_embedding.cond_proj.weight"},
+      ModelFormatError),
      ({"something.else"}, ModelFormatError)],
 )
 def test_checkpoint_family_detection(keys, expected):
     from lcm_desktop.models.importer import detect_family
 
     if expected is ModelFormatError:
-        with pytest.raises(ModelFormatError, match="LoRA|not an SD 1.5 or SDXL checkpoint"):
+        with pytest.raises(ModelFormatError, match="LoRA|not an SD 1.5 or SDXL checkpoint|guidance embedding"):
             detect_family(keys, "x.safetensors")
     else:
         assert detect_family(keys, "x.safetensors") == expected

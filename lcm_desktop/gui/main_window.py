@@ -154,8 +154,8 @@ class MainWindow(QMainWindow):
                         found.append((entry.name, usable_folder(entry, catalog, self.paths)))
                     except LcmError:
                         continue  # e.g. a base that is not complete yet
-                elif model.source == "imported":
-                    found.append((model.name, model.path))
+                elif model.source in ("imported", "coreml"):
+                    found.append((model.name + ("  (Core ML)" if model.source == "coreml" else ""), model.path))
         except LcmError as exc:
             log.warning("model list unavailable: %s", exc)
         demo = builtin_model()
@@ -224,10 +224,35 @@ class MainWindow(QMainWindow):
         model = self.current_model()
         if model is None:
             return
-        rec = recommended_settings(model)
-        self.panel.set_model_defaults((rec["width"], rec["height"]), rec["guidance_scale"], rec["steps"],
-                                      rec["cfg_capable"], rec["sdxl"])
+        if (model / "manifest.json").is_file():  # Core ML: one converted size
+            from ..core.manifest import load_manifest
+
+            try:
+                m = load_manifest(model)
+            except LcmError as exc:
+                self.statusBar().showMessage(exc.user_message, 6000)
+                return
+            guided = m.time_cond_proj_dim is not None
+            self.panel.set_model_defaults((m.width, m.height), 8.5 if guided else 1.0, 4, not guided,
+                                          m.family == "sdxl")
+            self._prefer_backend("coreml-ne", "coreml-gpu")
+        else:
+            rec = recommended_settings(model)
+            self.panel.set_model_defaults((rec["width"], rec["height"]), rec["guidance_scale"], rec["steps"],
+                                          rec["cfg_capable"], rec["sdxl"])
+            self._prefer_backend("mps", "cuda", "cpu")
         self._update_status()
+
+    def _prefer_backend(self, *keys: str) -> None:
+        """Keep the chosen backend if it fits the model, else the first enabled one of ``keys``."""
+        combo = self.panel.backend
+        if combo.currentData() in keys:
+            return
+        for key in keys:
+            index = combo.findData(key)
+            if index >= 0 and combo.model().item(index).isEnabled():
+                combo.setCurrentIndex(index)
+                return
 
     def choose_model_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a diffusers model folder")
@@ -254,8 +279,13 @@ class MainWindow(QMainWindow):
                 self._error(exc.user_message, "")
             return False
         device = self.panel.backend.currentData()
-        job = Job(self.engine.next_id(), request, model, device if device in ("cpu", "cuda", "mps") else None,
-                  supersede=supersede, output_folder=self.output_folder)
+        is_coreml = (model / "manifest.json").is_file()
+        if is_coreml != str(device).startswith("coreml"):
+            self._error(f"{model.name} is {'a Core ML' if is_coreml else 'a PyTorch'} model; choose a "
+                        f"{'Core ML' if is_coreml else 'PyTorch'} backend for it.", "")
+            return False
+        job = Job(self.engine.next_id(), request, model, device, supersede=supersede,
+                  output_folder=self.output_folder, cache_dir=self.paths.cache / "coreml")
         self._job_id = job.id
         self._set_busy(True)
         self._set_progress_text("Starting…", busy=True)

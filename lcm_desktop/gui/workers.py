@@ -32,6 +32,10 @@ class Job:
     device: str | None = None
     supersede: bool = False  # live mode: cancel whatever is running
     output_folder: Path | None = None
+    cache_dir: Path | None = None  # compiled Core ML models
+
+
+COREML_UNITS = {"coreml-ne": "CPU_AND_NE", "coreml-gpu": "CPU_AND_GPU"}
 
 
 def pil_to_qimage(image) -> QImage:
@@ -84,9 +88,19 @@ class EngineWorker(QObject):
     # -- on the worker thread ----------------------------------------------------------------------
     @Slot()
     def probe(self) -> None:
+        import sys
+
         from ..engine.torch_backend import available_devices
 
-        self.capabilities.emit(available_devices())
+        devices = available_devices()
+        if sys.platform == "darwin":
+            try:
+                import coremltools  # noqa: F401
+
+                devices.append("coreml")
+            except ImportError:
+                pass
+        self.capabilities.emit(devices)
 
     @Slot()
     def _wake(self) -> None:
@@ -111,7 +125,11 @@ class EngineWorker(QObject):
         if self._engine is None or self._engine_key != key:
             self._engine = None  # release the old model before loading the next
             self.loading.emit(job.model.name)
-            engine = Engine(job.model, device=job.device)
+            if job.device in COREML_UNITS:
+                engine = Engine(job.model, backend="coreml", compute_units=COREML_UNITS[job.device],
+                                cache_dir=job.cache_dir)
+            else:
+                engine = Engine(job.model, device=job.device)
             engine.load()
             self._engine, self._engine_key = engine, key
         return self._engine

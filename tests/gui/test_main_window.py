@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 
 import pytest
@@ -206,3 +207,17 @@ def test_invalid_prompt_is_reported_not_raised(qtbot, window):
     window.panel.prompt.setPlainText("   ")
     assert window.generate() is False
     assert "prompt" in window.last_error
+
+
+def test_only_backends_this_machine_runs_are_enabled(qtbot, window):
+    import torch
+
+    combo = window.panel.backend
+    qtbot.waitUntil(lambda: combo.count() == 5)
+    enabled = {combo.itemData(i): combo.model().item(i).isEnabled() for i in range(combo.count())}
+    assert enabled["cpu"] is True
+    assert enabled["cuda"] is torch.cuda.is_available()
+    assert enabled["mps"] is torch.backends.mps.is_available()
+    if sys.platform != "darwin":
+        assert not enabled["coreml-ne"] and not enabled["coreml-gpu"]
+        assert "macOS" in combo.model().item(combo.findData("coreml-ne")).toolTip()

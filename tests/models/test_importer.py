@@ -141,6 +141,33 @@ def test_single_file_checkpoint_is_converted_offline_with_identical_weights(tiny
     assert _leftovers() == ["tiny-sd15"]
 
 
+def test_sdxl_single_file_checkpoint_is_converted_with_both_text_encoders(tmp_path, monkeypatch):
+    import torch
+    from huggingface_hub import constants
+    from safetensors.torch import load_file
+    from transformers import CLIPTokenizer
+
+    from ldm_checkpoint import write_ldm_checkpoint
+    from model_helpers import make_tiny_sdxl_checkpoint_model
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    model = make_tiny_sdxl_checkpoint_model(tmp_path / "tiny-sdxl")
+    root = tmp_path / "configs"
+    for sub in ("unet", "vae", "text_encoder", "text_encoder_2", "scheduler"):
+        shutil.copytree(model / sub, root / "sdxl" / sub, ignore=shutil.ignore_patterns("*.safetensors"))
+    shutil.copy(model / "model_index.json", root / "sdxl" / "model_index.json")
+    checkpoint = write_ldm_checkpoint(model, tmp_path / "tiny-xl.safetensors")
+    target = import_model(checkpoint, name="tiny-xl", config_root=root)
+    for comp, file in (("unet", "diffusion_pytorch_model.safetensors"), ("vae", "diffusion_pytorch_model.safetensors"),
+                       ("text_encoder", "model.safetensors"), ("text_encoder_2", "model.safetensors")):
+        original, converted = load_file(model / comp / file), load_file(target / comp / file)
+        assert original.keys() == converted.keys(), comp
+        assert all(torch.equal(original[k], converted[k]) for k in original), comp
+    tokenizer_2 = CLIPTokenizer.from_pretrained(target / "tokenizer_2", local_files_only=True)
+    assert (len(tokenizer_2), tokenizer_2.pad_token, tokenizer_2.pad_token_id) == (49408, "!", 0)
+    assert [m.status for m in installed_models() if m.name == "tiny-xl"] == ["complete"]
+
+
 def test_shipped_single_file_configs_match_the_reference_architectures():
     import json
 

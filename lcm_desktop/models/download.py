@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..core.errors import DownloadError
 from .catalog import CatalogEntry
@@ -223,10 +224,15 @@ def _fetch_file(plan: DownloadPlan, remote: RemoteFile, storage: Path, tracker: 
                 part.unlink()
                 resume = 0
             tracker.begin_file(remote, resume)
+            # As hf_hub_download does: Xet-backed files stream from the resolve URL over plain HTTP;
+            # others from where it redirects, without our token if that is another host (a CDN).
+            source = url if meta.xet_file_data is not None else meta.location
+            headers = build_hf_headers(token=token)
+            if urlsplit(source).netloc != urlsplit(url).netloc:
+                headers.pop("authorization", None)
             with open(part, "ab") as handle:
-                http_get(meta.location, handle, resume_size=resume, expected_size=remote.size,
-                         headers=build_hf_headers(token=token), displayed_filename=remote.path,
-                         tqdm_class=tracker.bar_class(remote))
+                http_get(source, handle, resume_size=resume, expected_size=remote.size, headers=headers,
+                         displayed_filename=remote.path, tqdm_class=tracker.bar_class(remote))
             problem = verify_file(part, remote)
             if problem is not None:
                 part.unlink(missing_ok=True)

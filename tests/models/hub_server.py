@@ -67,6 +67,8 @@ class HubServer:
         self.corrupt: dict[tuple[str, str], int] = {}  # (repo, path) -> index of the flipped byte
         self.drop: dict[tuple[str, str], list[int]] = {}  # (repo, path) -> [bytes before the drop, times]
         self.pauses: list[Pause] = []
+        self.cdn = False  # LFS files redirect (302) to http://localhost:<port>/cdn/<sha256>, another host
+        self.auth: list[tuple[str, str | None]] = []  # (path, Authorization header) of every request
         self.log: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
         self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"hub": self})
@@ -92,6 +94,9 @@ class HubServer:
     def gets(self, path_suffix: str = "") -> list[tuple[str, str, str | None]]:
         """The file GETs served (optionally only those whose path ends in ``path_suffix``)."""
         return [e for e in self.log if e[0] == "GET" and "/resolve/" in e[1] and e[1].endswith(path_suffix)]
+
+    def cdn_gets(self) -> list[tuple[str, str, str | None]]:
+        return [e for e in self.log if e[0] == "GET" and e[1].startswith("/cdn/")]
 
     def start(self) -> "HubServer":
         self._thread.start()
@@ -128,6 +133,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, head: bool) -> None:
         path = urlsplit(self.path).path
         self.hub.log.append(("HEAD" if head else "GET", path, self.headers.get("Range")))
+        self.hub.auth.append((path, self.headers.get("Authorization")))
+        if path.startswith("/cdn/"):
+            self._cdn(path[len("/cdn/"):], head)
+            return
         for pattern, handler in ((_INFO, self._info), (_TREE, self._tree), (_RESOLVE, self._resolve)):
             match = pattern.match(path)
             if match:
@@ -174,6 +183,27 @@ class _Handler(BaseHTTPRequestHandler):
         if path not in repo.files:
             self._error(404, "EntryNotFound", f"{path} does not exist", commit=repo.commit)
             return
+        if self.hub.cdn and repo.is_lfs(path):
+            self.send_response(302)
+            self.send_header("X-Repo-Commit", repo.commit)
+            self.send_header("X-Linked-Etag", f'"{repo.etag(path)}"')
+            self.send_header("X-Linked-Size", str(len(repo.files[path])))
+            self.send_header("ETag", f'"{git_blob_sha1(repo.files[path])}"')
+            self.send_header("Location", f"http://localhost:{self.server.server_address[1]}/cdn/{repo.etag(path)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self._send_file(repo, path, head)
+
+    def _cdn(self, sha: str, head: bool) -> None:
+        for repo in self.hub.repos.values():
+            for path in repo.files:
+                if repo.is_lfs(path) and repo.etag(path) == sha:
+                    self._send_file(repo, path, head)
+                    return
+        self._error(404, "EntryNotFound", "no such blob")
+
+    def _send_file(self, repo: ServedRepo, path: str, head: bool) -> None:
         data = repo.files[path]
         key = (repo.repo_id, path)
         if key in self.hub.corrupt:

@@ -215,3 +215,21 @@ def test_hub_cache_dir_honours_hf_home_and_hf_hub_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "elsewhere"))
     assert hub_cache_dir() == tmp_path / "elsewhere"
     assert os.environ["HF_HOME"]  # untouched
+
+
+def test_lfs_files_from_a_cdn_get_no_token_and_still_resume(hub, big_repo, small_chunks, monkeypatch):
+    monkeypatch.setattr("huggingface_hub.file_download.time", types.SimpleNamespace(sleep=lambda s: None))
+    hub.cdn = True
+    hub.drop[(REPO, BIG)] = [300_000, 100]
+    with pytest.raises(DownloadError, match="pull again to resume"):
+        pull_repo(REPO, "main", PATTERNS, token="hf_secret")
+    hub.drop.clear()
+    snapshot = pull_repo(REPO, "main", PATTERNS, token="hf_secret")
+    assert _snapshot_files(snapshot)[BIG] == big_repo[BIG]
+    big_sha = hashlib.sha256(big_repo[BIG]).hexdigest()
+    ranges = [r for _, path, r in hub.cdn_gets() if path.endswith(big_sha)]
+    assert ranges[0] is None and ranges[-1].startswith("bytes=")  # resumed from the CDN
+    assert not hub.gets(BIG)  # the big file itself never came from the resolve endpoint
+    tokens = {path.startswith("/cdn/"): auth for path, auth in hub.auth if auth or path.startswith("/cdn/")}
+    assert tokens[False] == "Bearer hf_secret"  # the Hub's own endpoints get the token
+    assert all(auth is None for path, auth in hub.auth if path.startswith("/cdn/"))  # the CDN never does

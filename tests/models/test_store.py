@@ -99,13 +99,24 @@ def test_an_interrupted_pull_is_listed_incomplete_then_deleted_whole(catalog, hu
     assert _cache_bytes() < 1000  # only lock files remain
 
 
-def test_store_stays_consistent_after_each_fault(catalog, hub):
+def test_store_stays_consistent_after_each_fault(catalog, hub, monkeypatch):
     # not enough space: nothing listed at all
     with pytest.raises(DownloadError, match="Not enough disk space"):
         pull(catalog.get("tiny-lcm"), disk_usage=lambda p: types.SimpleNamespace(free=1))
     assert not [m for m in installed_models(catalog) if m.source == "hub"]
+    # a connection that keeps dropping: one line, the partial kept, listed incomplete
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 8 * 1024)
+    monkeypatch.setattr("huggingface_hub.file_download.time", types.SimpleNamespace(sleep=lambda s: None))
+    hub.drop[(REPO, UNET)] = [20_000, 100]
+    with pytest.raises(DownloadError, match=r"pull again to resume \(.* of the current file kept\)"):
+        pull(catalog.get("tiny-lcm"))
+    [model] = [m for m in installed_models(catalog) if m.source == "hub"]
+    assert model.status == "incomplete" and "of a file kept" in model.detail
+    hub.drop.clear()
     # a corrupted file: listed incomplete, nothing damaged on disk
-    hub.corrupt[(REPO, UNET)] = 200
+    hub.corrupt[(REPO, UNET)] = len(hub.repos[REPO].files[UNET]) - 100  # past the partial kept above
     with pytest.raises(DownloadError, match="failed verification"):
         pull(catalog.get("tiny-lcm"))
     [model] = [m for m in installed_models(catalog) if m.source == "hub"]

@@ -156,3 +156,18 @@ def test_listing_works_offline_and_without_a_cache(catalog, monkeypatch):
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert [r.installed for r in model_rows(catalog)] == ["no", "no", "no"]
+
+
+def test_other_repos_in_the_shared_cache_count_in_du_but_are_not_models(catalog, hub):
+    from lcm_desktop.models.download import pull_repo
+
+    hub.add("someone/else", {"weights.safetensors": b"\x01" * 5000, "config.json": b"{}"})
+    pull_repo("someone/else", "main", ["*"])
+    pull(catalog.get("tiny-lcm"))
+    usage = {m.name: m for m in disk_usage(catalog)}
+    assert (usage["someone/else"].source, usage["someone/else"].kind, usage["someone/else"].size_bytes) == (
+        "cache", "other", 5002)
+    assert list(usage)[0] == "tiny-lcm"  # largest first
+    assert "someone/else" not in {r.name for r in model_rows(catalog)}
+    with pytest.raises(ModelNotFoundError):
+        delete_model("someone/else", catalog)  # not ours to delete

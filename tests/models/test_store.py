@@ -171,3 +171,16 @@ def test_other_repos_in_the_shared_cache_count_in_du_but_are_not_models(catalog,
     assert "someone/else" not in {r.name for r in model_rows(catalog)}
     with pytest.raises(ModelNotFoundError):
         delete_model("someone/else", catalog)  # not ours to delete
+
+
+def test_a_cache_folder_huggingface_hub_cannot_read_is_listed_corrupt_and_removable(catalog):
+    from lcm_desktop.models.download import repo_storage
+
+    storage = repo_storage(REPO)
+    (storage / "blobs").mkdir(parents=True)
+    (storage / "blobs" / "abc").write_bytes(b"x" * 777)  # no snapshots/: scan_cache_dir reports a warning
+    [model] = [m for m in installed_models(catalog) if m.source == "hub"]
+    assert (model.name, model.status, model.size_bytes) == ("tiny-lcm", "corrupt", 777)
+    assert "models rm tiny-lcm" in model.detail
+    assert delete_model("tiny-lcm", catalog) == 777
+    assert not storage.exists()

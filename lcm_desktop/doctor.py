@@ -37,6 +37,7 @@ class Report:
     backends: list[Backend] = field(default_factory=list)
     model: dict[str, Any] = field(default_factory=dict)
     runs: list[dict[str, Any]] = field(default_factory=list)
+    parity: list[dict[str, Any]] = field(default_factory=list)
 
     def to_text(self) -> str:
         lines = ["LCM Desktop doctor", "", "System"]
@@ -59,6 +60,14 @@ class Report:
                 lines.append(f"  {run['backend']:<38} load {run['load']:.2f}  encode {run['encode']:.3f}  "
                              f"steps [{steps}]  decode {run['decode']:.3f}  total {run['total']:.2f}  "
                              f"({run['size']})")
+        if self.parity:
+            lines += ["", "Core ML vs PyTorch (PSNR, dB; pass ≥ 35)"]
+            for row in self.parity:
+                if "error" in row:
+                    lines.append(f"  {row['backend']:<38} {row['error']}")
+                else:
+                    lines.append(f"  {row['backend']:<38} " + "  ".join(
+                        f"{k} {v:.1f}{'' if v >= 35 else ' FAIL'}" for k, v in row["psnr"].items()))
         return "\n".join(lines) + "\n"
 
     def to_json(self) -> str:
@@ -204,4 +213,28 @@ def run_doctor(model: Path | None, *, generate: bool = True) -> Report:
             units = b.name.split("(")[-1].rstrip(")")
             report.runs.append(time_generation(lambda u=units: Engine(model, backend="coreml", compute_units=u),
                                                b.name))
+            report.parity.append(coreml_parity(model, units, b.name))
+    if is_coreml and not any(b.available for b in report.backends if b.name.startswith("Core ML")):
+        report.parity.append({"backend": "Core ML", "error": "PSNR needs the Core ML runtime (macOS)"})
     return report
+
+
+def coreml_parity(model: Path, units: str, label: str) -> dict[str, Any]:
+    """PSNR of each converted component against the PyTorch model it was converted from."""
+    from .core.errors import LcmError
+    from .core.manifest import load_manifest
+    from .core.paths import AppPaths
+    from .engine.coreml_backend import load_coreml_components
+    from .engine.parity import compare_components
+    from .engine.torch_backend import load_torch_components
+
+    try:
+        manifest = load_manifest(model)
+        source = Path(manifest.source.path)
+        if not source.is_dir():
+            return {"backend": label, "error": f"the source model {source} is not on this machine"}
+        reference = load_torch_components(source, device="cpu", lora=manifest.source.lcm_lora)
+        candidate = load_coreml_components(model, compute_units=units, cache_dir=AppPaths.default().cache / "coreml")
+        return {"backend": label, "psnr": compare_components(reference, candidate)}
+    except LcmError as exc:
+        return {"backend": label, "error": exc.user_message}

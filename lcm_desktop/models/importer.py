@@ -188,8 +188,14 @@ def _check_space(needed: int, folder: Path, disk_usage: DiskUsage) -> None:
 
 
 def _walk(folder: Path) -> list[Path]:
-    files = []
+    """Files to copy, following symlinks (each real folder once, so a link cycle cannot loop)."""
+    files, seen = [], set()
     for dirpath, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
         files += [Path(dirpath) / n for n in sorted(names) if not n.startswith(".")]
     return files

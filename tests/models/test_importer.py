@@ -32,6 +32,7 @@ def test_import_folder_copies_weights_and_configs_but_never_pickles(tiny_lcm, tm
     (source / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"\x80\x02 pickle")
     (source / ".git").mkdir()
     (source / ".git" / "HEAD").write_text("ref")
+    (source / "unet" / "loop").symlink_to(source, target_is_directory=True)  # a link cycle
     target = import_model(source, name="my-lcm")
     assert target == _imported_root() / "my-lcm"
     assert folder_files(target) == folder_files(tiny_lcm)

@@ -18,7 +18,9 @@ resumed pull does not hash finished files again and the store can tell complete 
 
 Cancel: a ``threading.Event``, checked between files and at every progress update
 (huggingface_hub reads ``constants.DOWNLOAD_CHUNK_SIZE`` = 10 MB at a time), so a cancel takes
-effect within one chunk.  Ctrl-C in a terminal interrupts at once; the partial file is kept.
+effect within one chunk.  On a connection that has stalled without closing, huggingface_hub
+waits out its read timeout and retries (up to 5 times) before control comes back, so a cancel
+then waits for that.  Ctrl-C in a terminal interrupts at once; the partial file is kept.
 """
 
 from __future__ import annotations

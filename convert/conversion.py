@@ -209,5 +209,5 @@ def _size(path: Path) -> int:
 
 
 def _mb(size: int) -> str:
-    return f"{size / 2**30:.2f} GB" if size >= 2**30 else f"{size / 2**20:.1f} MB"
+    return f"{size / 1e9:.2f} GB" if size >= 1e9 else f"{size / 1e6:.1f} MB"
 

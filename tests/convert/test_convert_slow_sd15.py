@@ -24,17 +24,18 @@ _CHILD = """
 import resource, sys, time
 started = time.perf_counter()
 {body}
-print("MEASURED", time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print("MEASURED", time.perf_counter() - started, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime)
 """
 
 
-def _measure(body: str, timeout: int) -> tuple[float, int, str]:
-    """Run ``body`` in a fresh interpreter; (seconds, peak RSS bytes, stdout)."""
+def _measure(body: str, timeout: int) -> tuple[float, int, float, str]:
+    """Run ``body`` in a fresh interpreter; (wall seconds, peak RSS bytes, CPU seconds, stdout)."""
     proc = subprocess.run([sys.executable, "-c", _CHILD.format(body=body)], capture_output=True, text=True,
                           timeout=timeout, cwd=Path(__file__).parents[2])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    seconds, rss = proc.stdout.strip().splitlines()[-1].split()[1:]
-    return float(seconds), int(rss), proc.stdout
+    seconds, rss, cpu = proc.stdout.strip().splitlines()[-1].split()[1:]
+    return float(seconds), int(rss), float(cpu), proc.stdout
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def sd15_lcm_unet_source(tmp_path_factory) -> Path:
 def test_sd15_lcm_unet_converts_at_512_and_palettizes_to_6_bits(sd15_lcm_unet_source, tmp_path):
     out = tmp_path / "sd15-coreml"
     argv = [str(sd15_lcm_unet_source), "--out", str(out), "--components", "unet", "--size", "512x512"]
-    seconds, rss, stdout = _measure(
+    seconds, rss, cpu, stdout = _measure(
         f"from convert.__main__ import main\nrc = main({argv!r})\nassert rc == 0, rc", timeout=1800)
     m = load_manifest(out)
     unet = m.require("Unet")
@@ -75,11 +76,12 @@ def test_sd15_lcm_unet_converts_at_512_and_palettizes_to_6_bits(sd15_lcm_unet_so
     assert parity.passed and parity.value < 1e-4
     fp16 = unet.size_bytes
     assert 1.6e9 < fp16 < 1.8e9  # 859.5 M parameters × 2 bytes
-    print(f"\nCORE ML CONVERSION fp16: {seconds:.0f} s, peak RSS {rss / 2**30:.2f} GiB, Unet {fp16 / 1e9:.2f} GB, "
+    print(f"\nCORE ML CONVERSION fp16: {seconds:.0f} s wall, {cpu:.0f} s CPU, peak RSS {rss / 2**30:.2f} GiB, "
+          f"Unet {fp16 / 1e9:.2f} GB, "
           f"traced-vs-eager relative error {parity.value:.1e}\n{stdout}")
 
     palettized = tmp_path / "Unet-6bit.mlpackage"
-    p_seconds, p_rss, _ = _measure(
+    p_seconds, p_rss, p_cpu, _ = _measure(
         "from pathlib import Path\nfrom convert.compress import palettize\n"
         f"palettize(Path({str(out / 'Unet.mlpackage')!r}), 6, Path({str(palettized)!r}))", timeout=1800)
     from convert.export import read_package_io
@@ -87,4 +89,5 @@ def test_sd15_lcm_unet_converts_at_512_and_palettizes_to_6_bits(sd15_lcm_unet_so
     assert read_package_io(palettized) == (list(unet.inputs), list(unet.outputs))
     six = sum(p.stat().st_size for p in palettized.rglob("*") if p.is_file())
     assert six < 0.45 * fp16  # 6/16 of the weights plus the lookup tables and small fp16 tensors
-    print(f"CORE ML CONVERSION 6-bit: {p_seconds:.0f} s, peak RSS {p_rss / 2**30:.2f} GiB, Unet {six / 1e9:.2f} GB")
+    print(f"CORE ML CONVERSION 6-bit: {p_seconds:.0f} s wall, {p_cpu:.0f} s CPU, peak RSS {p_rss / 2**30:.2f} GiB, "
+          f"Unet {six / 1e9:.2f} GB")

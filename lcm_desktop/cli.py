@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.verbose)
+    _configure_logging(args.verbose, args.command)
     try:
         if args.command in (None, "gui"):
             from .gui.app import main as gui_main
@@ -99,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_ERROR
 
 
-def _configure_logging(verbose: bool) -> None:
+def _configure_logging(verbose: bool, command: str | None = None) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # generation never touches the network
+    if command != "models":  # `models pull` is the one command that may use the network
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # generation never touches the network
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     if not verbose:
         for name in ("diffusers", "transformers", "huggingface_hub", "coremltools"):

@@ -144,12 +144,11 @@ class MainWindow(QMainWindow):
         try:
             catalog = load_catalog()
             for model in installed_models(catalog, self.paths):
-                if model.status != COMPLETE or model.path is None or model.kind in ("tiny-decoder", "lcm-lora"):
+                # bases alone make poor 4-step images; tiny decoders are not models to pick
+                if model.status != COMPLETE or model.path is None or model.kind in ("tiny-decoder", "base"):
                     continue
                 if model.source in ("builtin", "hub"):
                     entry = catalog.get(model.name)
-                    if entry.requires and entry.kind == "base":
-                        continue
                     try:
                         found.append((entry.name, usable_folder(entry, catalog, self.paths)))
                     except LcmError:

@@ -354,11 +354,17 @@ def usable_folder(entry: CatalogEntry, catalog: Catalog | None = None, paths: Ap
     paths = paths or AppPaths.default()
     model = _require_complete(entry, catalog, paths, cache_dir)
     if entry.layout == "lora":
-        base = catalog.get(entry.requires or "")
-        raise ModelFormatError(
-            f"{entry.id} is an LCM-LoRA, which the engine cannot apply yet; fuse it into {base.id} with "
-            f"`python -m convert --lcm-lora {model.path}` or pick an LCM such as lcm-dreamshaper-v7."
-        )
+        # Base + LCM-LoRA as one model: the base's components and the LoRA under lcm_lora/, which
+        # the engine fuses into the UNet when it loads the folder.
+        base_entry = catalog.get(entry.requires or "")
+        base = _require_complete(base_entry, catalog, paths, cache_dir, needed_by=entry.id)
+        lora_files = sorted(Path(model.path).glob("*.safetensors"))  # type: ignore[arg-type]
+        if len(lora_files) != 1:
+            raise ModelCorruptError(f"{entry.id} should hold one .safetensors LoRA file; delete and pull it again.")
+        parts = dict(_components(base.path))  # type: ignore[arg-type]
+        parts["lcm_lora"] = lora_files[0]
+        key = [entry.id, (model.commit or "")[:12], (base.commit or "")[:12]]
+        return _build_view(paths.data / VIEWS_DIR / "-".join(key), parts)
     if entry.layout == "decoder" or entry.source == "builtin":
         return model.path  # type: ignore[return-value]
     parts: dict[str, Path] = {}
@@ -420,6 +426,9 @@ def _build_view(target: Path, parts: dict[str, Path]) -> Path:
                 (staging / name).mkdir()
                 for file in source.iterdir():
                     _link(file, staging / name / _default_name(file.name))
+            elif name == "lcm_lora":  # the engine looks for lcm_lora/pytorch_lora_weights.safetensors
+                (staging / name).mkdir()
+                _link(source, staging / name / "pytorch_lora_weights.safetensors")
             else:
                 _link(source, staging / name)
         os.replace(staging, target)

@@ -70,13 +70,23 @@ def test_a_unet_only_lcm_is_assembled_with_its_base(hub, tiny_lcm, tiny_sd, tmp_
     np.testing.assert_array_equal(_image(view), _image(by_hand))
 
 
-def test_a_lora_resolves_to_a_clear_refusal(hub, tiny_sd, tmp_path):
-    hub.add("tiny/lora", {"pytorch_lora_weights.safetensors": (tiny_sd / "vae" / "diffusion_pytorch_model.safetensors")
-                          .read_bytes()})
+def test_a_lora_and_its_base_are_one_usable_model(hub, tiny_sd, tmp_path):
+    from lcm_desktop.core.request import GenerationRequest
+    from lcm_desktop.engine.engine import Engine
+    from tiny_models import make_tiny_lora
+
+    lora = make_tiny_lora(tiny_sd, tmp_path / "lora")
+    hub.add("tiny/lora", {"pytorch_lora_weights.safetensors": lora.read_bytes()})
     hub.add("tiny/base", folder_files(tiny_sd))
     catalog = load_catalog(write_catalog(tmp_path / "c.json", [
         hub_entry("tiny-lora", "tiny/lora", ["*.safetensors"], kind="lcm-lora", layout="lora", requires="tiny-base"),
         hub_entry("tiny-base", "tiny/base", TINY_PATTERNS, kind="base")]))
     pull(catalog.get("tiny-lora"))
-    with pytest.raises(ModelFormatError, match="tiny-lora is an LCM-LoRA, which the engine cannot apply yet"):
-        resolve_model("tiny-lora", catalog)
+    with pytest.raises(ModelNotFoundError, match="tiny-base"):
+        resolve_model("tiny-lora", catalog)  # the base is not there yet
+    pull(catalog.get("tiny-base"))
+    view = resolve_model("tiny-lora", catalog)
+    request = GenerationRequest("a blue square", steps=2, seed=3, guidance_scale=1.0)
+    fused = np.asarray(Engine(view).generate(request).images[0])
+    np.testing.assert_array_equal(fused, np.asarray(Engine(tiny_sd, lora=lora).generate(request).images[0]))
+    assert not np.array_equal(fused, np.asarray(Engine(tiny_sd).generate(request).images[0]))

@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--compute-units", default="ALL", help="Core ML: ALL, CPU_AND_NE, CPU_AND_GPU or CPU_ONLY")
     gen.add_argument("--device", default=None, help="PyTorch: auto (default), mps, cuda or cpu")
     gen.add_argument("--dtype", default=None, help="auto (default), float32, float16 or bfloat16")
-    gen.add_argument("--tiny-decoder", type=Path, default=None, help="AutoencoderTiny folder (e.g. taesd)")
+    gen.add_argument("--tiny-decoder", type=Path, default=None, help="AutoencoderTiny folder or catalog id (taesd)")
     gen.add_argument("--fast-decode", action="store_true", help="decode the final image with the tiny decoder")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -119,6 +119,10 @@ def _generate(args: argparse.Namespace) -> int:
         prompt=args.prompt, negative_prompt=args.negative, steps=args.steps, guidance_scale=args.guidance,
         width=args.width, height=args.height, seed=args.seed, batch_size=args.batch, tiny_decoder=args.fast_decode,
     )
+    if args.tiny_decoder is not None:  # a folder, or a catalog id such as taesd
+        from .models.commands import resolve_model
+
+        args.tiny_decoder = resolve_model(str(args.tiny_decoder))
     if args.model and args.backend == "torch":
         from .models.commands import resolve_model
 

@@ -53,6 +53,7 @@ class MainWindow(QMainWindow):
         self._job_id: int | None = None
         self._busy = False
         self._entries_by_path: dict[str, HistoryEntry] = {}
+        self._tiny_decoders: dict[str, Path] = {}  # model folder -> its installed tiny decoder (previews)
 
         self.panel = GeneratePanel()
         self.view = ImageView()
@@ -150,9 +151,16 @@ class MainWindow(QMainWindow):
                 if model.source in ("builtin", "hub"):
                     entry = catalog.get(model.name)
                     try:
-                        found.append((entry.name, usable_folder(entry, catalog, self.paths)))
+                        folder = usable_folder(entry, catalog, self.paths)
                     except LcmError:
                         continue  # e.g. a base that is not complete yet
+                    found.append((entry.name, folder))
+                    tiny = catalog.find(entry.tiny_decoder) if entry.tiny_decoder else None
+                    if tiny is not None:
+                        try:
+                            self._tiny_decoders[str(folder)] = usable_folder(tiny, catalog, self.paths)
+                        except LcmError:
+                            pass  # not downloaded: previews use the VAE at half size
                 elif model.source in ("imported", "coreml"):
                     found.append((model.name + ("  (Core ML)" if model.source == "coreml" else ""), model.path))
         except LcmError as exc:
@@ -284,7 +292,8 @@ class MainWindow(QMainWindow):
                         f"{'Core ML' if is_coreml else 'PyTorch'} backend for it.", "")
             return False
         job = Job(self.engine.next_id(), request, model, device, supersede=supersede,
-                  output_folder=self.output_folder, cache_dir=self.paths.cache / "coreml")
+                  output_folder=self.output_folder, cache_dir=self.paths.cache / "coreml",
+                  tiny_decoder=self._tiny_decoders.get(str(model)))
         self._job_id = job.id
         self._set_busy(True)
         self._set_progress_text("Starting…", busy=True)

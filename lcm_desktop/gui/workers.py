@@ -33,6 +33,7 @@ class Job:
     supersede: bool = False  # live mode: cancel whatever is running
     output_folder: Path | None = None
     cache_dir: Path | None = None  # compiled Core ML models
+    tiny_decoder: Path | None = None  # AutoencoderTiny for cheap previews
 
 
 COREML_UNITS = {"coreml-ne": "CPU_AND_NE", "coreml-gpu": "CPU_AND_GPU"}
@@ -121,7 +122,7 @@ class EngineWorker(QObject):
         from ..engine.engine import Engine
 
         quiet_libraries()
-        key = (str(job.model), job.device)
+        key = (str(job.model), job.device, str(job.tiny_decoder))
         if self._engine is None or self._engine_key != key:
             self._engine = None  # release the old model before loading the next
             self.loading.emit(job.model.name)
@@ -129,7 +130,7 @@ class EngineWorker(QObject):
                 engine = Engine(job.model, backend="coreml", compute_units=COREML_UNITS[job.device],
                                 cache_dir=job.cache_dir)
             else:
-                engine = Engine(job.model, device=job.device)
+                engine = Engine(job.model, device=job.device, tiny_decoder=job.tiny_decoder)
             engine.load()
             self._engine, self._engine_key = engine, key
         return self._engine

@@ -20,6 +20,7 @@ from ..core.metadata import ImageParameters, read_png_parameters, save_png
 from ..core.model_folder import recommended_settings
 from ..core.paths import AppPaths, resource_path
 from ..history import History, HistoryEntry
+from .dialogs import show_error
 from .gallery import Gallery
 from .generate_panel import GeneratePanel
 from .image_view import ImageView
@@ -509,11 +510,7 @@ class MainWindow(QMainWindow):
 
     # -- errors, settings, close ---------------------------------------------------------------------
     def _error(self, message: str, details: str) -> None:
-        box = QMessageBox(QMessageBox.Icon.Warning, "LCM Desktop", message, QMessageBox.StandardButton.Ok, self)
-        box.setObjectName("errorDialog")
-        if details:
-            box.setDetailedText(details)
-        box.open()
+        show_error(self, "LCM Desktop", message, details, "errorDialog")
         self.last_error = message
 
     def _restore_settings(self, explicit_model: bool) -> None:

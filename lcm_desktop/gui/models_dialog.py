@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
 
 from ..core.paths import AppPaths, converter_command
 from ..models.download import DownloadProgress, format_size
+from .dialogs import show_error
 from .tasks import ConvertProcess, Task
 
 COLUMNS = ["Model", "Kind", "Installed", "Size", "Location"]
@@ -273,11 +274,7 @@ class ModelsDialog(QDialog):
         self.modelsChanged.emit()
 
     def _error(self, message: str, details: str) -> None:
-        box = QMessageBox(QMessageBox.Icon.Warning, "Models", message, QMessageBox.StandardButton.Ok, self)
-        box.setObjectName("modelsError")
-        if details:
-            box.setDetailedText(details)
-        box.open()
+        show_error(self, "Models", message, details, "modelsError")
         self.last_error = message
 
     def closeEvent(self, event):  # noqa: N802

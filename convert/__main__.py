@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="minimum deployment target (default macOS14)")
     parser.add_argument("--batch-size", type=int, choices=(1, 2), default=1,
                         help="UNet rows per call: 1 for LCMs (default), 2 for classic classifier-free guidance")
+    parser.add_argument("--tiny-decoder", type=Path,
+                        help="AutoencoderTiny folder (e.g. madebyollin/taesd) to convert too, for previews and fast decodes")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
     return parser
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             source=args.source, out=args.out, lcm_lora=args.lcm_lora, attention=args.attention,
             size=parse_size(args.size) if args.size else None, palettize=args.palettize,
             components=parse_components(args.components), min_target=args.min_target,
-            batch_size=args.batch_size, force=args.force,
+            batch_size=args.batch_size, force=args.force, tiny_decoder=args.tiny_decoder,
         )
         run(options, progress=lambda line: print(line, flush=True))
     except LcmError as exc:

@@ -12,12 +12,18 @@ from dataclasses import dataclass
 
 import torch
 
-from lcm_desktop.core.manifest import TEXT_ENCODER, TEXT_ENCODER_2, UNET, VAE_DECODER, VAE_ENCODER
+from lcm_desktop.core.manifest import TEXT_ENCODER, TEXT_ENCODER_2, TINY_DECODER, UNET, VAE_DECODER, VAE_ENCODER
 
 from convert.attention import set_attention
 from convert.options import ConvertOptions
 from convert.source import SourceModel
-from convert.wrappers import TextEncoderWrapper, UnetWrapper, VAEDecoderWrapper, VAEEncoderWrapper
+from convert.wrappers import (
+    TextEncoderWrapper,
+    TinyDecoderWrapper,
+    UnetWrapper,
+    VAEDecoderWrapper,
+    VAEEncoderWrapper,
+)
 
 
 @dataclass
@@ -34,7 +40,7 @@ def image_size(source: SourceModel, options: ConvertOptions) -> tuple[int, int]:
     return options.size or source.native_size
 
 
-def plan_jobs(pipe, source: SourceModel, options: ConvertOptions) -> list[Job]:
+def plan_jobs(pipe, source: SourceModel, options: ConvertOptions, taesd=None) -> list[Job]:
     width, height = image_size(source, options)
     factor = source.vae_scale_factor
     latent_hw = (height // factor, width // factor)
@@ -59,6 +65,9 @@ def plan_jobs(pipe, source: SourceModel, options: ConvertOptions) -> list[Job]:
         vae = pipe.vae
         jobs.append(Job(VAE_ENCODER, VAEEncoderWrapper(vae, (height, width)), "export",
                         lambda inputs: (vae.encode(inputs[0]).latent_dist.parameters,)))
+    if taesd is not None:
+        jobs.append(Job(TINY_DECODER, TinyDecoderWrapper(taesd, latent_hw), "export",
+                        lambda inputs: (taesd.decode(inputs[0], return_dict=False)[0],)))
     return jobs
 
 
@@ -96,12 +105,13 @@ def build_wrappers(options: ConvertOptions) -> dict[str, torch.nn.Module]:
     """The wrappers a conversion with ``options`` captures, attention installed: for tests and tools that
     need the same functions in PyTorch (e.g. a stand-in for Core ML's predict off a Mac)."""
     from convert.lora import fuse_lcm_lora
-    from convert.source import inspect_source, load_pipeline
+    from convert.source import inspect_source, load_pipeline, load_tiny_decoder
 
     source = inspect_source(options.source, options.components)
     pipe = load_pipeline(source, options.components)
     if options.lcm_lora:
         fuse_lcm_lora(pipe, options.lcm_lora)
-    jobs = plan_jobs(pipe, source, options)
+    taesd = load_tiny_decoder(options.tiny_decoder) if options.tiny_decoder else None
+    jobs = plan_jobs(pipe, source, options, taesd)
     install_attention(jobs, options.attention)
     return {job.name: job.wrapper.eval() for job in jobs}

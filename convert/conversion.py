@@ -95,7 +95,12 @@ def _convert_into(work: Path, source, options: ConvertOptions, ct_version: str, 
         t = time.perf_counter()
         changed = fuse_lcm_lora(pipe, options.lcm_lora)
         say(f"fused LCM-LoRA {options.lcm_lora.name} into {changed} UNet tensors in {time.perf_counter() - t:.1f} s")
-    jobs = plan_jobs(pipe, source, options)
+    taesd = None
+    if options.tiny_decoder:
+        from convert.source import load_tiny_decoder
+
+        taesd = load_tiny_decoder(options.tiny_decoder)
+    jobs = plan_jobs(pipe, source, options, taesd)
     specs = []
     for index, job in enumerate(jobs, start=1):
         specs.append(convert_component(job, work, options, say, f"[{index}/{len(jobs)}]"))
@@ -108,7 +113,7 @@ def _convert_into(work: Path, source, options: ConvertOptions, ct_version: str, 
     manifest = Manifest(
         name=options.out.name,
         family=source.family,
-        source=source_info(source.path, options.lcm_lora),
+        source=source_info(source.path, options.lcm_lora, options.tiny_decoder),
         components=tuple(specs),
         attention=options.attention,
         precision="float16",
@@ -124,6 +129,7 @@ def _convert_into(work: Path, source, options: ConvertOptions, ct_version: str, 
         force_zeros_for_empty_prompt=bool(source.model_index.get("force_zeros_for_empty_prompt", True)),
         vae_latents_mean=_floats(source.vae_config.get("latents_mean")),
         vae_latents_std=_floats(source.vae_config.get("latents_std")),
+        tiny_decoder_scaling_factor=float(taesd.config.scaling_factor) if taesd is not None else 1.0,
         tokenizers=tokenizers,
         converter_version=CONVERTER_VERSION,
         coremltools_version=ct_version,

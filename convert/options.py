@@ -31,12 +31,14 @@ class ConvertOptions:
     min_target: str = "macOS14"
     batch_size: int = 1
     force: bool = False
+    tiny_decoder: Path | None = None  # an AutoencoderTiny (TAESD) folder, converted as TinyDecoder
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", Path(self.source))
         object.__setattr__(self, "out", Path(self.out))
-        if self.lcm_lora is not None:
-            object.__setattr__(self, "lcm_lora", Path(self.lcm_lora))
+        for name in ("lcm_lora", "tiny_decoder"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
         if self.attention not in ATTENTIONS:
             raise ConversionError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}.")
         if self.palettize is not None and self.palettize not in PALETTIZE_BITS:

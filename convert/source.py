@@ -145,6 +145,26 @@ def load_pipeline(source: SourceModel, components: tuple[str, ...]):
     return pipe
 
 
+def load_tiny_decoder(path: Path):
+    """An AutoencoderTiny (TAESD) folder, checked like the main model: config, safetensors, class."""
+    import torch
+    from diffusers import AutoencoderTiny
+
+    path = Path(path)
+    config = path / "config.json"
+    if not config.is_file():
+        raise ModelFormatError(f"{path} has no config.json; --tiny-decoder must be an AutoencoderTiny folder (e.g. taesd).")
+    cls = _read_json(config).get("_class_name")
+    if cls != "AutoencoderTiny":
+        raise ConversionError(f"unsupported architecture: --tiny-decoder {path.name} is {cls or 'unknown'}, not AutoencoderTiny.")
+    _check_weights(path)
+    try:
+        taesd = AutoencoderTiny.from_pretrained(path, use_safetensors=True, local_files_only=True, dtype=torch.float32)
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise ModelFormatError(f"{path} could not be loaded by diffusers ({type(exc).__name__}: {exc}).") from exc
+    return taesd.eval().requires_grad_(False)
+
+
 def _hash_file(path: Path, digest: Any) -> None:
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 22):
@@ -161,7 +181,7 @@ def content_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def source_info(path: Path, lcm_lora: Path | None) -> SourceInfo:
+def source_info(path: Path, lcm_lora: Path | None, tiny_decoder: Path | None = None) -> SourceInfo:
     """Where the model came from: a Hugging Face cache snapshot path gives the repo id and revision."""
     resolved = Path(path).resolve()
     repo_id = revision = None
@@ -172,6 +192,8 @@ def source_info(path: Path, lcm_lora: Path | None) -> SourceInfo:
         path=str(resolved), repo_id=repo_id, revision=revision, content_hash=content_hash(resolved),
         lcm_lora=str(lcm_lora.resolve()) if lcm_lora else None,
         lcm_lora_hash=content_hash(lcm_lora.resolve()) if lcm_lora else None,
+        tiny_decoder=str(tiny_decoder.resolve()) if tiny_decoder else None,
+        tiny_decoder_hash=content_hash(tiny_decoder.resolve()) if tiny_decoder else None,
     )
 
 

@@ -138,3 +138,21 @@ class VAEEncoderWrapper(nn.Module):
 
     def example_inputs(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         return (torch.rand((1, 3, *self.image_hw), generator=generator) * 2 - 1,)
+
+
+class TinyDecoderWrapper(nn.Module):
+    """AutoencoderTiny (TAESD): ``z`` (1, 4, h, w), latents / its scaling_factor (1.0) → ``image`` (1, 3, H, W) in [-1, 1]."""
+
+    def __init__(self, taesd: nn.Module, latent_hw: tuple[int, int]):
+        super().__init__()
+        self.decoder = taesd.decoder
+        self.latent_channels = taesd.config.latent_channels
+        self.latent_hw = latent_hw
+        self.input_names = ("z",)
+        self.output_names = ("image",)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def example_inputs(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        return (torch.randn((1, self.latent_channels, *self.latent_hw), generator=generator),)

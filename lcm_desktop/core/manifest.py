@@ -10,6 +10,7 @@ A converted folder::
 
     manifest.json
     TextEncoder.mlpackage  [TextEncoder2.mlpackage]  Unet.mlpackage  VAEDecoder.mlpackage  [VAEEncoder.mlpackage]
+    [TinyDecoder.mlpackage]
     vocab.json  merges.txt            Apple's tokenizer layout
     tokenizer/  [tokenizer_2/]        the transformers tokenizer files
     scheduler/scheduler_config.json
@@ -35,7 +36,8 @@ TEXT_ENCODER_2 = "TextEncoder2"
 UNET = "Unet"
 VAE_DECODER = "VAEDecoder"
 VAE_ENCODER = "VAEEncoder"
-COMPONENT_NAMES = (TEXT_ENCODER, TEXT_ENCODER_2, UNET, VAE_DECODER, VAE_ENCODER)
+TINY_DECODER = "TinyDecoder"  # ours (Apple has none): AutoencoderTiny (TAESD) for previews and fast decodes
+COMPONENT_NAMES = (TEXT_ENCODER, TEXT_ENCODER_2, UNET, VAE_DECODER, VAE_ENCODER, TINY_DECODER)
 
 ATTENTIONS = ("split_einsum", "original")
 DTYPES = ("float32", "float16", "int32")
@@ -105,6 +107,8 @@ class SourceInfo:
     content_hash: str = ""  # sha256 over the source's config and weight files
     lcm_lora: str | None = None  # path of a fused LCM-LoRA
     lcm_lora_hash: str | None = None
+    tiny_decoder: str | None = None  # path of the AutoencoderTiny folder converted as TinyDecoder
+    tiny_decoder_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,7 @@ class Manifest:
     force_zeros_for_empty_prompt: bool = True
     vae_latents_mean: tuple[float, ...] | None = None  # some VAEs: latents = (vae_latents − mean) · scaling / std
     vae_latents_std: tuple[float, ...] | None = None
+    tiny_decoder_scaling_factor: float = 1.0  # AutoencoderTiny's own (1.0 for TAESD)
     scheduler_config: str = "scheduler/scheduler_config.json"  # "": none shipped (Apple layout): LCM defaults
     tokenizers: tuple[str, ...] = ("tokenizer",)
     converter_version: str = ""

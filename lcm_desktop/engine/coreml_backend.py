@@ -31,6 +31,7 @@ from ..core.manifest import (
     MANIFEST_NAME,
     TEXT_ENCODER,
     TEXT_ENCODER_2,
+    TINY_DECODER,
     UNET,
     VAE_DECODER,
     VAE_ENCODER,
@@ -265,13 +266,13 @@ class CoreMLDenoiser:
 
 
 class CoreMLDecoder:
-    """VAEDecoder: scaled latents → images in [-1, 1] (one row per call, as converted)."""
+    """VAEDecoder (or TinyDecoder): scaled latents → images in [-1, 1] (one row per call, as converted)."""
 
-    def __init__(self, model: CoreMLModel, manifest: Manifest):
+    def __init__(self, model: CoreMLModel, manifest: Manifest, tiny: bool = False):
         self.model = model
         self.scale_factor = manifest.vae_scale_factor
-        self.scaling_factor = manifest.vae_scaling_factor
-        self.mean_std = _mean_std(manifest)
+        self.scaling_factor = manifest.tiny_decoder_scaling_factor if tiny else manifest.vae_scaling_factor
+        self.mean_std = None if tiny else _mean_std(manifest)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         z = latents.detach().float().cpu()
@@ -424,6 +425,7 @@ def load_coreml_components(
     encoders = [TEXT_ENCODER, TEXT_ENCODER_2] if manifest.family == "sdxl" else [TEXT_ENCODER]
     pairs = [(tok, model(name)) for tok, name in zip(tokenizers, encoders)]
     image_encoder = CoreMLImageEncoder(model(VAE_ENCODER), manifest) if manifest.component(VAE_ENCODER) else None
+    tiny_decoder = CoreMLDecoder(model(TINY_DECODER), manifest, tiny=True) if manifest.component(TINY_DECODER) else None
     components = ModelComponents(
         name=manifest.name,
         family=manifest.family,  # type: ignore[arg-type]
@@ -431,6 +433,7 @@ def load_coreml_components(
         denoiser=CoreMLDenoiser(model(UNET), manifest),
         decoder=CoreMLDecoder(model(VAE_DECODER), manifest),
         image_encoder=image_encoder,
+        tiny_decoder=tiny_decoder,
         scheduler_config=_scheduler_config(
             folder / manifest.scheduler_config if manifest.scheduler_config else resource_path("configs", "lcm_scheduler.json")
         ),

@@ -24,9 +24,9 @@ def converted(tmp_path_factory, source: Path, **options) -> Path:
 
 
 @pytest.fixture(scope="session")
-def coreml_lcm(tmp_path_factory, tiny_lcm) -> Path:
-    """The tiny guidance-embedding LCM, all components, split_einsum attention, fp16."""
-    return converted(tmp_path_factory, tiny_lcm)
+def coreml_lcm(tmp_path_factory, tiny_lcm, tiny_taesd) -> Path:
+    """The tiny guidance-embedding LCM, all components and a tiny decoder, split_einsum attention, fp16."""
+    return converted(tmp_path_factory, tiny_lcm, tiny_decoder=tiny_taesd)
 
 
 @pytest.fixture(scope="session")

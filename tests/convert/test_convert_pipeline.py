@@ -18,7 +18,7 @@ def _spec_io(package):
 
 def test_folder_has_apple_layout_tokenizer_scheduler_and_manifest(coreml_lcm, tiny_lcm):
     names = {p.name for p in coreml_lcm.iterdir()}
-    assert {"TextEncoder.mlpackage", "Unet.mlpackage", "VAEDecoder.mlpackage", "VAEEncoder.mlpackage",
+    assert {"TextEncoder.mlpackage", "Unet.mlpackage", "VAEDecoder.mlpackage", "VAEEncoder.mlpackage", "TinyDecoder.mlpackage",
             "vocab.json", "merges.txt", "tokenizer", "scheduler", "manifest.json", "lcm_desktop.json"} <= names
     assert not [n for n in names if n.startswith(".")], "no temporary files are left behind"
     assert json.loads((coreml_lcm / "scheduler" / "scheduler_config.json").read_text())["_class_name"] == "LCMScheduler"
@@ -37,12 +37,14 @@ def test_folder_has_apple_layout_tokenizer_scheduler_and_manifest(coreml_lcm, ti
     assert len(set(ids[:9])) > 5  # real words became real tokens
 
 
-def test_manifest_describes_the_conversion(coreml_lcm, tiny_lcm):
+def test_manifest_describes_the_conversion(coreml_lcm, tiny_lcm, tiny_taesd):
     m = load_manifest(coreml_lcm)
     assert (m.family, m.attention, m.precision, m.palettization_bits) == ("sd", "split_einsum", "float16", None)
     assert (m.width, m.height, m.batch_size, m.time_cond_proj_dim, m.vae_scale_factor) == (64, 64, 1, 32, 8)
     assert m.vae_scaling_factor == pytest.approx(0.18215)
     assert m.source.path == str(tiny_lcm.resolve()) and len(m.source.content_hash) == 64
+    assert m.source.tiny_decoder == str(tiny_taesd.resolve()) and m.tiny_decoder_scaling_factor == 1.0
+    assert [c.name for c in m.components] == ["TextEncoder", "Unet", "VAEDecoder", "VAEEncoder", "TinyDecoder"]
     assert m.coremltools_version == "9.0" and m.minimum_deployment_target == "macOS14"
     unet = m.require("Unet")
     assert [(s.name, s.shape) for s in unet.inputs] == [
@@ -65,6 +67,7 @@ def test_manifest_describes_the_conversion(coreml_lcm, tiny_lcm):
      {"noise_pred": ((1, 4, 8, 8), "float32")}),
     ("VAEDecoder", {"z": ((1, 4, 8, 8), "float32")}, {"image": ((1, 3, 64, 64), "float32")}),
     ("VAEEncoder", {"x": ((1, 3, 64, 64), "float32")}, {"latent": ((1, 8, 8, 8), "float32")}),
+    ("TinyDecoder", {"z": ((1, 4, 8, 8), "float32")}, {"image": ((1, 3, 64, 64), "float32")}),
 ])
 def test_saved_spec_has_apple_names_shapes_and_dtypes(coreml_lcm, name, inputs, outputs):
     assert _spec_io(coreml_lcm / f"{name}.mlpackage") == (inputs, outputs)

@@ -78,13 +78,14 @@ def _wrappers(folder: Path):
     m = load_manifest(folder)
     comps = {"TextEncoder": "text_encoder", "Unet": "unet", "VAEDecoder": "vae_decoder", "VAEEncoder": "vae_encoder"}
     options = ConvertOptions(source=Path(m.source.path), out=folder, attention=m.attention,
-                             components=tuple(comps[c.name] for c in m.components if c.name in comps))
+                             components=tuple(comps[c.name] for c in m.components if c.name in comps),
+                             tiny_decoder=m.source.tiny_decoder)
     return build_wrappers(options)
 
 
 @pytest.fixture(scope="module")
-def coreml_lcm(tmp_path_factory, tiny_lcm) -> Path:
-    return _converted(tmp_path_factory, tiny_lcm)
+def coreml_lcm(tmp_path_factory, tiny_lcm, tiny_taesd) -> Path:
+    return _converted(tmp_path_factory, tiny_lcm, tiny_decoder=tiny_taesd)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +124,9 @@ def test_components_follow_the_engine_protocols(coreml):
     info = comps.denoiser.info
     assert (info.in_channels, info.time_cond_proj_dim, info.addition_time_embed, info.fixed_shape) == (4, 32, False, (1, 4, 8, 8))
     assert comps.native_size == (64, 64) and comps.scheduler_config["_class_name"] == "LCMScheduler"
-    assert sorted(runtime.loaded) == sorted((n, "CPU_AND_NE") for n in ("TextEncoder", "Unet", "VAEDecoder", "VAEEncoder"))
+    assert isinstance(comps.tiny_decoder, Decoder)
+    names = ("TextEncoder", "Unet", "VAEDecoder", "VAEEncoder", "TinyDecoder")
+    assert sorted(runtime.loaded) == sorted((n, "CPU_AND_NE") for n in names)
 
 
 def test_text_encoder_matches_torch(coreml, torch_lcm):
@@ -184,13 +187,13 @@ def test_only_the_first_load_compiles(coreml_lcm, lcm_wrappers, tmp_path):
     runtime = SubstituteRuntime(lcm_wrappers)
     cache = tmp_path / "cache"
     load_coreml_components(coreml_lcm, cache_dir=cache, runtime=runtime)
-    assert sorted(runtime.compiled) == ["TextEncoder", "Unet", "VAEDecoder", "VAEEncoder"]
+    assert sorted(runtime.compiled) == ["TextEncoder", "TinyDecoder", "Unet", "VAEDecoder", "VAEEncoder"]
     load_coreml_components(coreml_lcm, compute_units="CPU_ONLY", cache_dir=cache, runtime=runtime)
-    assert len(runtime.compiled) == 4, "the second load reuses the compiled models"
-    assert len(list(cache.glob("*/*.mlmodelc"))) == 4
+    assert len(runtime.compiled) == 5, "the second load reuses the compiled models"
+    assert len(list(cache.glob("*/*.mlmodelc"))) == 5
     assert not list(cache.glob("*/.*")), "no half-compiled leftovers"
     load_coreml_components(coreml_lcm, cache_dir=tmp_path / "other-cache", runtime=runtime)
-    assert len(runtime.compiled) == 8
+    assert len(runtime.compiled) == 10
 
 
 def test_a_size_that_was_not_converted_is_a_clear_error(coreml):
@@ -350,3 +353,17 @@ def test_vaes_with_latents_mean_and_std_are_unscaled_as_diffusers_does(coreml):
     expected = plain.decode(latents * std + mean * plain.scaling_factor)
     assert torch.allclose(shifted.decode(latents), expected, atol=1e-6)
     assert not torch.allclose(plain.decode(latents), expected, atol=1e-2)
+
+
+def test_tiny_decoder_matches_torch_and_serves_fast_decodes(coreml, tiny_taesd, torch_lcm):
+    from lcm_desktop.engine.engine import Engine
+    from lcm_desktop.engine.torch_backend import load_tiny_decoder
+
+    comps, _ = coreml
+    ref = load_tiny_decoder(tiny_taesd, torch.device("cpu"), torch.float32)
+    latents = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(9))
+    ours = comps.tiny_decoder.decode(latents)
+    assert ours.shape == (2, 3, 64, 64) and _rel(ours, ref.decode(latents)) < FP16_REL
+    assert _rel(ours, comps.decoder.decode(latents)) > 0.1  # really the tiny decoder, not the VAE
+    result = Engine(loader=lambda: comps).generate(GenerationRequest("a cat", steps=1, seed=1, tiny_decoder=True))
+    assert result.images[0].size == (64, 64)

@@ -106,7 +106,7 @@ def test_live_mode_supersedes_stale_request(qtbot, window, monkeypatch):
     real_call = TorchDenoiser.__call__
 
     def slow_call(self, *args, **kwargs):  # make each step last long enough to be superseded
-        time.sleep(0.1)
+        time.sleep(0.25)
         return real_call(self, *args, **kwargs)
 
     monkeypatch.setattr(TorchDenoiser, "__call__", slow_call)

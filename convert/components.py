@@ -33,6 +33,7 @@ class Job:
     route: str  # "export" | "trace"
     eager: Callable[[tuple[torch.Tensor, ...]], tuple[torch.Tensor, ...]]
     attention_module: torch.nn.Module | None = None  # gets the requested attention before capture
+    precision: str = "float16"
 
 
 def image_size(source: SourceModel, options: ConvertOptions) -> tuple[int, int]:
@@ -57,14 +58,16 @@ def plan_jobs(pipe, source: SourceModel, options: ConvertOptions, taesd=None) ->
             text_embeds_dim = cfg.projection_class_embeddings_input_dim - 6 * cfg.addition_time_embed_dim
         wrapper = UnetWrapper(pipe.unet, batch_size=options.batch_size, latent_hw=latent_hw, text_embeds_dim=text_embeds_dim)
         jobs.append(Job(UNET, wrapper, "export", _unet_eager(pipe.unet, wrapper.input_names), pipe.unet))
+    # SDXL's VAE overflows in fp16 (its config says force_upcast, as diffusers' pipelines read it): keep fp32.
+    vae_precision = "float32" if source.family == "sdxl" and source.vae_config.get("force_upcast", False) else "float16"
     if "vae_decoder" in options.components:
         vae = pipe.vae
         jobs.append(Job(VAE_DECODER, VAEDecoderWrapper(vae, latent_hw), "export",
-                        lambda inputs: (vae.decode(inputs[0], return_dict=False)[0],)))
+                        lambda inputs: (vae.decode(inputs[0], return_dict=False)[0],), precision=vae_precision))
     if "vae_encoder" in options.components:
         vae = pipe.vae
         jobs.append(Job(VAE_ENCODER, VAEEncoderWrapper(vae, (height, width)), "export",
-                        lambda inputs: (vae.encode(inputs[0]).latent_dist.parameters,)))
+                        lambda inputs: (vae.encode(inputs[0]).latent_dist.parameters,), precision=vae_precision))
     if taesd is not None:
         jobs.append(Job(TINY_DECODER, TinyDecoderWrapper(taesd, latent_hw), "export",
                         lambda inputs: (taesd.decode(inputs[0], return_dict=False)[0],)))

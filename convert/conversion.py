@@ -162,10 +162,11 @@ def convert_component(job: Job, work: Path, options: ConvertOptions, say: Progre
     output_specs = tuple(TensorSpec(n, tuple(y.shape)) for n, y in zip(job.wrapper.output_names, reference, strict=True))
     path = work / f"{job.name}.mlpackage"
     t = time.perf_counter()
-    to_mlpackage(graph, input_specs, job.wrapper.output_names, path, options.min_target)
+    to_mlpackage(graph, input_specs, job.wrapper.output_names, path, options.min_target, job.precision)
     del graph
     gc.collect()
-    say(f"{tag} {job.name}: converted to an fp16 ML Program in {time.perf_counter() - t:.1f} s ({_mb(_size(path))})")
+    bits = "fp16" if job.precision == "float16" else "fp32"
+    say(f"{tag} {job.name}: converted to an {bits} ML Program in {time.perf_counter() - t:.1f} s ({_mb(_size(path))})")
     if options.palettize:
         t = time.perf_counter()
         fp16_size = _size(path)
@@ -184,7 +185,7 @@ def convert_component(job: Job, work: Path, options: ConvertOptions, say: Progre
         psnrs = ", ".join(f"{p.output} {p.value:.1f} dB" for p in parity if p.metric == "psnr_db")
         say(f"{tag} {job.name}: Core ML vs PyTorch {psnrs} in {time.perf_counter() - t:.1f} s")
     return ComponentSpec(job.name, path.name, tuple(input_specs), output_specs, _size(path), content_hash(path),
-                         tuple(parity))
+                         tuple(parity), job.precision)
 
 
 def _replace(work: Path, out: Path) -> None:

@@ -58,8 +58,9 @@ def run_captured(graph: Any, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Te
 
 
 def to_mlpackage(graph: Any, inputs: list[TensorSpec], output_names: tuple[str, ...], out_path: Path,
-                 min_target: str = "macOS14") -> Any:
-    """ct.convert → fp16 ML Program, saved at ``out_path``; returns the MLModel (not loaded: Linux cannot)."""
+                 min_target: str = "macOS14", precision: str = "float16") -> Any:
+    """ct.convert → ML Program (fp16 compute unless ``precision="float32"``), saved at ``out_path``;
+    returns the MLModel (not loaded: Linux cannot)."""
     ct = import_coremltools()
     if min_target not in TARGETS:
         raise ConversionError(f"--min-target must be one of {', '.join(TARGETS)}, got {min_target!r}.")
@@ -69,7 +70,7 @@ def to_mlpackage(graph: Any, inputs: list[TensorSpec], output_names: tuple[str, 
             convert_to="mlprogram",
             inputs=[ct.TensorType(name=s.name, shape=s.shape, dtype=np.float32) for s in inputs],
             outputs=[ct.TensorType(name=name, dtype=np.float32) for name in output_names],
-            compute_precision=ct.precision.FLOAT16,
+            compute_precision=ct.precision.FLOAT32 if precision == "float32" else ct.precision.FLOAT16,
             minimum_deployment_target=getattr(ct.target, min_target),
             skip_model_load=True,
         )

@@ -91,6 +91,7 @@ class ComponentSpec:
     size_bytes: int = 0
     sha256: str = ""  # of the package's files: keys the compiled-model cache
     parity: tuple[ParityResult, ...] = ()
+    precision: str = "float16"  # compute precision; SDXL's VAE stays float32 (it overflows in fp16)
 
     def input(self, name: str) -> TensorSpec | None:
         return next((spec for spec in self.inputs if spec.name == name), None)
@@ -118,7 +119,7 @@ class Manifest:
     source: SourceInfo
     components: tuple[ComponentSpec, ...]
     attention: str  # the Unet's attention: "split_einsum" (Neural Engine) | "original" (GPU)
-    precision: str  # compute precision of every component: "float16"
+    precision: str  # compute precision of the UNet and text encoders: "float16" (each component says its own)
     palettization_bits: int | None
     width: int  # the one image size the latent shapes were fixed for
     height: int
@@ -223,6 +224,8 @@ def validate_manifest(manifest: Manifest, folder: Path | None = None) -> None:
                 raise bad(f"{comp.name}.{spec.name} has dtype {spec.dtype!r}; expected one of {DTYPES}")
             if not spec.shape or any(d <= 0 for d in spec.shape):
                 raise bad(f"{comp.name}.{spec.name} has shape {spec.shape}")
+        if comp.precision not in ("float16", "float32"):
+            raise bad(f"{comp.name} has precision {comp.precision!r}; expected float16 or float32")
         failed = [p for p in comp.parity if not p.passed]
         if failed:
             p = failed[0]

@@ -114,3 +114,14 @@ def test_sdxl_converts_both_text_encoders_and_the_size_conditioned_unet(coreml_s
         "text_embeds": ((1, 32), "float32"),
     }
     assert (coreml_sdxl / "tokenizer_2").is_dir()
+
+
+def test_sdxl_vae_keeps_fp32_compute_where_fp16_overflows(coreml_sdxl, coreml_lcm):
+    """SDXL's VAE config sets force_upcast: its package computes in fp32 (no fp16 casts), the rest in fp16."""
+    sdxl = load_manifest(coreml_sdxl)
+    assert [(c.name, c.precision) for c in sdxl.components] == [
+        ("TextEncoder", "float16"), ("TextEncoder2", "float16"), ("Unet", "float16"), ("VAEDecoder", "float32")]
+    assert "cast" not in _op_types(coreml_sdxl / "VAEDecoder.mlpackage")
+    assert "cast" in _op_types(coreml_sdxl / "Unet.mlpackage")
+    assert load_manifest(coreml_lcm).require("VAEDecoder").precision == "float16"
+    assert "cast" in _op_types(coreml_lcm / "VAEDecoder.mlpackage")

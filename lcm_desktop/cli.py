@@ -111,8 +111,8 @@ def _configure_logging(verbose: bool, command: str | None = None) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from .core.metadata import ImageParameters, save_png
     from .core.request import GenerationRequest
+    from .outputs import save_images
 
     # Validate everything cheap before loading anything heavy.
     request = GenerationRequest(
@@ -153,18 +153,7 @@ def _generate(args: argparse.Namespace) -> int:
     if bar:
         bar.close()
     req = result.request
-    written = []
-    for index, (image, seed) in enumerate(zip(result.images, result.seeds)):
-        params = ImageParameters(
-            prompt=req.prompt, negative_prompt=req.negative_prompt if not result.negative_prompt_ignored else "",
-            steps=req.steps, guidance_scale=req.guidance_scale, seed=seed, width=req.width, height=req.height,
-            model=model_name, model_hash=digest,
-        )
-        path = targets(index, seed)
-        try:
-            written.append(save_png(image, path, params))
-        except OSError as exc:
-            raise OutputError(f"Could not write {path} ({exc.strerror or exc}); choose another --out folder.") from exc
+    written = save_images(result, targets, model=model_name, model_hash=digest, fix="choose another --out")
     for path in written:
         print(path)
     t = result.timings

@@ -15,13 +15,15 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from ..core.errors import LcmError, OutputError
-from ..core.metadata import ImageParameters, read_png_parameters, save_png
+from ..core.errors import LcmError
+from ..core.metadata import read_png_parameters
 from ..core.model_folder import recommended_settings
 from ..core.paths import AppPaths, resource_path
 from ..history import History, HistoryEntry
+from ..outputs import save_images
 from .dialogs import show_error
 from .gallery import Gallery
+from .model_list import usable_models
 from .generate_panel import GeneratePanel
 from .image_view import ImageView
 from .workers import EngineThread, Job, JobOutput
@@ -139,37 +141,9 @@ class MainWindow(QMainWindow):
         self._model_changed()
 
     def _usable_models(self) -> list[tuple[str, Path]]:
-        from ..models.catalog import load_catalog
-        from ..models.store import COMPLETE, installed_models, usable_folder
-
-        found: list[tuple[str, Path]] = []
-        try:
-            catalog = load_catalog()
-            for model in installed_models(catalog, self.paths):
-                # bases alone make poor 4-step images; tiny decoders are not models to pick
-                if model.status != COMPLETE or model.path is None or model.kind in ("tiny-decoder", "base"):
-                    continue
-                if model.source in ("builtin", "hub"):
-                    entry = catalog.get(model.name)
-                    try:
-                        folder = usable_folder(entry, catalog, self.paths)
-                    except LcmError:
-                        continue  # e.g. a base that is not complete yet
-                    found.append((entry.name, folder))
-                    tiny = catalog.find(entry.tiny_decoder) if entry.tiny_decoder else None
-                    if tiny is not None:
-                        try:
-                            self._tiny_decoders[str(folder)] = usable_folder(tiny, catalog, self.paths)
-                        except LcmError:
-                            pass  # not downloaded: previews use the VAE at half size
-                elif model.source in ("imported", "coreml"):
-                    found.append((model.name + ("  (Core ML)" if model.source == "coreml" else ""), model.path))
-        except LcmError as exc:
-            log.warning("model list unavailable: %s", exc)
-        demo = builtin_model()
-        if demo.is_dir() and all(path != demo for _, path in found):
-            found.insert(0, ("Built-in demo", demo))
-        return found
+        models = usable_models(self.paths, builtin_model())
+        self._tiny_decoders = {str(m.folder): m.tiny_decoder for m in models if m.tiny_decoder is not None}
+        return [(m.label, m.folder) for m in models]
 
     def open_model_manager(self):
         from .models_dialog import ModelsDialog
@@ -404,30 +378,20 @@ class MainWindow(QMainWindow):
             digest = model_hash(inspect_model_folder(job.model))
         except LcmError:
             digest = None
-        paths = []
         stamp = time.strftime("%Y%m%d-%H%M%S")
         folder = job.output_folder or self.paths.output
         folder.mkdir(parents=True, exist_ok=True)
-        for index, (image, seed) in enumerate(zip(result.images, result.seeds)):
-            path = folder / f"{stamp}-{seed}-{job.id}-{index}.png"
-            params = ImageParameters(
-                prompt=req.prompt, negative_prompt="" if result.negative_prompt_ignored else req.negative_prompt,
-                steps=req.steps, guidance_scale=req.guidance_scale, seed=seed, width=req.width, height=req.height,
-                model=result.model_name, model_hash=digest)
-            try:
-                save_png(image, path, params)
-            except OSError as exc:
-                raise OutputError(
-                    f"Could not save the image in {folder} ({exc.strerror or exc}); free some disk space or choose "
-                    "another folder (File ▸ Choose Output Folder…).") from exc
-            entry = self.history.add(
+        timings = {k: v for k, v in result.timings.items() if k != "steps"}
+
+        def record(path: Path, params, seed: int) -> None:  # the row only after its PNG is on disk
+            self._entries_by_path[str(path)] = self.history.add(
                 path=path, prompt=req.prompt, negative_prompt=params.negative_prompt, steps=req.steps,
                 guidance_scale=req.guidance_scale, seed=seed, width=req.width, height=req.height,
-                model=result.model_name, backend=result.backend,
-                timings={k: v for k, v in result.timings.items() if k != "steps"})
-            self._entries_by_path[str(path)] = entry
-            paths.append(path)
-        return paths
+                model=result.model_name, backend=result.backend, timings=timings)
+
+        return save_images(result, lambda index, seed: folder / f"{stamp}-{seed}-{job.id}-{index}.png",
+                           model_hash=digest, fix="choose another folder (File ▸ Choose Output Folder…)",
+                           on_saved=record)
 
     # -- export --------------------------------------------------------------------------------
     def copy_image(self) -> None:

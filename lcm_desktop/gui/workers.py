@@ -91,9 +91,13 @@ class EngineWorker(QObject):
     def probe(self) -> None:
         import sys
 
-        from ..engine.torch_backend import available_devices
+        try:
+            from ..engine.torch_backend import available_devices
 
-        devices = available_devices()
+            devices = available_devices()
+        except Exception:  # a broken install: say so when a generation is asked for, keep the window
+            log.exception("PyTorch is unavailable")
+            devices = []
         if sys.platform == "darwin":
             try:
                 import coremltools  # noqa: F401

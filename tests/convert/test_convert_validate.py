@@ -76,3 +76,12 @@ def test_off_a_mac_the_manifest_says_psnr_was_not_measured(coreml_lcm):
         pytest.skip("measured on a Mac")
     assert "coreml_vs_torch PSNR not measured" in load_manifest(coreml_lcm).notes[0]
     assert all(p.check == "traced_vs_eager" for c in load_manifest(coreml_lcm).components for p in c.parity)
+
+
+@pytest.mark.macos
+def test_on_a_mac_every_component_is_within_35_db_of_pytorch(coreml_lcm):
+    """The real check: the conversion loaded each package in Core ML and recorded its PSNR."""
+    for comp in load_manifest(coreml_lcm).components:
+        psnrs = [p for p in comp.parity if p.check == "coreml_vs_torch"]
+        assert {p.output for p in psnrs} == {s.name for s in comp.outputs}, comp.name
+        assert all(p.value >= 35.0 for p in psnrs), comp.name

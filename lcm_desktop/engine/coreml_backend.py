@@ -384,8 +384,8 @@ def _manifest(folder: Path) -> Manifest:
     manifest = manifest_from_apple_layout(folder)
     if manifest is None:
         raise ModelFormatError(
-            f"{folder} has no {MANIFEST_NAME} and no Apple-layout .mlpackage files: it is not a Core ML model "
-            "(convert one with `python -m convert`)."
+            f"{folder} has no {MANIFEST_NAME} and no Apple-layout .mlpackage files: it is not a converted Core ML "
+            "model (convert it with `python -m convert`)."
         )
     validate_manifest(manifest, folder)
     return manifest

@@ -268,6 +268,14 @@ def test_sdxl_components_match_torch(tmp_path_factory, tiny_sdxl, tmp_path):
     args = (torch.randn(1, 4, 8, 8, generator=g), torch.tensor(499), theirs.hidden_states)
     kwargs = {"text_embeds": theirs.pooled, "time_ids": torch.tensor([[64.0, 64, 0, 0, 64, 64]])}
     assert _rel(comps.denoiser(*args, **kwargs), ref.denoiser(*args, **kwargs)) < FP16_REL
+    # the whole loop (size conditioning, pooled embeddings) through the same sampler
+    from convert.validate import psnr
+    from lcm_desktop.engine.engine import Engine
+
+    request = GenerationRequest("a dog on the moon", steps=2, seed=3)
+    ours = np.asarray(Engine(loader=lambda: comps).generate(request).images[0], dtype=np.float64)
+    theirs = np.asarray(Engine(loader=lambda: ref).generate(request).images[0], dtype=np.float64)
+    assert ours.shape == (64, 64, 3) and psnr(ours, theirs) >= 40
 
 
 @pytest.mark.macos

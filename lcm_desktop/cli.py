@@ -135,9 +135,9 @@ def _generate(args: argparse.Namespace) -> int:
         folder = inspect_model_folder(model_path)
         model_path, model_name, digest = folder.path, folder.name, model_hash(folder)
     else:
-        from .core.manifest import load_manifest
+        from .engine.coreml_layout import read_coreml_manifest
 
-        manifest = load_manifest(model_path)
+        manifest = read_coreml_manifest(model_path)  # ours, or Apple's layout
         model_name, digest = manifest.name, None
     targets = _output_paths(args.out, request)  # checks the destination before the work
 

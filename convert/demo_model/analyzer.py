@@ -3,7 +3,7 @@
 ``analyze(image) -> Verdict``. Every pixel is labelled with its nearest palette colour; the
 most common label is the background, the most common other label the shape colour; the
 shape's pixels give its position (nearest named centre), its size (bounding box) and its
-class (best intersection-over-union against a circle, square and triangle drawn in the same box).
+class (its row-width profile: a triangle widens downwards, a square keeps its width, a circle narrows at both ends).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from convert.demo_model.data import COLOURS, IMAGE_SIZE, POSITIONS, SHAPES, SIZES, Scene
+from convert.demo_model.data import COLOURS, IMAGE_SIZE, POSITIONS, SIZES, Scene
 
 _PALETTE_NAMES = list(COLOURS)
 _PALETTE = np.array([COLOURS[n] for n in _PALETTE_NAMES], dtype=np.float32)
@@ -56,29 +56,27 @@ def palette_labels(arr: np.ndarray) -> np.ndarray:
     return np.argmin((diff**2).sum(-1), axis=-1)
 
 
-def _shape_template(shape: str, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
-    img = Image.new("L", (IMAGE_SIZE, IMAGE_SIZE), 0)
-    draw = ImageDraw.Draw(img)
-    if shape == "circle":
-        draw.ellipse([x0, y0, x1, y1], fill=1)
-    elif shape == "square":
-        draw.rectangle([x0, y0, x1, y1], fill=1)
-    else:
-        draw.polygon([((x0 + x1) / 2, y0), (x1, y1), (x0, y1)], fill=1)
-    return np.asarray(img, dtype=bool)
-
-
 def _classify_shape(mask: np.ndarray) -> tuple[str, int]:
+    """Shape from the mask's row-width profile (robust to the soft edges a VAE decodes).
+
+    Widths of the top and bottom quarters against the middle third: a triangle (apex up) is
+    much narrower at the top than at the bottom, a square is as wide at both ends as in the
+    middle, a circle narrows at both ends (ground truth: ratio 1.0 vs 0.56–0.68).
+    """
     ys, xs = np.nonzero(mask)
     x0, x1 = int(np.percentile(xs, 1)), int(np.percentile(xs, 99))
     y0, y1 = int(np.percentile(ys, 1)), int(np.percentile(ys, 99))
-    best, best_iou = SHAPES[0], -1.0
-    for shape in SHAPES:
-        tmpl = _shape_template(shape, x0, y0, x1, y1)
-        iou = (tmpl & mask).sum() / max((tmpl | mask).sum(), 1)
-        if iou > best_iou:
-            best, best_iou = shape, iou
-    return best, max(x1 - x0, y1 - y0) + 1
+    extent = max(x1 - x0, y1 - y0) + 1
+    rows = mask[y0 : y1 + 1].sum(axis=1).astype(np.float64)
+    h = len(rows)
+    quarter = max(1, h // 4)
+    top, bottom = rows[:quarter].mean(), rows[-quarter:].mean()
+    middle = rows[h // 3 : h - h // 3].mean() if h >= 3 else rows.mean()
+    if top < 0.6 * bottom:
+        return "triangle", extent
+    if (top + bottom) / 2 > 0.82 * middle:
+        return "square", extent
+    return "circle", extent
 
 
 def analyze(image) -> Verdict:

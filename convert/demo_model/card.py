@@ -15,8 +15,31 @@ def _table(rows: dict[str, dict]) -> str:
     out = _HEAD
     for name, r in rows.items():
         cells = " | ".join(f"{100 * r[a]:.1f} %" for a in ATTRIBUTES)
-        out += f"| {name} | {cells} | {r['sec_per_image']:.3f} |\n"
+        secs = "–" if r["sec_per_image"] is None else f"{r['sec_per_image']:.3f}"
+        out += f"| {name} | {cells} | {secs} |\n"
     return out
+
+
+def _targets(rows: dict[str, dict], guidance: float) -> str:
+    """The issue's targets, checked against the measured rows."""
+    lcm4 = rows.get(f"LCM, 4 steps, guidance {guidance:g}")
+    t50 = next((r for n, r in rows.items() if n.startswith("Teacher DDIM, 50 steps")), None)
+    t4 = next((r for n, r in rows.items() if n.startswith("Teacher DDIM, 4 steps")), None)
+    if not (lcm4 and t50 and t4):
+        return "Not all rows were measured.\n"
+    attrs = ("shape_colour", "background", "shape", "position")
+    lines = []
+    for a in attrs:
+        gap = 100 * (lcm4[a] - t50[a])
+        lines.append(f"- LCM@4 vs teacher@50, {a.replace('_', ' ')}: {100 * lcm4[a]:.1f} % vs {100 * t50[a]:.1f} % "
+                     f"({gap:+.1f} pp) — {'met' if gap >= -5 else 'NOT met'} (within 5 pp)")
+    above = [a for a in attrs if lcm4[a] > t4[a]]
+    lines.append(f"- LCM@4 above teacher@4 on {len(above)} of 4 attributes ({', '.join(above) or 'none'})")
+    for a in ("background", "shape_colour"):
+        lines.append(f"- LCM@4 {a.replace('_', ' ')} ≥ 90 %: {100 * lcm4[a]:.1f} % — {'met' if lcm4[a] >= 0.9 else 'NOT met'}")
+    secs = lcm4["sec_per_image"]
+    lines.append(f"- 4-step image well under a second: {secs:.3f} s — {'met' if secs < 0.5 else 'NOT met'}")
+    return "\n".join(lines) + "\n"
 
 
 def _stage(summary: dict, key: str) -> str:
@@ -95,6 +118,9 @@ mean of 8 prompts after a warm-up, whole pipeline (text encoder, UNet, VAE decod
 Machine: {result["machine"]}. Date: {result["date"]}.
 
 {_table(result["rows"])}
+Targets of issue 3, checked on this table:
+
+{_targets(result["rows"], guidance)}
 Guidance sweep of the LCM at 4 steps:
 
 {_table(result["sweep"])}"""

@@ -23,9 +23,9 @@ from convert.demo_model.models import (
 )
 
 SEED = 4
-STEPS = 2000
-BATCH = 64
-LR = 2e-4
+STEPS = 1000
+BATCH = 48
+LR = 3e-4
 SKIP = 20  # k: 1000 // original_inference_steps
 GUIDANCE_RANGE = (2.0, 8.0)  # g sampled uniformly; w = g - 1 is embedded
 EMA_DECAY = 0.95

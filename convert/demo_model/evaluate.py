@@ -86,6 +86,28 @@ def score(pipe, steps: int, guidance: float, batch: int = 120) -> dict:
     return acc
 
 
+def score_reconstruction(vae) -> dict:
+    """The ceiling: the analyzer on VAE-reconstructed ground-truth renders of the held-out scenes."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from convert.demo_model.data import render
+    from convert.demo_model.vae_stage import to_tensor
+
+    scenes = held_out_scenes()
+    rng = random.Random(SEED0)
+    images = np.stack([render(s, rng) for s in scenes])
+    with torch.no_grad():
+        y = vae.decode(vae.encode(to_tensor(images)).latent_dist.mean).sample
+    recon = ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    verdicts = [analyze(r).matches(s) for r, s in zip(recon, scenes)]
+    acc = {a: sum(v[a] for v in verdicts) / len(scenes) for a in ATTRIBUTES}
+    acc["sec_per_image"] = None
+    return acc
+
+
 def time_one(pipe, steps: int, guidance: float) -> float:
     scenes = held_out_scenes()[:TIMING_IMAGES]
     generate(pipe, [scenes[0].caption], [0], steps, guidance)  # warm-up
@@ -111,7 +133,8 @@ def evaluate() -> None:
 
     torch.set_num_threads(1)
     lcm = load_lcm()
-    rows: dict[str, dict] = {}
+    rows: dict[str, dict] = {"VAE reconstruction of the true picture (ceiling)": score_reconstruction(lcm.vae)}
+    log.info("eval VAE ceiling: %s", rows[list(rows)[0]])
     for steps in LCM_STEPS:
         rows[f"LCM, {steps} step{'s' if steps > 1 else ''}, guidance {RECOMMENDED_GUIDANCE:g}"] = score(
             lcm, steps, RECOMMENDED_GUIDANCE)

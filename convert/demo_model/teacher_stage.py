@@ -17,7 +17,7 @@ from convert.demo_model.latents import latent_cache
 from convert.demo_model.models import build_ddpm_scheduler, build_text_encoder, build_tokenizer, build_unet, tokenize
 
 SEED = 3
-STEPS = 5000
+STEPS = 2500
 BATCH = 64
 LR = 6e-4
 CAPTION_DROPOUT = 0.1

@@ -76,11 +76,13 @@ def _schedule_self_test(app, window, timeout_s: int = 600) -> None:
             window.panel.prompt.setPlainText(SELF_TEST_PROMPT)
             if not window.generate():
                 print(f"self-test: failed: {getattr(window, 'last_error', 'could not start')}", file=sys.stderr)
+                window.close()  # stops the engine thread before the loop ends
                 app.exit(1)
 
         @Slot()
         def timeout(self):
             print(f"self-test: failed: no image after {timeout_s}s", file=sys.stderr, flush=True)
+            window.close()
             app.exit(1)
 
     tester = SelfTest(window)

@@ -125,7 +125,11 @@ def machine() -> str:
         name = platform.processor() or "unknown CPU"
     import torch
 
-    return f"{name}, {torch.get_num_threads()} threads, torch {torch.__version__} (CPU), {platform.system()}"
+    import os
+
+    threads = torch.get_num_threads()
+    return (f"{name} ({os.cpu_count()} cores, shared with other jobs), torch {torch.__version__} CPU with "
+            f"{threads} thread{'s' if threads > 1 else ''}, {platform.system()}")
 
 
 def evaluate() -> None:

@@ -128,7 +128,9 @@ def model_hash(model: ModelFolder) -> str:
     return digest.hexdigest()[:10]
 
 
-RECOMMENDATIONS_FILE = "lcm_desktop.json"  # optional: {"steps", "guidance_scale", "width", "height"}
+# optional: {"steps"|"recommended_steps", "guidance_scale"|"recommended_guidance_scale",
+#            "width"|"native_width", "height"|"native_height"}
+RECOMMENDATIONS_FILE = "lcm_desktop.json"
 DEFAULT_LCM_GUIDANCE = 8.5  # LatentConsistencyModelPipeline's default
 DEFAULT_PLAIN_GUIDANCE = 1.0  # plain UNet + LCM-LoRA: 1–2 recommended; 1 = no CFG batch
 
@@ -162,7 +164,12 @@ def recommended_settings(path: Path | str) -> dict:
     }
     try:
         extra = json.loads((path / RECOMMENDATIONS_FILE).read_text(encoding="utf-8"))
-        settings.update({k: v for k, v in extra.items() if k in ("steps", "guidance_scale", "width", "height")})
+        aliases = {"recommended_steps": "steps", "recommended_guidance_scale": "guidance_scale",
+                   "native_width": "width", "native_height": "height"}
+        for key, value in extra.items():
+            key = aliases.get(key, key)
+            if key in ("steps", "guidance_scale", "width", "height") and isinstance(value, (int, float)):
+                settings[key] = value
     except (OSError, json.JSONDecodeError):
         pass  # recommendations are a nicety; the defaults above stand
     return settings

@@ -23,7 +23,7 @@ from convert.demo_model.models import (
 )
 
 SEED = 4
-STEPS = 1000
+STEPS = 1600
 BATCH = 48
 LR = 3e-4
 SKIP = 20  # k: 1000 // original_inference_steps

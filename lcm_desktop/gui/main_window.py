@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl
-from PySide6.QtGui import QAction, QDesktopServices, QImage, QKeySequence
-from PySide6.QtWidgets import (
-    QApplication, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter,
-    QVBoxLayout, QWidget,
-)
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QImage, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QProgressBar, QSplitter, QVBoxLayout, QWidget
 
 from ..core.errors import LcmError
-from ..core.metadata import read_png_parameters
 from ..core.model_folder import recommended_settings
 from ..core.paths import AppPaths, resource_path
 from ..history import History, HistoryEntry
 from ..outputs import save_images
 from .dialogs import show_error
 from .gallery import Gallery
-from .model_list import usable_models
 from .generate_panel import GeneratePanel
+from .image_actions import ImageActions
 from .image_view import ImageView
+from .model_list import usable_models
 from .workers import EngineThread, Job, JobOutput
 
 log = logging.getLogger(__name__)
@@ -44,7 +40,7 @@ def builtin_model() -> Path:
     return resource_path("models", "lcm-demo")
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ImageActions, QMainWindow):
     def __init__(self, paths: AppPaths, model: Path | None = None, previews: bool = True):
         super().__init__()
         self.setObjectName("mainWindow")
@@ -392,85 +388,6 @@ class MainWindow(QMainWindow):
         return save_images(result, lambda index, seed: folder / f"{stamp}-{seed}-{job.id}-{index}.png",
                            model_hash=digest, fix="choose another folder (File ▸ Choose Output Folder…)",
                            on_saved=record)
-
-    # -- export --------------------------------------------------------------------------------
-    def copy_image(self) -> None:
-        if self.view.path is not None or not self.view.image.isNull():
-            QApplication.clipboard().setMimeData(self.view.mime_data())
-
-    def save_as(self) -> None:
-        source = self.view.path
-        if source is None:
-            return
-        target, _ = QFileDialog.getSaveFileName(self, "Save Image As", str(Path.home() / source.name), "PNG (*.png)")
-        if target:
-            try:
-                shutil.copyfile(source, target)
-            except OSError as exc:
-                self._error(f"Could not save {Path(target).name} ({exc.strerror or exc}); choose another folder.",
-                            "")
-
-    def reveal(self) -> None:
-        path = self.view.path
-        if path is None:
-            return
-        if sys.platform == "darwin":
-            import subprocess
-
-            subprocess.run(["open", "-R", str(path)], check=False)
-        else:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent)))
-
-    def delete_selected(self) -> None:
-        from PySide6.QtCore import QFile
-
-        item = self.gallery.currentItem()
-        if item is None:
-            return
-        entry = item.data(Qt.ItemDataRole.UserRole)
-        if entry.exists and not QFile.moveToTrash(str(entry.path)):
-            self._error(f"Could not move {entry.path.name} to the Trash; check the file's permissions.", "")
-            return
-        self.history.remove(entry.id)
-        self.gallery.takeItem(self.gallery.row(item))
-
-    def _show_entry(self, entry: HistoryEntry) -> None:
-        if entry.exists:
-            self.view.show_image(QImage(str(entry.path)), entry.path)
-        else:
-            self.statusBar().showMessage(f"File missing: {entry.path}", 6000)
-
-    # -- drop in -------------------------------------------------------------------------------
-    def dragEnterEvent(self, event):  # noqa: N802
-        if any(url.toLocalFile().lower().endswith(".png") for url in event.mimeData().urls()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event):  # noqa: N802
-        for url in event.mimeData().urls():
-            path = Path(url.toLocalFile())
-            if path.suffix.lower() == ".png" and self.restore_from_png(path):
-                event.acceptProposedAction()
-                return
-        self.statusBar().showMessage("That image carries no generation parameters.", 5000)
-
-    def restore_from_png(self, path: Path) -> bool:
-        try:
-            params = read_png_parameters(path)
-        except OSError:
-            params = None
-        if params is None:
-            return False
-        if params.model:
-            index = next((i for i in range(self.panel.model.count())
-                          if Path(self.panel.model.itemData(i)).name == params.model
-                          or self.panel.model.itemText(i) == params.model), -1)
-            if index >= 0:
-                self.panel.model.setCurrentIndex(index)
-        size = (params.width, params.height) if params.width and params.height else None
-        self.panel.apply(prompt=params.prompt, negative=params.negative_prompt, steps=params.steps,
-                         guidance=params.guidance_scale, seed=params.seed, size=size)
-        self.statusBar().showMessage(f"Restored the settings of {path.name}", 5000)
-        return True
 
     # -- errors, settings, close ---------------------------------------------------------------------
     def _error(self, message: str, details: str) -> None:

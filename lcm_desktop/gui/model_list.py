@@ -22,7 +22,8 @@ class UsableModel:
 def usable_models(paths: AppPaths, builtin: Path) -> list[UsableModel]:
     """Complete, loadable models: pulled catalog models (LoRAs with their base), imported and Core ML ones."""
     from ..models.catalog import load_catalog
-    from ..models.store import COMPLETE, installed_models, usable_folder
+    from ..models.store import COMPLETE, installed_models
+    from ..models.views import usable_folder
 
     found: list[UsableModel] = []
     try:

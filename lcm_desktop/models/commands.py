@@ -59,7 +59,8 @@ def resolve_model(ref: str, catalog: Catalog | None = None, paths: AppPaths | No
     Never touches the network.  Raises ``ModelNotFoundError`` (not downloaded, unknown name, no
     such path), ``ModelCorruptError`` or ``ModelFormatError`` with a one-line fix.
     """
-    from .store import find_installed, usable_folder
+    from .store import find_installed
+    from .views import usable_folder
 
     catalog = catalog or load_catalog()
     paths = paths or AppPaths.default()

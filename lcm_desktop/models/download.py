@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 from ..core.errors import DownloadError
 from .catalog import CatalogEntry
+from .hub_errors import hub_errors
 
 RECEIPT_DIR = ".lcm-desktop"
 PARTIAL_SUFFIX = ".incomplete"
@@ -123,7 +124,7 @@ def fetch_plan(
     from huggingface_hub import HfApi
     from huggingface_hub.utils import filter_repo_objects
 
-    with _hub_errors(repo_id, revision):
+    with hub_errors(repo_id, revision):
         info = HfApi(endpoint=_endpoint(endpoint), token=token).model_info(
             repo_id, revision=revision, files_metadata=True
         )
@@ -213,7 +214,7 @@ def _fetch_file(plan: DownloadPlan, remote: RemoteFile, storage: Path, tracker: 
     lock = cache / ".locks" / storage.name / f"{remote.blob_name}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     tracker.begin_file(remote, _size(part))
-    with WeakFileLock(str(lock)), _hub_errors(plan.repo_id, plan.revision, part):
+    with WeakFileLock(str(lock)), hub_errors(plan.repo_id, plan.revision, part):
         if blob.exists() and verify_file(blob, remote) is not None:
             blob.unlink()  # a damaged blob left by someone else: fetch it again
         if not blob.exists():
@@ -243,7 +244,7 @@ def _fetch_file(plan: DownloadPlan, remote: RemoteFile, storage: Path, tracker: 
                     "discarded, run the pull again."
                 )
             os.replace(part, blob)
-    with _hub_errors(plan.repo_id, plan.revision):  # outside our lock: hf_hub_download takes the same one
+    with hub_errors(plan.repo_id, plan.revision):  # outside our lock: hf_hub_download takes the same one
         pointer = hf_hub_download(plan.repo_id, remote.path, revision=plan.commit, cache_dir=str(cache),
                                   endpoint=_endpoint(endpoint), token=token)
     if Path(pointer).resolve() != blob.resolve() and verify_file(Path(pointer), remote) is not None:
@@ -358,11 +359,16 @@ class _Tracker:
                                            self.current.path if self.current else None))
 
 
-def _check_disk_space(needed: int, cache: Path, disk_usage: DiskUsage, repo_id: str) -> None:
-    probe = cache
+def free_space(folder: Path, disk_usage: DiskUsage = shutil.disk_usage) -> tuple[int, Path]:
+    """Free bytes on the disk that holds (or will hold) ``folder``, and the existing folder measured."""
+    probe = folder
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    free = disk_usage(str(probe)).free
+    return disk_usage(str(probe)).free, probe
+
+
+def _check_disk_space(needed: int, cache: Path, disk_usage: DiskUsage, repo_id: str) -> None:
+    free, probe = free_space(cache, disk_usage)
     if needed > free:
         raise DownloadError(
             f"Not enough disk space for {repo_id}: it needs {format_size(needed)} more, {format_size(free)} is free "
@@ -414,51 +420,3 @@ def format_size(n: int | float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} GB"
-
-
-class _hub_errors:
-    """Map huggingface_hub/httpx errors to one-line ``DownloadError``s (``raise … from exc``)."""
-
-    def __init__(self, repo_id: str, revision: str, partial: Path | None = None):
-        self.repo_id, self.revision, self.partial = repo_id, revision, partial
-
-    def __enter__(self) -> "_hub_errors":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc is None or isinstance(exc, (DownloadError, KeyboardInterrupt)) or not isinstance(exc, Exception):
-            return False
-        message = self._message(exc)
-        if message is None:
-            return False
-        raise DownloadError(message) from exc
-
-    def _message(self, exc: Exception) -> str | None:
-        import httpx2
-        from huggingface_hub.errors import (
-            GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError,
-        )
-
-        repo = self.repo_id
-        kept = ""
-        if self.partial is not None and _size(self.partial):
-            kept = f" ({format_size(_size(self.partial))} of the current file kept)"
-        if isinstance(exc, GatedRepoError):
-            return (f"{repo} is gated: accept its licence at https://huggingface.co/{repo} and log in with "
-                    "`hf auth login`, then pull again.")
-        if isinstance(exc, RepositoryNotFoundError):
-            return f"{repo} was not found on the Hugging Face Hub (or it is private); check the repo id."
-        if isinstance(exc, RevisionNotFoundError):
-            return f"Revision {self.revision!r} of {repo} does not exist on the Hub; the catalog entry needs updating."
-        if isinstance(exc, OfflineModeIsEnabled):
-            return "Downloads are switched off (HF_HUB_OFFLINE=1); unset HF_HUB_OFFLINE to pull models."
-        if isinstance(exc, HfHubHTTPError):
-            status = exc.response.status_code if exc.response is not None else "an error"
-            return f"The Hugging Face Hub answered {status} for {repo}; try again later{kept}."
-        if isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError)):
-            return (f"Cannot reach the Hugging Face Hub for {repo} ({type(exc).__name__}); check the network and "
-                    f"pull again to resume{kept}.")
-        if isinstance(exc, OSError):
-            reason = exc.strerror or str(exc).splitlines()[0]
-            return f"Download of {repo} failed ({reason}); pull again to resume{kept}."
-        return None

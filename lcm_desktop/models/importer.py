@@ -28,7 +28,7 @@ from ..core.errors import InvalidRequestError, ModelFormatError, ModelNotFoundEr
 from ..core.model_folder import PICKLE_HINT, PICKLE_SUFFIXES, check_safetensors, inspect_model_folder
 from ..core.paths import AppPaths, resource_path
 from .catalog import Catalog, load_catalog
-from .download import DiskUsage, format_size
+from .download import DiskUsage, format_size, free_space
 from .store import IMPORTED_DIR
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -177,10 +177,7 @@ def _target(name: str, catalog: Catalog | None, paths: AppPaths | None) -> Path:
 
 
 def _check_space(needed: int, folder: Path, disk_usage: DiskUsage) -> None:
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    free = disk_usage(str(probe)).free
+    free, probe = free_space(folder, disk_usage)
     if needed > free:
         raise ModelFormatError(
             f"Not enough disk space to import: it needs {format_size(needed)}, {format_size(free)} is free in {probe}."

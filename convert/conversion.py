@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from lcm_desktop.core.errors import ConversionError
-from lcm_desktop.core.manifest import ComponentSpec, Manifest, ParityResult, TensorSpec, save_manifest
+from lcm_desktop.core.manifest import ComponentSpec, Manifest, TensorSpec, save_manifest
 
 from convert import validate
 from convert.components import Job, image_size, install_attention, plan_jobs

@@ -14,7 +14,8 @@ from pathlib import Path
 from ..core.errors import LcmError, ModelNotFoundError
 from ..core.paths import AppPaths
 from .catalog import Catalog, load_catalog
-from .download import DownloadCancelled, DownloadProgress, format_size
+from .disk import format_size
+from .progress import DownloadCancelled, DownloadProgress
 
 EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 2, 130
 

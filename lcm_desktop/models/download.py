@@ -34,20 +34,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from ..core.errors import DownloadError
 from .catalog import CatalogEntry
+from .disk import DiskUsage, file_size, format_size, free_space
 from .hub_errors import hub_errors
+from .progress import DownloadCancelled, DownloadProgress, ProgressTracker, cancel_message
 
 RECEIPT_DIR = ".lcm-desktop"
 PARTIAL_SUFFIX = ".incomplete"
-DiskUsage = Callable[[str], Any]  # shutil.disk_usage-like: returns an object with .free
-
-
-class DownloadCancelled(DownloadError):
-    """The user cancelled a download; verified files and the partial file are kept for a resume."""
 
 
 @dataclass(frozen=True)
@@ -73,15 +69,6 @@ class DownloadPlan:
     @property
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
-
-
-@dataclass(frozen=True)
-class DownloadProgress:
-    bytes_done: int
-    bytes_total: int
-    files_done: int
-    files_total: int
-    file: str | None = None  # the file being fetched, None between files
 
 
 # -- where things live -----------------------------------------------------------------------
@@ -183,16 +170,16 @@ def pull_repo(
     receipt = read_receipt(storage, plan.commit) or {}
     done = {f.path for f in plan.files if _already_verified(f, snapshot, receipt)}
     todo = [f for f in plan.files if f.path not in done]
-    partial = {f.path: _size(storage / "blobs" / (f.blob_name + PARTIAL_SUFFIX)) for f in todo}
+    partial = {f.path: file_size(storage / "blobs" / (f.blob_name + PARTIAL_SUFFIX)) for f in todo}
     _check_disk_space(sum(f.size - min(partial[f.path], f.size) for f in todo), cache, disk_usage, repo_id)
 
-    tracker = _Tracker(plan, on_progress, cancel)
+    tracker = ProgressTracker(plan, on_progress, cancel)
     tracker.start(sum(f.size for f in plan.files if f.path in done), len(done), partial)
     _prepare_storage(storage, revision, plan.commit)
     verified = [f for f in plan.files if f.path in done]
     for remote in todo:
         if cancel.is_set():
-            raise DownloadCancelled(_cancel_message(repo_id))
+            raise DownloadCancelled(cancel_message(repo_id))
         _fetch_file(plan, remote, storage, tracker, cache, endpoint, token)
         verified.append(remote)
         if len(verified) < len(plan.files):  # a resumed pull need not hash these again
@@ -202,7 +189,7 @@ def pull_repo(
     return snapshot
 
 
-def _fetch_file(plan: DownloadPlan, remote: RemoteFile, storage: Path, tracker: "_Tracker",
+def _fetch_file(plan: DownloadPlan, remote: RemoteFile, storage: Path, tracker: "ProgressTracker",
                 cache: Path, endpoint: str | None, token: str | bool | None) -> None:
     """One file: resume its partial blob, verify, publish as a blob, link into the snapshot."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
@@ -213,7 +200,7 @@ def _fetch_file(plan: DownloadPlan, remote: RemoteFile, storage: Path, tracker: 
     blob, part = blobs / remote.blob_name, blobs / (remote.blob_name + PARTIAL_SUFFIX)
     lock = cache / ".locks" / storage.name / f"{remote.blob_name}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
-    tracker.begin_file(remote, _size(part))
+    tracker.begin_file(remote, file_size(part))
     with WeakFileLock(str(lock)), hub_errors(plan.repo_id, plan.revision, part):
         if blob.exists() and verify_file(blob, remote) is not None:
             blob.unlink()  # a damaged blob left by someone else: fetch it again
@@ -222,7 +209,7 @@ def _fetch_file(plan: DownloadPlan, remote: RemoteFile, storage: Path, tracker: 
             meta = get_hf_file_metadata(url, token=token, endpoint=_endpoint(endpoint))
             if meta.size is not None and meta.size != remote.size:
                 raise DownloadError(f"The Hub reports two sizes for {remote.path} of {plan.repo_id}; try again later.")
-            resume = _size(part)
+            resume = file_size(part)
             if resume > remote.size:
                 part.unlink()
                 resume = 0
@@ -255,7 +242,7 @@ def _fetch_file(plan: DownloadPlan, remote: RemoteFile, storage: Path, tracker: 
 # -- verification -----------------------------------------------------------------------------
 def verify_file(path: Path, remote: RemoteFile) -> str | None:
     """None if ``path`` has the Hub's size and digest, else what is wrong (one phrase)."""
-    size = _size(path)
+    size = file_size(path)
     if size != remote.size:
         return f"{size} bytes, the Hub says {remote.size}"
     if remote.sha256:
@@ -277,7 +264,7 @@ def verify_file(path: Path, remote: RemoteFile) -> str | None:
 def _already_verified(remote: RemoteFile, snapshot: Path, receipt: dict) -> bool:
     """In the snapshot with the right size, and recorded as verified (else it is hashed now)."""
     pointer = snapshot / remote.path
-    if not pointer.exists() or _size(pointer) != remote.size:
+    if not pointer.exists() or file_size(pointer) != remote.size:
         return False
     recorded = receipt.get("files", {}).get(remote.path, {})
     if recorded.get("blob") == remote.blob_name:
@@ -296,77 +283,6 @@ def _write_receipt(storage: Path, plan: DownloadPlan, allow_patterns, verified: 
 
 
 # -- helpers ----------------------------------------------------------------------------------
-class _Tracker:
-    """Turns huggingface_hub's tqdm updates into ``DownloadProgress`` events and checks cancel."""
-
-    def __init__(self, plan: DownloadPlan, callback, cancel: threading.Event):
-        self.plan, self.callback, self.cancel = plan, callback, cancel
-        self.base = 0  # bytes of finished files
-        self.partials: dict[str, int] = {}  # partial bytes of files not started yet
-        self.files_done = 0
-        self.current: RemoteFile | None = None
-        self.current_bytes = 0
-
-    def start(self, bytes_done: int, files_done: int, partials: dict[str, int]) -> None:
-        self.base, self.files_done, self.partials = bytes_done, files_done, dict(partials)
-        self._emit()
-
-    def begin_file(self, remote: RemoteFile, present: int) -> None:
-        self.partials.pop(remote.path, None)
-        self.current, self.current_bytes = remote, present
-        self._emit()
-
-    def advance(self, n: float | None) -> None:
-        self.current_bytes += int(n or 0)
-        self._emit()
-        if self.cancel.is_set():
-            raise DownloadCancelled(_cancel_message(self.plan.repo_id))
-
-    def end_file(self, remote: RemoteFile) -> None:
-        self.base += remote.size
-        self.files_done += 1
-        self.current, self.current_bytes = None, 0
-        self._emit()
-
-    def finish(self) -> None:
-        self._emit()
-
-    def bar_class(self, remote: RemoteFile):
-        tracker = self
-
-        class _Bar:  # the part of tqdm's interface that http_get uses
-            def __init__(self, *args, initial: int = 0, **kwargs):
-                tracker.current_bytes = int(initial or 0)  # 0 again if the server ignored our Range
-
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc) -> bool:
-                return False
-
-            def update(self, n: float | None = 1) -> None:
-                tracker.advance(n)
-
-            def close(self) -> None:
-                pass
-
-        return _Bar
-
-    def _emit(self) -> None:
-        if self.callback is not None:
-            done = self.base + sum(self.partials.values()) + (self.current_bytes if self.current else 0)
-            self.callback(DownloadProgress(done, self.plan.total_bytes, self.files_done, len(self.plan.files),
-                                           self.current.path if self.current else None))
-
-
-def free_space(folder: Path, disk_usage: DiskUsage = shutil.disk_usage) -> tuple[int, Path]:
-    """Free bytes on the disk that holds (or will hold) ``folder``, and the existing folder measured."""
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return disk_usage(str(probe)).free, probe
-
-
 def _check_disk_space(needed: int, cache: Path, disk_usage: DiskUsage, repo_id: str) -> None:
     free, probe = free_space(cache, disk_usage)
     if needed > free:
@@ -398,25 +314,6 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
 def _endpoint(endpoint: str | None) -> str | None:
     """An explicit endpoint, else ``HF_ENDPOINT`` as set now (huggingface_hub reads it only at import)."""
     return endpoint or os.environ.get("HF_ENDPOINT") or None
-
-
-def _cancel_message(repo_id: str) -> str:
-    return f"Download of {repo_id} cancelled; finished and partial files are kept, pull again to resume."
-
-
-def format_size(n: int | float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core.errors import DownloadError
+from .disk import file_size, format_size
 
 
 class hub_errors:
@@ -30,12 +31,10 @@ class hub_errors:
             GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError,
         )
 
-        from .download import _size, format_size  # here, not at the top: download imports this module
-
         repo = self.repo_id
         kept = ""
-        if self.partial is not None and _size(self.partial):
-            kept = f" ({format_size(_size(self.partial))} of the current file kept)"
+        if self.partial is not None and file_size(self.partial):
+            kept = f" ({format_size(file_size(self.partial))} of the current file kept)"
         if isinstance(exc, GatedRepoError):
             return (f"{repo} is gated: accept its licence at https://huggingface.co/{repo} and log in with "
                     "`hf auth login`, then pull again.")

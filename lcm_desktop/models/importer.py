@@ -28,7 +28,7 @@ from ..core.errors import InvalidRequestError, ModelFormatError, ModelNotFoundEr
 from ..core.model_folder import PICKLE_HINT, PICKLE_SUFFIXES, check_safetensors, inspect_model_folder
 from ..core.paths import AppPaths, resource_path
 from .catalog import Catalog, load_catalog
-from .download import DiskUsage, format_size, free_space
+from .disk import DiskUsage, format_size, free_space
 from .store import IMPORTED_DIR
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

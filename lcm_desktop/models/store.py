@@ -25,7 +25,8 @@ from ..core.errors import LcmError, ModelCorruptError, ModelFormatError, ModelNo
 from ..core.model_folder import check_safetensors, inspect_model_folder
 from ..core.paths import AppPaths, resource_path
 from .catalog import Catalog, CatalogEntry, load_catalog
-from .download import format_size, hub_cache_dir, read_receipt
+from .disk import format_size
+from .download import hub_cache_dir, read_receipt
 
 COMPLETE, INCOMPLETE, CORRUPT = "complete", "incomplete", "corrupt"
 IMPORTED_DIR, COREML_DIR, VIEWS_DIR = "models", "coreml", "views"

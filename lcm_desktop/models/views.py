@@ -15,7 +15,7 @@ from pathlib import Path
 from ..core.errors import ModelCorruptError, ModelNotFoundError
 from ..core.paths import AppPaths
 from .catalog import Catalog, CatalogEntry, load_catalog
-from .download import format_size
+from .disk import format_size
 from .store import COMPLETE, CORRUPT, VIEWS_DIR, InstalledModel, _folder_status, builtin_model_path, find_installed
 
 

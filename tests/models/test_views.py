@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from lcm_desktop.core.errors import ModelFormatError, ModelNotFoundError
+from lcm_desktop.core.errors import ModelNotFoundError
 from lcm_desktop.core.paths import AppPaths
 from lcm_desktop.models.catalog import load_catalog
 from lcm_desktop.models.commands import resolve_model

@@ -1,0 +1,92 @@
+"""Download progress: the events a pull reports, and the tracker that makes them from tqdm updates."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..core.errors import DownloadError
+
+if TYPE_CHECKING:
+    from .download import DownloadPlan, RemoteFile
+
+
+class DownloadCancelled(DownloadError):
+    """The user cancelled a download; verified files and the partial file are kept for a resume."""
+
+
+@dataclass(frozen=True)
+class DownloadProgress:
+    bytes_done: int
+    bytes_total: int
+    files_done: int
+    files_total: int
+    file: str | None = None  # the file being fetched, None between files
+
+
+def cancel_message(repo_id: str) -> str:
+    return f"Download of {repo_id} cancelled; finished and partial files are kept, pull again to resume."
+
+
+class ProgressTracker:
+    """Turns huggingface_hub's tqdm updates into ``DownloadProgress`` events and checks cancel."""
+
+    def __init__(self, plan: DownloadPlan, callback, cancel: threading.Event):
+        self.plan, self.callback, self.cancel = plan, callback, cancel
+        self.base = 0  # bytes of finished files
+        self.partials: dict[str, int] = {}  # partial bytes of files not started yet
+        self.files_done = 0
+        self.current: RemoteFile | None = None
+        self.current_bytes = 0
+
+    def start(self, bytes_done: int, files_done: int, partials: dict[str, int]) -> None:
+        self.base, self.files_done, self.partials = bytes_done, files_done, dict(partials)
+        self._emit()
+
+    def begin_file(self, remote: RemoteFile, present: int) -> None:
+        self.partials.pop(remote.path, None)
+        self.current, self.current_bytes = remote, present
+        self._emit()
+
+    def advance(self, n: float | None) -> None:
+        self.current_bytes += int(n or 0)
+        self._emit()
+        if self.cancel.is_set():
+            raise DownloadCancelled(cancel_message(self.plan.repo_id))
+
+    def end_file(self, remote: RemoteFile) -> None:
+        self.base += remote.size
+        self.files_done += 1
+        self.current, self.current_bytes = None, 0
+        self._emit()
+
+    def finish(self) -> None:
+        self._emit()
+
+    def bar_class(self, remote: RemoteFile):
+        tracker = self
+
+        class _Bar:  # the part of tqdm's interface that http_get uses
+            def __init__(self, *args, initial: int = 0, **kwargs):
+                tracker.current_bytes = int(initial or 0)  # 0 again if the server ignored our Range
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc) -> bool:
+                return False
+
+            def update(self, n: float | None = 1) -> None:
+                tracker.advance(n)
+
+            def close(self) -> None:
+                pass
+
+        return _Bar
+
+    def _emit(self) -> None:
+        if self.callback is not None:
+            done = self.base + sum(self.partials.values()) + (self.current_bytes if self.current else 0)
+            self.callback(DownloadProgress(done, self.plan.total_bytes, self.files_done, len(self.plan.files),
+                                           self.current.path if self.current else None))

@@ -51,9 +51,11 @@ run: venv
 bench: venv
 	$(BIN)/python benchmarks/bench_engine.py --markdown docs/PERFORMANCE.md
 
-# The built-in demo model: retrain every stage from scratch with fixed seeds (~1.5 h on 2 cores), evaluate.
+# The built-in demo model: retrain every stage from scratch with fixed seeds, export, evaluate
+# (~2 h on an idle 2-core machine; DEMO_THREADS=1 when the machine is shared).
+DEMO_THREADS ?= 2
 demo-model: venv
-	$(BIN)/python -m convert.demo_model all
+	DEMO_THREADS=$(DEMO_THREADS) $(BIN)/python -m convert.demo_model all
 
 # Evaluate the shipped LCM and teacher on 240 held-out captions; rewrites docs/DEMO_MODEL.md (~5 min).
 eval-demo: venv

@@ -1,4 +1,4 @@
-"""``python -m convert.demo_model train-vae|train-teacher|distill|export|eval|all``."""
+"""``python -m convert.demo_model train-vae|refine-decoder|train-teacher|distill|export|eval|all``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import logging
 import shutil
 import sys
 
-STAGES = ("train-vae", "train-teacher", "distill", "export", "eval")
+STAGES = ("train-vae", "refine-decoder", "train-teacher", "distill", "export", "eval")
+TRAINING = ("train-vae", "refine-decoder", "train-teacher", "distill")
 
 
 def run_stage(name: str, steps: int | None = None) -> None:
@@ -16,6 +17,10 @@ def run_stage(name: str, steps: int | None = None) -> None:
         from convert.demo_model.vae_stage import train_vae
 
         train_vae(**kwargs)
+    elif name == "refine-decoder":
+        from convert.demo_model.decoder_stage import refine_decoder
+
+        refine_decoder(**kwargs)
     elif name == "train-teacher":
         from convert.demo_model.teacher_stage import train_teacher
 
@@ -42,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="training steps of a single training stage (default: the stage's own constant); "
                         "a stage resumes from its checkpoint, so a smaller number stops it early")
     args = parser.parse_args(argv)
-    if args.steps is not None and args.stage not in ("train-vae", "train-teacher", "distill"):
-        parser.error("--steps applies to train-vae, train-teacher and distill only")
+    if args.steps is not None and args.stage not in TRAINING:
+        parser.error(f"--steps applies to {', '.join(TRAINING)} only")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if args.stage == "all" or args.fresh:
         from convert.demo_model.common import WORK

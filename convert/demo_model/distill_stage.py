@@ -2,7 +2,9 @@
 
 Per step: pick n on the skipping-step grid (k = 20: t ∈ {19, 39, …, 999}), noise a latent to
 t_{n+k}, take one DDIM step of the frozen teacher's CFG PF-ODE (guidance scale g, i.e. w = g − 1)
-back to t_n, and ask the student at t_{n+k} to agree with the EMA target at t_n. Both predict
+back to t_n, and ask the student at t_{n+k} to agree with the EMA target at t_n. As in the
+teacher's training, for t_{n+k} ≥ 900 half of the samples start from pure noise (sampling
+starts there too), so the caption, not a leak of x0, decides where the shape goes. Both predict
 epsilon; the consistency function is f(z, t) = c_skip(t)·z + c_out(t)·x̂0(z, t) with the same
 c_skip/c_out as diffusers' LCMScheduler (timestep_scaling 10, sigma_data 0.5), so the
 pipeline samples exactly what was trained. w reaches the student through the guidance
@@ -23,9 +25,10 @@ from convert.demo_model.models import (
 )
 
 SEED = 4
-STEPS = 1600
+STEPS = 3000
 BATCH = 48
 LR = 3e-4
+LR_FLOOR = 0.1  # cosine decay to 10 %: the last, small steps settle the EMA target that ships
 SKIP = 20  # k: 1000 // original_inference_steps
 GUIDANCE_RANGE = (2.0, 8.0)  # g sampled uniformly; w = g - 1 is embedded
 EMA_DECAY = 0.95
@@ -92,7 +95,7 @@ def distill(steps: int = STEPS) -> None:
     torch = common.setup_torch(SEED)
     from transformers import CLIPTokenizer
 
-    from convert.demo_model.teacher_stage import TOKENIZER_DIR, ema_update
+    from convert.demo_model.teacher_stage import TOKENIZER_DIR, ema_update, noised_inputs
 
     cache = latent_cache()
     teacher, text_encoder = load_frozen_teacher()
@@ -119,7 +122,7 @@ def distill(steps: int = STEPS) -> None:
     student.train()
     for step in range(start, steps):
         for g in opt.param_groups:
-            g["lr"] = common.cosine_lr(step, steps, LR, warmup=100, floor=1.0)  # constant after warm-up
+            g["lr"] = common.cosine_lr(step, steps, LR, warmup=100, floor=LR_FLOOR)
         pick = torch.randint(0, latents.shape[0], (BATCH,))
         x0 = latents[pick]
         cond = embeds[scene_idx[pick]]
@@ -128,7 +131,7 @@ def distill(steps: int = STEPS) -> None:
         g = torch.empty(BATCH).uniform_(*GUIDANCE_RANGE)
         w_emb = guidance_embedding(g - 1.0)
         a_t, a_prev = _bc(alphas[t]), _bc(alphas[t_prev])
-        zt = a_t.sqrt() * x0 + (1 - a_t).sqrt() * torch.randn_like(x0)
+        zt = noised_inputs(x0, torch.randn_like(x0), t, alphas)[0]  # pure noise for some t ≥ 900, as the teacher
         with torch.no_grad():
             eps_c, eps_u = teacher(
                 torch.cat([zt, zt]), torch.cat([t, t]), torch.cat([cond, empty.expand_as(cond)])
@@ -154,6 +157,6 @@ def distill(steps: int = STEPS) -> None:
     target.save_pretrained(FINAL / "unet", safe_serialization=True)
     from convert.demo_model.export import record_summary
 
-    record_summary("distill", steps=steps, batch=BATCH, lr=LR, skip=SKIP, guidance_range=list(GUIDANCE_RANGE),
+    record_summary("distill", steps=steps, batch=BATCH, lr=LR, lr_schedule=f"cosine to {LR_FLOOR:g}×", skip=SKIP, guidance_range=list(GUIDANCE_RANGE),
                    ema=EMA_DECAY, loss="l2", wall_s=round(time.time() - t0), resumed_from=start)
     log.info("distill: done in %.0f s", time.time() - t0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import platform
 import subprocess
 import time
@@ -44,7 +45,7 @@ def load_teacher(lcm):
     from convert.demo_model.teacher_stage import FINAL
 
     folder = TEACHER_SHIPPED / "unet" if (TEACHER_SHIPPED / "unet").is_dir() else FINAL / "unet"
-    unet = UNet2DConditionModel.from_pretrained(folder).to(torch.float32)
+    unet = UNet2DConditionModel.from_pretrained(folder, torch_dtype=torch.float32)
     ddim = DDIMScheduler(
         num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
         clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading",
@@ -117,25 +118,25 @@ def time_one(pipe, steps: int, guidance: float) -> float:
     return (time.perf_counter() - t0) / len(scenes)
 
 
-def machine() -> str:
+def machine(load: float) -> str:
+    """CPU, cores, torch and threads, and the 1-minute load average when the evaluation started."""
+    import torch
+
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
         name = next(ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name"))
     except (OSError, subprocess.CalledProcessError, StopIteration):
         name = platform.processor() or "unknown CPU"
-    import torch
-
-    import os
-
     threads = torch.get_num_threads()
-    return (f"{name} ({os.cpu_count()} cores, shared with other jobs), torch {torch.__version__} CPU with "
-            f"{threads} thread{'s' if threads > 1 else ''}, {platform.system()}")
+    return (f"{name} ({os.cpu_count()} cores, load average {load:.1f} at the start), torch {torch.__version__} "
+            f"CPU with {threads} thread{'s' if threads > 1 else ''}, {platform.system()}")
 
 
 def evaluate() -> None:
     import torch
 
     torch.set_num_threads(1)
+    load = os.getloadavg()[0]
     lcm = load_lcm()
     rows: dict[str, dict] = {"VAE reconstruction of the true picture (ceiling)": score_reconstruction(lcm.vae)}
     log.info("eval VAE ceiling: %s", rows[list(rows)[0]])
@@ -151,7 +152,7 @@ def evaluate() -> None:
     for steps in TEACHER_STEPS:
         rows[f"Teacher DDIM, {steps} steps, CFG {TEACHER_GUIDANCE:g}"] = score(teacher, steps, TEACHER_GUIDANCE)
         log.info("eval teacher %d: %s", steps, rows[list(rows)[-1]])
-    result = {"rows": rows, "sweep": sweep, "machine": machine(),
+    result = {"rows": rows, "sweep": sweep, "machine": machine(load),
               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "n_prompts": len(held_out_scenes())}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -50,7 +50,7 @@ def export() -> None:
     from convert.demo_model.distill_stage import FINAL as STUDENT
     from convert.demo_model.models import MAX_LENGTH, build_lcm_scheduler, build_tokenizer
     from convert.demo_model.teacher_stage import FINAL as TEACHER
-    from convert.demo_model.vae_stage import FINAL as VAE
+    from convert.demo_model.decoder_stage import FINAL as VAE  # stage 1's encoder, stage 1b's decoder
 
     torch.set_num_threads(1)
     tmp = SHIPPED.with_name(SHIPPED.name + ".tmp")
@@ -60,7 +60,9 @@ def export() -> None:
         vae=AutoencoderKL.from_pretrained(VAE),
         text_encoder=CLIPTextModel.from_pretrained(TEACHER / "text_encoder"),
         tokenizer=tokenizer,
-        unet=UNet2DConditionModel.from_pretrained(STUDENT / "unet"),
+        # Stored in fp16 (both UNets fit the 20 MB budget that way); diffusers and the engine load
+        # them as fp32 unless asked otherwise, and the evaluation below runs those shipped weights.
+        unet=UNet2DConditionModel.from_pretrained(STUDENT / "unet").to(torch.float16),
         scheduler=build_lcm_scheduler(),
         safety_checker=None,
         feature_extractor=None,

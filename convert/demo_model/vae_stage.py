@@ -40,14 +40,7 @@ def train_vae(steps: int = STEPS) -> None:
     vae = build_vae()
     opt = torch.optim.AdamW(vae.parameters(), lr=LR, weight_decay=0.0)
     rng = random.Random(SEED)
-    start = 0
-    state = common.load_checkpoint(CKPT)
-    if state is not None:
-        vae.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start, rng = state["step"], state["rng"]
-        common.set_rng_state(state["rng_state"])
-        log.info("vae: resumed at step %d", start)
+    start, rng = common.resume(CKPT, vae, opt, rng, "vae")
     scenes = train_scenes()
     meter, t0 = common.Meter(), time.time()
     vae.train()
@@ -71,9 +64,7 @@ def train_vae(steps: int = STEPS) -> None:
         if (step + 1) % 50 == 0:
             log.info("vae step %d/%d  %s  kl %.1f", step + 1, steps, meter.line(), kl.item())
         if (step + 1) % 100 == 0 or step + 1 == steps:
-            common.save_checkpoint(
-                CKPT, {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1, "rng": rng,
-                       "rng_state": common.rng_state()})
+            common.save_resumable(CKPT, vae, opt, step + 1, rng)
     finalize_vae(vae)
     from convert.demo_model.export import record_summary
 

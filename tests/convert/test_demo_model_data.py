@@ -95,3 +95,39 @@ def test_analyzer_is_not_fooled_by_wrong_shape():
         scene = Scene("red", shape, "black", "large", "center")
         verdict = analyze(render(scene, rng))
         assert verdict.shape == shape != other
+
+
+def test_decoder_loss_punishes_soft_edges_that_plain_reconstruction_barely_sees():
+    torch = pytest.importorskip("torch")
+    from convert.demo_model.decoder_stage import decoder_loss
+    from convert.demo_model.vae_stage import shape_mask, to_tensor
+
+    images = np.stack([render(Scene("black", "square", "green", "small", "center"), random.Random(0))])
+    x, weight = to_tensor(images), 1.0 + 4.0 * shape_mask(images)
+    total, rec = decoder_loss(x.clone(), x, weight)
+    assert total.item() == rec.item() == 0.0
+    soft = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+    total, rec = decoder_loss(soft, x, weight)
+    # A blurred square has almost the right pixels but the wrong edges: the gradient term dominates.
+    assert total.item() > 2 * rec.item() > 0
+
+
+def test_teacher_pure_noise_inputs_keep_x0_recoverable_and_leave_low_t_alone():
+    torch = pytest.importorskip("torch")
+    from convert.demo_model.models import build_ddpm_scheduler
+    from convert.demo_model.teacher_stage import PURE_NOISE_FROM, PURE_NOISE_WEIGHT, noised_inputs
+
+    torch.manual_seed(0)
+    sched = build_ddpm_scheduler()
+    x0, noise = torch.randn(400, 4, 8, 8), torch.randn(400, 4, 8, 8)
+    t = torch.cat([torch.full((200,), 500), torch.full((200,), 950)])
+    zt, target, weight = noised_inputs(x0, noise, t, sched.alphas_cumprod)
+    low = slice(0, 200)
+    assert torch.allclose(zt[low], sched.add_noise(x0[low], noise[low], t[low]), atol=1e-6)
+    assert torch.equal(target[low], noise[low]) and bool((weight[low] == 1).all())
+    pure = (zt == noise).flatten(1).all(1) & (t >= PURE_NOISE_FROM)
+    assert 60 < int(pure.sum()) < 140  # about half of the high-t samples
+    assert bool((weight.flatten()[pure] == PURE_NOISE_WEIGHT).all())
+    a = sched.alphas_cumprod[t].view(-1, 1, 1, 1)
+    x0_hat = (zt - (1 - a).sqrt() * target) / a.sqrt()  # what DDIM reads from a perfect prediction
+    assert torch.allclose(x0_hat, x0, atol=1e-3)

@@ -1,4 +1,4 @@
-"""``python -m convert.demo_model train-vae|refine-decoder|train-teacher|distill|export|eval|all``."""
+"""``python -m convert.demo_model train-vae|train-teacher|distill|export|eval|all``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import logging
 import shutil
 import sys
 
-STAGES = ("train-vae", "refine-decoder", "train-teacher", "distill", "export", "eval")
-TRAINING = ("train-vae", "refine-decoder", "train-teacher", "distill")
+STAGES = ("train-vae", "train-teacher", "distill", "export", "eval")
+TRAINING = ("train-vae", "train-teacher", "distill")
 
 
 def run_stage(name: str, steps: int | None = None) -> None:
@@ -17,10 +17,6 @@ def run_stage(name: str, steps: int | None = None) -> None:
         from convert.demo_model.vae_stage import train_vae
 
         train_vae(**kwargs)
-    elif name == "refine-decoder":
-        from convert.demo_model.decoder_stage import refine_decoder
-
-        refine_decoder(**kwargs)
     elif name == "train-teacher":
         from convert.demo_model.teacher_stage import train_teacher
 

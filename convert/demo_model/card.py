@@ -123,8 +123,6 @@ background) triples are held out (fixed seed): their {len(held_out_scenes())} ca
 {_sizes()}
 ## Training (`python -m convert.demo_model all`, fixed seeds, resumable stages in `work-demo/`)
 1. VAE: L1 + MSE reconstruction (shape pixels weighted 5×) + 1e-5 KL, AdamW, cosine LR — {_stage(summary, "vae")}.
-   Then the decoder alone (encoder, latents and scaling factor frozen), the same loss plus L1 on
-   image gradients for sharp edges — {_stage(summary, "decoder")}.
 2. Teacher: epsilon-prediction latent diffusion, SD's scaled-linear β schedule, 1000 steps,
    10 % caption dropout, text encoder trained jointly, EMA weights — {_stage(summary, "teacher")}.
 3. Latent Consistency Distillation (arXiv 2310.04378): skipping-step DDIM solver (k = 20) on the

@@ -50,7 +50,7 @@ def export() -> None:
     from convert.demo_model.distill_stage import FINAL as STUDENT
     from convert.demo_model.models import MAX_LENGTH, build_lcm_scheduler, build_tokenizer
     from convert.demo_model.teacher_stage import FINAL as TEACHER
-    from convert.demo_model.decoder_stage import FINAL as VAE  # stage 1's encoder, stage 1b's decoder
+    from convert.demo_model.vae_stage import FINAL as VAE
 
     torch.set_num_threads(1)
     tmp = SHIPPED.with_name(SHIPPED.name + ".tmp")

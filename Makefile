@@ -46,7 +46,7 @@ test-app:
 run: venv
 	@if [ "$$(uname)" = Darwin ] || [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then $(BIN)/lcm-desktop; else \
 		echo "No display found: making one image with the CLI instead (the app needs a screen)."; \
-		$(BIN)/lcm-desktop generate "a large red circle on a blue background, top left"; fi
+		$(BIN)/lcm-desktop generate "a large yellow circle on a green background, top left"; fi
 
 bench: venv
 	$(BIN)/python benchmarks/bench_engine.py --markdown docs/PERFORMANCE.md

@@ -17,7 +17,7 @@ from .core.paths import AppPaths, resource_path
 
 EXIT_ERROR = 2
 EXIT_CANCELLED = 130
-DEFAULT_PROMPT = "a large red circle on a blue background, top left"
+DEFAULT_PROMPT = "a large yellow circle on a green background, top left"
 
 
 def builtin_model_path() -> Path:

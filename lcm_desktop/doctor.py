@@ -167,7 +167,7 @@ def time_generation(engine_factory, label: str, size: str | None = None) -> dict
         engine.load()
         load = time.perf_counter() - start
         engine.generate(GenerationRequest("warm-up", steps=1, seed=0))
-        result = engine.generate(GenerationRequest("a large red circle on a blue background, top left", steps=4,
+        result = engine.generate(GenerationRequest("a large yellow circle on a green background, top left", steps=4,
                                                    seed=0))
     except LcmError as exc:
         return {"backend": label, "error": exc.user_message}

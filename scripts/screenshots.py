@@ -21,7 +21,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--model", type=Path, default=None)
-    parser.add_argument("--prompt", default="a large red circle on a blue background, top left")
+    parser.add_argument("--prompt", default="a large yellow circle on a green background, top left")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("LCM_DESKTOP_HOME", tempfile.mkdtemp(prefix="lcm-shots-"))

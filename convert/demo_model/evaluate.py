@@ -13,6 +13,7 @@ import os
 import platform
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 
 from convert.demo_model.analyzer import ATTRIBUTES, analyze
@@ -72,14 +73,19 @@ def generate(pipe, prompts: list[str], seeds: list[int], steps: int, guidance: f
 def score(pipe, steps: int, guidance: float, batch: int = 120) -> dict:
     scenes = held_out_scenes()
     hits = {a: 0 for a in ATTRIBUTES}
+    misplaced: Counter = Counter()  # (asked, seen) positions of the misses
     t0 = time.time()
     for start in range(0, len(scenes), batch):
         chunk = scenes[start : start + batch]
         seeds = [SEED0 + start + i for i in range(len(chunk))]
         for scene, img in zip(chunk, generate(pipe, [s.caption for s in chunk], seeds, steps, guidance)):
-            for attr, ok in analyze(img).matches(scene).items():
+            verdict = analyze(img)
+            for attr, ok in verdict.matches(scene).items():
                 hits[attr] += ok
+            if verdict.position != scene.position:
+                misplaced[f"{scene.position} → {verdict.position}"] += 1
     acc = {a: hits[a] / len(scenes) for a in ATTRIBUTES}
+    acc["position_misses"] = dict(misplaced.most_common())
     acc["all4"] = None  # filled below
     acc["batch_wall_s"] = time.time() - t0
     acc["sec_per_image"] = time_one(pipe, steps, guidance)

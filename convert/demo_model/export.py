@@ -83,7 +83,7 @@ def export() -> None:
         "steps_range": [1, 8],
         "licence": "MIT",
         "card": "docs/DEMO_MODEL.md",
-        "example_prompt": "a large red circle on a blue background, top left",
+        "example_prompt": "a large yellow circle on a green background, top left",
     }
     (tmp / "lcm_desktop.json").write_text(json.dumps(recommended, indent=2) + "\n")
     _replace_dir(tmp, SHIPPED)

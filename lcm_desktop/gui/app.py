@@ -51,7 +51,7 @@ def main(model: str | None = None, self_test: bool = False) -> int:
     return app.exec()
 
 
-SELF_TEST_PROMPT = "a large red circle on a blue background, top left"
+SELF_TEST_PROMPT = "a large yellow circle on a green background, top left"
 
 
 def _schedule_self_test(app, window, timeout_s: int = 600) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from convert.demo_model.analyzer import ATTRIBUTES, analyze
 from convert.demo_model.common import SHIPPED, TEACHER_SHIPPED, WORK, log
 from convert.demo_model.data import held_out_scenes
-from convert.demo_model.export import RECOMMENDED_GUIDANCE, RECOMMENDED_STEPS, SUMMARY, TEACHER_GUIDANCE
+from convert.demo_model.export import RECOMMENDED_GUIDANCE, RECOMMENDED_STEPS, TEACHER_GUIDANCE, load_summary
 
 LCM_STEPS = (1, 2, 4, 8)
 TEACHER_STEPS = (4, 8, 25, 50)
@@ -165,6 +165,6 @@ def evaluate() -> None:
     RESULTS.write_text(json.dumps(result, indent=2))
     from convert.demo_model.card import write_card
 
-    summary = json.loads(SUMMARY.read_text()) if SUMMARY.is_file() else {}
+    summary = load_summary()
     write_card(DOC, result, summary, RECOMMENDED_STEPS, RECOMMENDED_GUIDANCE)
     log.info("eval: wrote %s", DOC)

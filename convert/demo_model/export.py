@@ -16,6 +16,15 @@ RECOMMENDED_GUIDANCE = 6.0  # guidance_scale (w = g − 1 embedded); chosen on t
 TEACHER_GUIDANCE = 6.0  # classifier-free guidance scale of the teacher in the evaluation
 SIZE_BUDGET = 20 * 1024 * 1024
 SUMMARY = WORK / "summary.json"
+SHIPPED_SUMMARY_NAME = "training.json"  # the stages' settings, shipped so `eval` on a fresh clone can write the card
+
+
+def load_summary() -> dict:
+    """The training stages' settings: this machine's work folder, else the copy shipped with the model."""
+    for path in (SUMMARY, SHIPPED / SHIPPED_SUMMARY_NAME):
+        if path.is_file():
+            return json.loads(path.read_text())
+    return {}
 
 
 def record_summary(stage: str, **values) -> None:
@@ -86,6 +95,7 @@ def export() -> None:
         "example_prompt": "a large yellow circle on a green background, top left",
     }
     (tmp / "lcm_desktop.json").write_text(json.dumps(recommended, indent=2) + "\n")
+    (tmp / SHIPPED_SUMMARY_NAME).write_text(json.dumps(load_summary(), indent=2) + "\n")
     _replace_dir(tmp, SHIPPED)
     size = safetensors_bytes(SHIPPED)
     log.info("export: %s, %.2f MB of safetensors", SHIPPED, size / 1e6)

@@ -104,11 +104,14 @@ class UnetWrapper(nn.Module):
 
 
 class VAEDecoderWrapper(nn.Module):
-    """``z`` (1, 4, h, w), unscaled (latents / scaling_factor) → ``image`` (1, 3, H, W) in [-1, 1]."""
+    """``z`` (1, 4, h, w), unscaled (latents / scaling_factor) → ``image`` (1, 3, H, W) in [-1, 1].
+
+    Serves AutoencoderKL and AutoencoderTiny alike: the tiny one has no ``post_quant_conv``."""
 
     def __init__(self, vae: nn.Module, latent_hw: tuple[int, int]):
         super().__init__()
-        self.post_quant_conv = vae.post_quant_conv if vae.post_quant_conv is not None else nn.Identity()
+        post_quant_conv = getattr(vae, "post_quant_conv", None)
+        self.post_quant_conv = post_quant_conv if post_quant_conv is not None else nn.Identity()
         self.decoder = vae.decoder
         self.latent_channels = vae.config.latent_channels
         self.latent_hw = latent_hw
@@ -140,19 +143,5 @@ class VAEEncoderWrapper(nn.Module):
         return (torch.rand((1, 3, *self.image_hw), generator=generator) * 2 - 1,)
 
 
-class TinyDecoderWrapper(nn.Module):
+class TinyDecoderWrapper(VAEDecoderWrapper):
     """AutoencoderTiny (TAESD): ``z`` (1, 4, h, w), latents / its scaling_factor (1.0) → ``image`` (1, 3, H, W) in [-1, 1]."""
-
-    def __init__(self, taesd: nn.Module, latent_hw: tuple[int, int]):
-        super().__init__()
-        self.decoder = taesd.decoder
-        self.latent_channels = taesd.config.latent_channels
-        self.latent_hw = latent_hw
-        self.input_names = ("z",)
-        self.output_names = ("image",)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
-
-    def example_inputs(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-        return (torch.randn((1, self.latent_channels, *self.latent_hw), generator=generator),)

@@ -16,6 +16,7 @@ from ..core.model_folder import recommended_settings
 from ..core.paths import AppPaths, resource_path
 from ..history import History, HistoryEntry
 from ..outputs import save_images
+from .backend_choice import fill_backends, prefer_backend
 from .dialogs import show_error
 from .gallery import Gallery
 from .generate_panel import GeneratePanel
@@ -26,13 +27,6 @@ from .workers import EngineThread, Job, JobOutput
 
 log = logging.getLogger(__name__)
 
-BACKENDS = [  # (label, engine device, needs)
-    ("PyTorch · CPU", "cpu", "cpu"),
-    ("PyTorch · CUDA", "cuda", "cuda"),
-    ("PyTorch · MPS (Apple GPU)", "mps", "mps"),
-    ("Core ML · Neural Engine", "coreml-ne", "coreml"),
-    ("Core ML · GPU", "coreml-gpu", "coreml"),
-]
 LIVE_DEBOUNCE_MS = 350
 
 
@@ -150,24 +144,7 @@ class MainWindow(ImageActions, QMainWindow):
         return dialog
 
     def _fill_backends(self, devices: list[str]) -> None:
-        combo = self.panel.backend
-        current = combo.currentData() or self.settings.value("backend", "")
-        combo.blockSignals(True)
-        combo.clear()
-        model = combo.model()
-        for label, key, needs in BACKENDS:
-            combo.addItem(label, key)
-            item = model.item(combo.count() - 1)
-            available = needs in devices
-            item.setEnabled(available)
-            if not available:
-                item.setToolTip("Needs macOS with Core ML and a converted model" if needs == "coreml"
-                                else f"No {needs.upper()} device on this machine")
-        preferred = [k for _, k, n in BACKENDS if n in devices]
-        index = combo.findData(current) if current in preferred else combo.findData(
-            next((k for k in ("mps", "cuda", "cpu") if k in preferred), "cpu"))
-        combo.setCurrentIndex(max(index, 0))
-        combo.blockSignals(False)
+        fill_backends(self.panel.backend, devices, self.settings.value("backend", ""))
         self._update_status()
 
     def _wire(self) -> None:
@@ -213,24 +190,13 @@ class MainWindow(ImageActions, QMainWindow):
             guided = m.time_cond_proj_dim is not None
             self.panel.set_model_defaults((m.width, m.height), 8.5 if guided else 1.0, 4, not guided,
                                           m.family == "sdxl")
-            self._prefer_backend("coreml-ne", "coreml-gpu")
+            prefer_backend(self.panel.backend, "coreml-ne", "coreml-gpu")
         else:
             rec = recommended_settings(model)
             self.panel.set_model_defaults((rec["width"], rec["height"]), rec["guidance_scale"], rec["steps"],
                                           rec["cfg_capable"], rec["sdxl"])
-            self._prefer_backend("mps", "cuda", "cpu")
+            prefer_backend(self.panel.backend, "mps", "cuda", "cpu")
         self._update_status()
-
-    def _prefer_backend(self, *keys: str) -> None:
-        """Keep the chosen backend if it fits the model, else the first enabled one of ``keys``."""
-        combo = self.panel.backend
-        if combo.currentData() in keys:
-            return
-        for key in keys:
-            index = combo.findData(key)
-            if index >= 0 and combo.model().item(index).isEnabled():
-                combo.setCurrentIndex(index)
-                return
 
     def choose_model_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a diffusers model folder")
@@ -404,7 +370,7 @@ class MainWindow(ImageActions, QMainWindow):
             if index >= 0:
                 self.panel.model.setCurrentIndex(index)
         self.panel.apply(prompt=s.value("prompt", None), negative=s.value("negative", None),
-                         steps=_int(s.value("steps")), guidance=_float(s.value("guidance")))
+                         steps=_number(int, s.value("steps")), guidance=_number(float, s.value("guidance")))
 
     def _save_settings(self) -> None:
         s = self.settings
@@ -425,15 +391,9 @@ class MainWindow(ImageActions, QMainWindow):
         super().closeEvent(event)
 
 
-def _int(value) -> int | None:
+def _number(kind: type, value):
+    """``kind(value)``, or None for a missing or damaged setting."""
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _float(value) -> float | None:
-    try:
-        return float(value)
+        return kind(value)
     except (TypeError, ValueError):
         return None

@@ -157,6 +157,6 @@ def distill(steps: int = STEPS) -> None:
     target.save_pretrained(FINAL / "unet", safe_serialization=True)
     from convert.demo_model.export import record_summary
 
-    record_summary("distill", steps=steps, batch=BATCH, lr=LR, lr_schedule=f"cosine to {LR_FLOOR:g}×", skip=SKIP, guidance_range=list(GUIDANCE_RANGE),
-                   ema=EMA_DECAY, loss="l2", wall_s=round(time.time() - t0), resumed_from=start)
+    record_summary("distill", steps=steps, batch=BATCH, lr=LR, lr_schedule=f"cosine to {LR_FLOOR:g}×", skip=SKIP,
+                   guidance_range=list(GUIDANCE_RANGE), ema=EMA_DECAY, loss="l2", wall_s=round(time.time() - t0), resumed_from=start)
     log.info("distill: done in %.0f s", time.time() - t0)

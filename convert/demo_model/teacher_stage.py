@@ -8,7 +8,8 @@ latent still holds 0.068·x0, about one standard deviation of evidence for where
 A teacher trained only on such latents learns to read the position from that leak rather
 than from the caption (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps are
 Flawed", show the same for brightness in SD); sampling starts from pure noise, which leaks
-nothing, so the first teacher put shapes at random (20 %, chance). Here, for t ≥ 900, half of
+nothing. (The first teacher put shapes at random, 20 %; this run also has a third UNet level and
+more steps, and no ablation separates the three changes.) Here, for t ≥ 900, half of
 the samples get pure noise n as input, with the epsilon target that makes x̂0 the true x0,
 (n − √ᾱ·x0)/√(1 − ᾱ), so at the top of the schedule the caption is the only clue. Their loss is
 weighted ×10, because an x0 error there costs only SNR(t) ≈ 0.005–0.015 of itself in epsilon.

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from lcm_desktop.core.errors import ConversionError
-from lcm_desktop.core.manifest import ComponentSpec, Manifest, TensorSpec, save_manifest
+from lcm_desktop.core.errors import ConversionError, LcmError
+from lcm_desktop.core.manifest import MANIFEST_NAME, ComponentSpec, Manifest, TensorSpec, load_manifest, save_manifest
 
 from convert import validate
 from convert.components import Job, image_size, install_attention, plan_jobs
@@ -45,8 +45,10 @@ def run(options: ConvertOptions, progress: Progress | None = None) -> Manifest:
     started = time.perf_counter()
     ct = import_coremltools()
     out = options.out
-    if out.exists() and not options.force:
-        raise ConversionError(f"{out} already exists; choose another --out or pass --force to replace it.")
+    if out.exists() or out.is_symlink():
+        if not options.force:
+            raise ConversionError(f"{out} already exists; choose another --out or pass --force to replace it.")
+        check_replaceable(out)
     source = inspect_source(options.source, options.components)
     if options.lcm_lora is not None:
         from convert.lora import resolve_lora_file
@@ -186,6 +188,18 @@ def convert_component(job: Job, work: Path, options: ConvertOptions, say: Progre
         say(f"{tag} {job.name}: Core ML vs PyTorch {psnrs} in {time.perf_counter() - t:.1f} s")
     return ComponentSpec(job.name, path.name, tuple(input_specs), output_specs, _size(path), content_hash(path),
                          tuple(parity), job.precision)
+
+
+def check_replaceable(out: Path) -> None:
+    """``--force`` replaces only an earlier conversion (a real folder with our manifest), never a user's folder."""
+    refusal = (f"{out} is not a model folder made by `python -m convert` ({{why}}); --force only replaces an "
+               "earlier conversion, so choose another --out.")
+    if out.is_symlink() or not out.is_dir():
+        raise ConversionError(refusal.format(why="it is a link" if out.is_symlink() else "it is a file"))
+    try:
+        load_manifest(out)
+    except (LcmError, KeyError, TypeError, ValueError) as exc:  # a foreign manifest.json can be any JSON
+        raise ConversionError(refusal.format(why=f"no readable {MANIFEST_NAME}")) from exc
 
 
 def _replace(work: Path, out: Path) -> None:

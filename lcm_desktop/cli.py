@@ -12,20 +12,37 @@ import sys
 import time
 from pathlib import Path
 
-from .core.errors import GenerationCancelled, LcmError, OutputError
+from .core.errors import BackendUnavailableError, GenerationCancelled, InvalidRequestError, LcmError, OutputError
 from .core.paths import AppPaths, resource_path
 
 EXIT_ERROR = 2
 EXIT_CANCELLED = 130
 DEFAULT_PROMPT = "a large yellow circle on a green background, top left"
+COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY")  # checked again by the Core ML backend
+DTYPES = ("auto", "float32", "fp32", "float16", "fp16", "bfloat16", "bf16")
+# The request's field names as the flags the user typed them.
+FLAGS = {"prompt": "PROMPT", "negative_prompt": "--negative", "steps": "--steps", "guidance_scale": "--guidance",
+         "width": "--width", "height": "--height", "seed": "--seed", "batch_size": "--batch",
+         "tiny_decoder": "--fast-decode"}
 
 
 def builtin_model_path() -> Path:
     return resource_path("models", "lcm-demo")
 
 
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (exit 2) like every other error, with where to look."""
+
+    def error(self, message: str):
+        raise _UsageError(f"{message} (see `{self.prog} --help`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lcm-desktop", description="On-device image generation with LCMs.")
+    parser = _Parser(prog="lcm-desktop", description="On-device image generation with LCMs.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command")
 
@@ -53,11 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=None, help="0 … 4294967295 (default: random, printed)")
     gen.add_argument("--batch", type=int, default=1, help="images to make (seeds seed, seed+1, …)")
     gen.add_argument("--out", type=Path, default=None, help="output folder, or a .png file name")
+    gen.add_argument("--overwrite", action="store_true", help="replace the file named by --out if it exists")
     gen.add_argument("--backend", choices=["torch", "coreml"], default="torch",
                      help="torch (a diffusers folder) or coreml (a folder made by `python -m convert`, macOS)")
-    gen.add_argument("--compute-units", default="ALL", help="Core ML: ALL, CPU_AND_NE, CPU_AND_GPU or CPU_ONLY")
-    gen.add_argument("--device", default=None, help="PyTorch: auto (default), mps, cuda or cpu")
-    gen.add_argument("--dtype", default=None, help="auto (default), float32, float16 or bfloat16")
+    gen.add_argument("--compute-units", default="ALL", choices=COMPUTE_UNITS, metavar="UNITS",
+                     help=f"Core ML: {', '.join(COMPUTE_UNITS)}")
+    gen.add_argument("--device", default=None, type=_device, help="PyTorch: auto (default), mps, cuda[:N] or cpu")
+    gen.add_argument("--dtype", default=None, choices=DTYPES, metavar="DTYPE",
+                     help="auto (default), float32, float16 or bfloat16")
     gen.add_argument("--tiny-decoder", type=Path, default=None, help="AutoencoderTiny folder or catalog id (taesd)")
     gen.add_argument("--fast-decode", action="store_true", help="decode the final image with the tiny decoder")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -66,7 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        print(f"error: {exc}.", file=sys.stderr)
+        return EXIT_ERROR
     _configure_logging(args.verbose, args.command)
     try:
         if args.command in (None, "gui"):
@@ -92,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)
         return EXIT_CANCELLED
+    except InvalidRequestError as exc:
+        flag = FLAGS.get(exc.field, exc.field) if args.command == "generate" else exc.field
+        print(f"error: `{flag}` must be {exc.allowed}, got {exc.value!r}.", file=sys.stderr)
+        return EXIT_ERROR
     except LcmError as exc:
         print(f"error: {exc.user_message}", file=sys.stderr)
         return EXIT_ERROR
@@ -114,46 +142,38 @@ def _generate(args: argparse.Namespace) -> int:
     from .core.request import GenerationRequest
     from .outputs import save_images
 
-    # Validate everything cheap before loading anything heavy.
+    # Validate everything that can be checked before loading anything heavy, in the user's words.
     request = GenerationRequest(
         prompt=args.prompt, negative_prompt=args.negative, steps=args.steps, guidance_scale=args.guidance,
         width=args.width, height=args.height, seed=args.seed, batch_size=args.batch, tiny_decoder=args.fast_decode,
     )
+    _check_backend(args)
+    tiny_decoder = None
     if args.tiny_decoder is not None:  # a folder, or a catalog id such as taesd
         from .models.commands import resolve_model
 
-        args.tiny_decoder = resolve_model(str(args.tiny_decoder))
-    if args.model and args.backend == "torch":
-        from .models.commands import resolve_model
-
-        model_path = resolve_model(args.model)
-    else:
-        model_path = Path(args.model).expanduser() if args.model else builtin_model_path()
-    from .core.model_folder import inspect_model_folder, model_hash
-
-    if args.backend == "torch":
-        folder = inspect_model_folder(model_path)
-        model_path, model_name, digest = folder.path, folder.name, model_hash(folder)
-    else:
-        from .engine.coreml_layout import read_coreml_manifest
-
-        manifest = read_coreml_manifest(model_path)  # ours, or Apple's layout
-        model_name, digest = manifest.name, None
-    targets = _output_paths(args.out, request)  # checks the destination before the work
+        tiny_decoder = resolve_model(str(args.tiny_decoder))
+    model_path, model_name, digest = _resolve_generate_model(args)
+    targets, on_existing = _output_paths(args.out, request, overwrite=args.overwrite)
 
     from .engine.diffusers_quiet import quiet_libraries
     from .engine.engine import Engine
 
     quiet_libraries()
     engine = Engine(model_path, backend=args.backend, compute_units=args.compute_units, device=args.device,
-                    dtype=args.dtype, tiny_decoder=args.tiny_decoder)
+                    dtype=args.dtype, tiny_decoder=tiny_decoder)
     engine.load()
     bar = None if args.quiet else _ProgressBar(request.steps)
-    result = engine.generate(request, on_step=bar.update if bar else None)
-    if bar:
-        bar.close()
+    try:
+        result = engine.generate(request, on_step=bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+    if result.truncation_note:
+        print(f"warning: {result.truncation_note}", file=sys.stderr)
     req = result.request
-    written = save_images(result, targets, model=model_name, model_hash=digest, fix="choose another --out")
+    written = save_images(result, targets, model=model_name, model_hash=digest, fix="choose another --out",
+                          on_existing=on_existing)
     for path in written:
         print(path)
     t = result.timings
@@ -169,10 +189,62 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _output_paths(out: Path | None, request):
-    """A function (index, seed) → path; the folder is made now, so a bad --out fails before any work."""
+def _device(text: str) -> str:
+    """``--device``: auto, cpu, mps, cuda or cuda:N (whether it exists here is checked before loading)."""
+    import re
+
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"must be auto, cpu, mps, cuda or cuda:N, got {text!r}")
+    return text
+
+
+def _check_backend(args: argparse.Namespace) -> None:
+    """The backend can run here at all, and the flags fit it (before any model is read)."""
+    if args.backend == "coreml":
+        if sys.platform != "darwin":
+            raise BackendUnavailableError(
+                f"Core ML needs macOS (this is {sys.platform}); use --backend torch with the model's diffusers folder."
+            )
+        for flag, value in (("--device", args.device), ("--dtype", args.dtype)):
+            if value is not None:
+                raise InvalidRequestError(flag, value, "left out with --backend coreml (use --compute-units)")
+    elif args.compute_units != "ALL":
+        raise InvalidRequestError("--compute-units", args.compute_units, "left out with --backend torch (use --device)")
+    if args.fast_decode and args.backend == "torch" and args.tiny_decoder is None:
+        raise InvalidRequestError("--fast-decode", True, "used with --tiny-decoder (an AutoencoderTiny folder or taesd)")
+
+
+def _resolve_generate_model(args: argparse.Namespace) -> tuple[Path, str, str | None]:
+    """(folder, name, model hash) of ``--model`` for the chosen backend, checked before anything loads."""
+    from .core.model_folder import inspect_model_folder, model_hash
+
+    if args.model and args.backend == "torch":
+        from .models.commands import resolve_model
+
+        model_path = resolve_model(args.model)
+    else:
+        model_path = Path(args.model).expanduser() if args.model else builtin_model_path()
+    if args.backend == "torch":
+        folder = inspect_model_folder(model_path)
+        return folder.path, folder.name, model_hash(folder)
+    from .core.manifest import TINY_DECODER
+    from .engine.coreml_layout import read_coreml_manifest
+
+    manifest = read_coreml_manifest(model_path)  # ours, or Apple's layout
+    if args.fast_decode and manifest.component(TINY_DECODER) is None:
+        raise InvalidRequestError("--fast-decode", True, "used with a Core ML model converted with --tiny-decoder")
+    return model_path, manifest.name, None
+
+
+def _output_paths(out: Path | None, request, *, overwrite: bool):
+    """(A function (index, seed) → path, what to do when that file exists); the folder is made now, so a
+    bad --out fails before any work.  Stale temp files of crashed saves in that folder are removed."""
+    from .core.atomic import clean_stale_parts
+    from .outputs import OnExisting
+
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    if out is not None and out.suffix.lower() == ".png":
+    explicit = out is not None and out.suffix.lower() == ".png"
+    if explicit:
         folder, stem = out.parent, out.stem
         single = request.batch_size == 1
 
@@ -183,13 +255,24 @@ def _output_paths(out: Path | None, request):
 
         def name(index: int, seed: int) -> Path:
             return folder / f"{stamp}-{seed}.png"
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"--out {folder} is a file, not a folder; choose another --out.")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"Cannot create the output folder {folder} ({exc.strerror or exc}); choose another --out.") from exc
     if not os.access(folder, os.W_OK):
         raise OutputError(f"The output folder {folder} is not writable; choose another --out.")
-    return name
+    clean_stale_parts(folder)
+    if not explicit:
+        return name, OnExisting.NUMBER
+    for index in range(request.batch_size):  # early advice only: the save itself creates each file exclusively
+        path = name(index, 0)
+        if path.is_dir():
+            raise OutputError(f"--out {path} is a folder, not an image file; choose another --out.")
+        if path.exists() and not overwrite:
+            raise OutputError(f"{path} already exists; pass --overwrite to replace it or choose another --out.")
+    return name, (OnExisting.REPLACE if overwrite else OnExisting.FAIL)
 
 
 class _ProgressBar:

@@ -1,11 +1,16 @@
 """Writing a generation's images: one PNG per image with its parameters chunk, atomically (no Qt, no torch).
 
-Shared by the CLI and the app, so an image saved either way carries the same settings.
+Shared by the CLI and the app, so an image saved either way carries the same settings.  No file is
+ever replaced by surprise: a name that is taken gets ``-2``, ``-3``, … (``OnExisting.NUMBER``), or is an
+error (``OnExisting.FAIL``), or is replaced because the user said so (``OnExisting.REPLACE``).  Each
+file is created exclusively, so two processes saving the same name at once cannot both win.
 """
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 
 from .core.errors import OutputError
@@ -24,20 +29,45 @@ def image_parameters(result: GenerationResult, seed: int, model: str | None = No
     )
 
 
+class OnExisting(Enum):
+    NUMBER = "number"  # default names: take the next free "name-2.png", "name-3.png", …
+    FAIL = "fail"  # a name the user chose: an existing file is an error
+    REPLACE = "replace"  # the user asked to replace it (--overwrite)
+
+
+MAX_NUMBERED = 10_000
+
+
 def save_images(result: GenerationResult, path_for: Callable[[int, int], Path], *, model: str | None = None,
                 model_hash: str | None = None, fix: str = "choose another output folder",
+                on_existing: OnExisting = OnExisting.NUMBER,
                 on_saved: Callable[[Path, ImageParameters, int], None] | None = None) -> list[Path]:
     """Write every image; ``path_for(index, seed)`` names it; ``on_saved`` runs after each file is on disk."""
     written = []
     for index, (image, seed) in enumerate(zip(result.images, result.seeds)):
-        path = path_for(index, seed)
         params = image_parameters(result, seed, model, model_hash)
-        try:
-            save_png(image, path, params)
-        except OSError as exc:
-            raise OutputError(f"Could not save {path.name} in {path.parent} ({exc.strerror or exc}); "
-                              f"free some disk space or {fix}.") from exc
+        path = save_one(image, path_for(index, seed), params, fix=fix, on_existing=on_existing)
         if on_saved is not None:
             on_saved(path, params, seed)
         written.append(path)
     return written
+
+
+def save_one(image, path: Path, params: ImageParameters, *, fix: str, on_existing: OnExisting) -> Path:
+    """Write one PNG at ``path`` (or, with ``NUMBER``, the first free numbered name); return where it went."""
+    for number in range(1, MAX_NUMBERED):
+        candidate = path if number == 1 else path.with_name(f"{path.stem}-{number}{path.suffix}")
+        try:
+            return save_png(image, candidate, params, replace=on_existing is OnExisting.REPLACE)
+        except FileExistsError as exc:
+            if candidate.is_dir() and on_existing is not OnExisting.NUMBER:
+                raise OutputError(f"{candidate} is a folder, not an image file; {fix}.") from exc
+            if on_existing is OnExisting.FAIL:
+                raise OutputError(f"{candidate} already exists; pass --overwrite to replace it or {fix}.") from exc
+        except IsADirectoryError as exc:
+            raise OutputError(f"{candidate} is a folder, not an image file; {fix}.") from exc
+        except OSError as exc:
+            hint = f"free some disk space or {fix}" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else fix
+            raise OutputError(f"Could not save {candidate.name} in {candidate.parent} ({exc.strerror or exc}); "
+                              f"{hint}.") from exc
+    raise OutputError(f"{path.parent} already holds {MAX_NUMBERED} images named {path.stem}-N; {fix}.")

@@ -66,18 +66,21 @@ def broken_models(tiny_lcm, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["--steps", "0"], "`steps` must be from 1 to 50"),
-        (["--width", "500"], "`width` must be a multiple of 8"),
-        (["--batch", "20"], "`batch_size`"),
+        (["--steps", "0"], "`--steps` must be from 1 to 50"),
+        (["--width", "500"], "`--width` must be a multiple of 8"),
+        (["--batch", "20"], "`--batch` must be"),
+        (["--guidance", "-1"], "`--guidance` must be"),
         (["--model", "/no/such/model"], "No model '/no/such/model'"),
         (["--model", "lcm-dreamshaper-v7"], "not downloaded"),
         (["--model", "{not_model}"], "not a diffusers model folder"),
         (["--model", "{pickled}"], "Refusing to load"),
         (["--model", "{truncated}"], "corrupt or incomplete"),
         (["--model", "{ckpt}"], "Refusing to load model.ckpt"),
-        (["--model", "{model}", "--device", "tpu"], "Device 'tpu' is not available"),
-        (["--model", "{model}", "--fast-decode"], "tiny_decoder"),
-        (["--model", "{model}", "--backend", "coreml"], "not a converted Core ML model"),
+        (["--model", "{model}", "--device", "tpu"], "argument --device: must be auto, cpu"),
+        (["--model", "{model}", "--device", "cuda:7"], "Device 'cuda:7' is not available"),
+        (["--model", "{model}", "--compute-units", "GPU"], "argument --compute-units: invalid choice"),
+        (["--model", "{model}", "--fast-decode"], "`--fast-decode` must be used with --tiny-decoder"),
+        (["--model", "{model}", "--backend", "coreml"], "Core ML needs macOS"),
     ],
 )
 def test_errors_are_one_line_and_exit_2(argv, needle, broken_models, tiny_lcm, tmp_path, capsys):
@@ -86,7 +89,7 @@ def test_errors_are_one_line_and_exit_2(argv, needle, broken_models, tiny_lcm, t
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error: ") and needle in err, err
     assert "Traceback" not in err and out == ""
-    assert not list((tmp_path / "out").glob("*.png")) if (tmp_path / "out").exists() else True
+    assert not list((tmp_path / "out").glob("*.png"))
 
 
 def test_unwritable_output_is_a_clear_error(tiny_lcm, tmp_path, capsys):

@@ -6,18 +6,27 @@
 
 Many tools (sd-parsers, A1111's PNG Info, Civitai) read this chunk, so our images carry their
 settings wherever they are dragged.  Parsing is tolerant: missing fields stay ``None``.
+
+That text format cannot hold every prompt: a prompt with a line ``Negative prompt: …`` or
+``Steps: …`` reads back as other settings.  So each PNG also carries a JSON chunk named
+``lcm_desktop`` with the exact request; our own reader prefers it.  Both chunks come from
+strangers' files too: the JSON is size-limited and type-checked field by field.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import re
-import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .atomic import publish_file
+
 PARAMETERS_KEY = "parameters"
+JSON_KEY = "lcm_desktop"
+JSON_VERSION = 1
+MAX_JSON_CHARS = 1_000_000  # a real request is a few hundred bytes; refuse anything absurd
 _NEGATIVE = "Negative prompt:"
 # One "Key: value" pair; values with commas are quoted ("…"), as A1111 writes them.
 _PAIR = re.compile(r'\s*([\w ]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
@@ -36,6 +45,32 @@ class ImageParameters:
     model: str | None = None
     model_hash: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """The exact parameters as JSON (the ``lcm_desktop`` chunk)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        return json.dumps({"version": JSON_VERSION, **data}, ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ImageParameters | None":
+        """Parameters from an ``lcm_desktop`` chunk; ``None`` if it is not one we can trust."""
+        if len(text) > MAX_JSON_CHARS:
+            return None
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(data, dict) or data.get("version") != JSON_VERSION:
+            return None
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            value = _checked(f.name, data[f.name])
+            if value is _INVALID:
+                return None
+            values[f.name] = value
+        return cls(**values)
 
     def to_text(self) -> str:
         pairs: list[tuple[str, Any]] = [
@@ -88,6 +123,29 @@ class ImageParameters:
         )
 
 
+_INVALID = object()
+_STRINGS = {"prompt", "negative_prompt"}
+_OPTIONAL_STRINGS = {"sampler", "model", "model_hash"}
+_INTS = {"steps", "seed", "width", "height"}
+
+
+def _checked(name: str, value: Any) -> Any:
+    """``value`` if it has the type field ``name`` needs, else ``_INVALID``."""
+    if name in _STRINGS:
+        return value if isinstance(value, str) else _INVALID
+    if name in _OPTIONAL_STRINGS:
+        return value if value is None or isinstance(value, str) else _INVALID
+    if name in _INTS:
+        return value if value is None or (isinstance(value, int) and not isinstance(value, bool)) else _INVALID
+    if name == "guidance_scale":
+        ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+        return (None if value is None else float(value)) if ok else _INVALID
+    if name == "extra":
+        ok = isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        return dict(value) if ok else _INVALID
+    return _INVALID
+
+
 def _looks_like_settings(line: str) -> bool:
     return bool(re.match(r"\s*Steps:\s*\d", line)) or len(_PAIR.findall(line)) >= 3
 
@@ -118,30 +176,26 @@ def _to_float(value: str | None) -> float | None:
         return None
 
 
-def save_png(image: Any, path: Path, parameters: ImageParameters) -> Path:
-    """Write a PIL image as PNG with the ``parameters`` chunk, atomically (temp file + rename)."""
+def save_png(image: Any, path: Path, parameters: ImageParameters, *, replace: bool = False) -> Path:
+    """Write a PIL image as PNG with the ``parameters`` and ``lcm_desktop`` chunks, atomically.
+
+    An existing ``path`` is never replaced unless ``replace``: ``FileExistsError`` instead.
+    """
     from PIL.PngImagePlugin import PngInfo
 
-    path = Path(path)
     info = PngInfo()
     info.add_text(PARAMETERS_KEY, parameters.to_text())
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".png.part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format="PNG", pnginfo=info)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    info.add_itxt(JSON_KEY, parameters.to_json())
+    return publish_file(Path(path), lambda handle: image.save(handle, format="PNG", pnginfo=info), replace=replace)
 
 
 def read_png_parameters(path: Path) -> ImageParameters | None:
-    """The parameters a PNG carries, or ``None`` when it carries none."""
+    """The parameters a PNG carries (our JSON chunk first, else the A1111 text), or ``None``."""
     from PIL import Image
 
     with Image.open(path) as image:
-        text = image.info.get(PARAMETERS_KEY)
+        chunk, text = image.info.get(JSON_KEY), image.info.get(PARAMETERS_KEY)
+    exact = ImageParameters.from_json(chunk) if isinstance(chunk, str) else None
+    if exact is not None:
+        return exact
     return ImageParameters.parse(text) if isinstance(text, str) else None

@@ -126,3 +126,16 @@ class GenerationResult:
     denoiser_calls: int = 0
     negative_prompt_ignored: bool = False
     encoder_cache_hit: bool = False
+    dropped_words: tuple[int, int] = (0, 0)  # words cut from (prompt, negative prompt): the model takes no more
+
+    @property
+    def truncation_note(self) -> str:
+        """One sentence when a prompt was cut, else ""."""
+        prompt, negative = self.dropped_words
+        parts = [f"the last {n} word{'s' if n != 1 else ''} of the {what}" for n, what in
+                 ((prompt, "prompt"), (negative, "negative prompt")) if n]
+        if not parts:
+            return ""
+        text = (f"{' and '.join(parts)} {'were' if prompt + negative != 1 else 'was'} dropped: the model reads "
+                "at most 77 tokens (the image records the text it used).")
+        return text[0].upper() + text[1:]

@@ -13,6 +13,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 
+from .prompt_fit import PromptFit
+
 ModelFamily = Literal["sd", "sdxl"]
 
 
@@ -30,6 +32,9 @@ class PromptEmbedding:
 
 @runtime_checkable
 class TextEncoder(Protocol):
+    def fit(self, prompt: str) -> PromptFit:
+        """How much of ``prompt`` this encoder can take (the engine encodes only ``fit(prompt).used``)."""
+
     def encode(self, prompt: str) -> PromptEmbedding:
         """Tokenize (pad/truncate to 77) and encode one prompt."""
 

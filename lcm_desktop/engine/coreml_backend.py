@@ -40,6 +40,7 @@ from ..core.manifest import (
 from ..core.paths import resource_path
 from .components import DenoiserInfo, ModelComponents, PromptEmbedding
 from .coreml_layout import read_coreml_manifest
+from .prompt_fit import PromptFit, fit_prompt
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +179,11 @@ class CoreMLTextEncoder:
     def __init__(self, pairs: list[tuple[object, CoreMLModel]]):
         self.pairs = pairs
         self.calls = 0
+
+    def fit(self, prompt: str) -> PromptFit:
+        tokenizer, model = self.pairs[0]
+        return fit_prompt(prompt, lambda text: len(tokenizer(text, truncation=False).input_ids),
+                          int(model.spec.inputs[0].shape[-1]))
 
     def encode(self, prompt: str) -> PromptEmbedding:
         self.calls += 1

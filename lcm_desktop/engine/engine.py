@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,7 @@ class Engine:
         was_loaded = self.loaded
         comps = self.load()
         load_seconds = 0.0 if was_loaded else self.load_seconds
-        request = self.resolve(request)
+        request, dropped = self._fit_prompts(comps, self.resolve(request))
         decoder = comps.decoder
         if request.tiny_decoder:
             if comps.tiny_decoder is None:
@@ -162,7 +163,18 @@ class Engine:
             denoiser_calls=out.denoiser_calls,
             negative_prompt_ignored=out.negative_prompt_ignored,
             encoder_cache_hit=out.encoder_cache_hit,
+            dropped_words=dropped,
         )
+
+    @staticmethod
+    def _fit_prompts(comps: ModelComponents, request: GenerationRequest) -> tuple[GenerationRequest, tuple[int, int]]:
+        """The request as it will really run: prompts cut to what the text encoder takes; words dropped from each."""
+        prompt = comps.text_encoder.fit(request.prompt)
+        negative = comps.text_encoder.fit(request.negative_prompt) if request.negative_prompt else None
+        if not prompt.truncated and (negative is None or not negative.truncated):
+            return request, (0, 0)
+        fitted = replace(request, prompt=prompt.used, negative_prompt=negative.used if negative else "")
+        return fitted, (prompt.dropped_words, negative.dropped_words if negative else 0)
 
     def preview(self, denoised: torch.Tensor) -> list[Any]:
         """Cheap images of the denoised latents of a step: the tiny decoder, else the VAE at half size."""

@@ -17,6 +17,7 @@ import torch
 from ..core.errors import BackendUnavailableError, ModelCorruptError, ModelFormatError
 from ..core.model_folder import ModelFolder, inspect_model_folder
 from .components import DenoiserInfo, ModelComponents, PromptEmbedding
+from .prompt_fit import PromptFit, fit_for_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,9 @@ class TorchTextEncoder:
         self.sdxl = sdxl
         self.device = device
         self.calls = 0
+
+    def fit(self, prompt: str) -> PromptFit:
+        return fit_for_tokenizer(prompt, self.pairs[0][0])
 
     @torch.inference_mode()
     def encode(self, prompt: str) -> PromptEmbedding:

@@ -11,6 +11,7 @@ from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QImage, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QProgressBar, QSplitter, QVBoxLayout, QWidget
 
+from ..core.atomic import clean_stale_parts
 from ..core.errors import LcmError
 from ..core.model_folder import recommended_settings
 from ..core.paths import AppPaths, resource_path
@@ -42,6 +43,7 @@ class MainWindow(ImageActions, QMainWindow):
         self.paths = paths.ensure()
         self.settings = QSettings(str(self.paths.data / "settings.ini"), QSettings.Format.IniFormat)
         self.history = History(self.paths.data / "history.sqlite3")
+        clean_stale_parts(self.output_folder)  # temp files of a save that a crash or kill -9 interrupted
         self.engine = EngineThread(self._save_images, previews=previews)
         self._job_id: int | None = None
         self._busy = False
@@ -292,7 +294,10 @@ class MainWindow(ImageActions, QMainWindow):
         self.panel.seed.setValue(min(result.seeds[0], self.panel.seed.maximum()))
         self.panel.seed.blockSignals(False)
         note = " · negative prompt ignored by this model" if result.negative_prompt_ignored else ""
-        self.statusBar().showMessage(f"Saved {output.paths[0].name}{note}" if output.paths else "Done", 6000)
+        if result.truncation_note:
+            note += f" · {result.truncation_note}"
+        self.statusBar().showMessage(f"Saved {output.paths[0].name}{note}" if output.paths else "Done",
+                                     15000 if result.truncation_note else 6000)
         self.progress.setFormat(f"Done · {per_image:.2f} s/image")
         self._set_busy(False)
 

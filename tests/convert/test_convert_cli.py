@@ -41,18 +41,40 @@ def _leftovers(parent: Path) -> list[str]:
     return sorted(p.name for p in parent.iterdir() if ".partial" in p.name or ".old" in p.name)
 
 
-def test_existing_output_needs_force_and_force_replaces_it(tiny_lcm, tmp_path, capsys):
+def test_existing_output_needs_force_and_force_replaces_only_a_conversion(tiny_lcm, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     _fails(capsys, [tiny_lcm, "--out", out, "--components", "vae_encoder"], "pass --force")
+    # A user's folder (no manifest of ours) is never deleted, even with --force.
+    _fails(capsys, [tiny_lcm, "--out", out, "--components", "vae_encoder", "--force"],
+           "--force only replaces an earlier conversion")
+    (out / "manifest.json").write_text('["not ours"]')
+    _fails(capsys, [tiny_lcm, "--out", out, "--components", "vae_encoder", "--force"], "no readable manifest.json")
     assert (out / "keep.txt").read_text() == "mine"
+    # An earlier conversion is replaced.
+    shutil.rmtree(out)
+    assert main([str(tiny_lcm), "--out", str(out), "--components", "vae_decoder"]) == 0
+    (out / "stale.txt").write_text("old conversion")
     assert main([str(tiny_lcm), "--out", str(out), "--components", "vae_encoder", "--force"]) == 0
     stdout = capsys.readouterr().out
     assert "[1/1] VAEEncoder: captured" in stdout and "done in" in stdout and "VAEEncoder 0." in stdout
-    assert not (out / "keep.txt").exists()
+    assert not (out / "stale.txt").exists()
     assert [c.name for c in load_manifest(out).components] == ["VAEEncoder"]
     assert _leftovers(tmp_path) == []
+
+
+def test_force_never_follows_a_link_or_replaces_a_file(tiny_lcm, tmp_path, capsys):
+    home = tmp_path / "Documents"
+    home.mkdir()
+    (home / "letter.txt").write_text("mine")
+    link = tmp_path / "link"
+    link.symlink_to(home)
+    _fails(capsys, [tiny_lcm, "--out", link, "--components", "vae_encoder", "--force"], "it is a link")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    _fails(capsys, [tiny_lcm, "--out", a_file, "--components", "vae_encoder", "--force"], "it is a file")
+    assert (home / "letter.txt").read_text() == "mine" and a_file.read_text() == "mine"
 
 
 def test_size_option_fixes_the_shapes(tiny_lcm, tmp_path, capsys):

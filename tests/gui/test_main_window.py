@@ -221,3 +221,13 @@ def test_only_backends_this_machine_runs_are_enabled(qtbot, window):
     if sys.platform != "darwin":
         assert not enabled["coreml-ne"] and not enabled["coreml-gpu"]
         assert "macOS" in combo.model().item(combo.findData("coreml-ne")).toolTip()
+
+
+def test_a_prompt_that_looks_like_settings_restores_exactly(qtbot, window):
+    """The A1111 text would read these lines back as a negative prompt and steps; the JSON chunk keeps them."""
+    prompt = "a red circle\nNegative prompt: blue\nSteps: 7"
+    output = _generate(qtbot, window, prompt)
+    window.panel.apply(prompt="something else", steps=2, guidance=3.0, seed=1)
+    assert window.restore_from_png(output.paths[0])
+    assert window.panel.prompt.toPlainText() == prompt
+    assert window.panel.steps.value() == output.result.request.steps != 7

@@ -108,7 +108,7 @@ def main() -> int:
             requires_safety_checker=False,
         )
 
-    ours = Engine(components=components_from_modules("sd15-random", unet, vae, [(tokenizer, text)],
+    ours = Engine.from_components(components_from_modules("sd15-random", unet, vae, [(tokenizer, text)],
                                                      scheduler_config, tiny_decoder=taesd))
     request = GenerationRequest(PROMPT, steps=args.steps, guidance_scale=8.5, width=args.size, height=args.size, seed=1)
 
@@ -153,7 +153,7 @@ def main() -> int:
     bf16_time = bf16_psnr = None
     if bf16_ok:
         unet_bf, taesd_bf, text_bf = (m.to(torch.bfloat16) for m in (unet, taesd, text))
-        fast = Engine(components=components_from_modules("sd15-random-bf16", unet_bf, vae, [(tokenizer, text_bf)],
+        fast = Engine.from_components(components_from_modules("sd15-random-bf16", unet_bf, vae, [(tokenizer, text_bf)],
                                                          scheduler_config, tiny_decoder=taesd_bf))
         fast_request = GenerationRequest(**{**request.__dict__, "tiny_decoder": True})
         fast.generate(fast_request)
@@ -165,7 +165,7 @@ def main() -> int:
             times.append(time.perf_counter() - start)
         bf16_time = statistics.median(times)
         t = result.timings
-        print(f"bf16 + tiny phases: encode {t['encode']:.2f}s, steps {sum(t['steps']):.2f}s, decode {t['decode']:.2f}s",
+        print(f"bf16 + tiny phases: encode {t.encode:.2f}s, steps {sum(t.steps):.2f}s, decode {t.decode:.2f}s",
               flush=True)
         bf16_psnr = psnr(np.asarray(result.images[0]), images[("ours", "tiny")])
 

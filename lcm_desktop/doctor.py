@@ -28,6 +28,7 @@ class Backend:
     name: str
     available: bool
     why: str = ""  # what is missing, when not available
+    key: str = ""  # the BackendChoice key (engine.backends)
 
 
 @dataclass
@@ -119,44 +120,14 @@ def package_versions() -> dict[str, str]:
 
 
 def backends() -> list[Backend]:
-    found = [Backend("PyTorch · CPU", True)]
-    try:
-        import torch
-    except ImportError:
-        return [Backend("PyTorch", False, "torch is not installed: run `make venv`")]
-    if torch.cuda.is_available():
-        found.append(Backend(f"PyTorch · CUDA ({torch.cuda.get_device_name(0)})", True))
-    elif torch.version.cuda is None:
-        found.append(Backend("PyTorch · CUDA", False, "this torch build has no CUDA (a CPU build)"))
-    else:
-        found.append(Backend("PyTorch · CUDA", False, "no NVIDIA GPU/driver found"))
-    if torch.backends.mps.is_available():
-        found.append(Backend("PyTorch · MPS (Apple GPU)", True))
-    elif sys.platform != "darwin":
-        found.append(Backend("PyTorch · MPS (Apple GPU)", False, "MPS exists only on macOS"))
-    else:
-        found.append(Backend("PyTorch · MPS (Apple GPU)", False,
-                             "MPS not available: needs Apple Silicon, macOS 12.3+ and an arm64 Python"))
-    try:
-        import coremltools  # noqa: F401
+    """Every backend choice (engine.backends), with why the unavailable ones cannot run here."""
+    from .engine.backends import probe_backends
 
-        has_ct = True
-    except ImportError:
-        has_ct = False
-    for units, label in (("CPU_AND_NE", "Neural Engine"), ("CPU_AND_GPU", "GPU"), ("CPU_ONLY", "CPU")):
-        name = f"Core ML · {label} ({units})"
-        if not has_ct:
-            found.append(Backend(name, False, "coremltools is not installed: pip install coremltools"))
-        elif sys.platform != "darwin":
-            found.append(Backend(name, False, "Core ML runs models only on macOS (conversion works here)"))
-        elif units == "CPU_AND_NE" and platform.machine() != "arm64":
-            found.append(Backend(name, False, "the Neural Engine needs Apple Silicon"))
-        else:
-            found.append(Backend(name, True))
-    return found
+    return [Backend(s.choice.label + (f" ({s.detail})" if s.detail else ""), s.available, s.why, s.choice.key)
+            for s in probe_backends()]
 
 
-def time_generation(engine_factory, label: str, size: str | None = None) -> dict[str, Any]:
+def time_generation(engine_factory, label: str, size: str | None = None, prompt: str | None = None) -> dict[str, Any]:
     """Load an engine and time a 4-step generation per phase; errors become a one-line reason."""
     from .core.errors import LcmError
     from .core.request import GenerationRequest
@@ -167,54 +138,48 @@ def time_generation(engine_factory, label: str, size: str | None = None) -> dict
         engine.load()
         load = time.perf_counter() - start
         engine.generate(GenerationRequest("warm-up", steps=1, seed=0))
-        result = engine.generate(GenerationRequest("a large yellow circle on a green background, top left", steps=4,
-                                                   seed=0))
+        result = engine.generate(GenerationRequest(prompt or "a red circle", steps=4, seed=0))
     except LcmError as exc:
         return {"backend": label, "error": exc.user_message}
     t = result.timings
     req = result.request
-    return {"backend": label, "load": load, "encode": t["encode"], "steps": t["steps"], "decode": t["decode"],
-            "total": t["total"], "size": size or f"{req.width}x{req.height}"}
+    return {"backend": label, "load": load, "encode": t.encode, "steps": list(t.steps), "decode": t.decode,
+            "total": t.total, "size": size or f"{req.width}x{req.height}"}
 
 
 def run_doctor(model: Path | None, *, generate: bool = True) -> Report:
     from .core.errors import LcmError
+    from .core.model_folder import inspect_model_folder, model_hash
+    from .core.model_info import ModelKind, describe_model
 
     report = Report(system_facts(), package_versions(), backends())
     if model is None:
         return report
     report.model["path"] = str(model)
-    from .core.model_folder import inspect_model_folder, model_hash
-
     try:
-        folder = inspect_model_folder(model)
-        report.model.update(family=folder.family, hash=model_hash(folder), pipeline=folder.pipeline_class)
-        is_coreml = False
+        info = describe_model(model)
+        report.model.update(format=info.kind.value, family=info.family)
+        if info.kind is ModelKind.DIFFUSERS:
+            folder = inspect_model_folder(model)
+            report.model.update(hash=model_hash(folder), pipeline=folder.pipeline_class)
     except LcmError as exc:
-        if (Path(model) / "manifest.json").is_file():
-            is_coreml = True
-            report.model["format"] = "Core ML (converted)"
-        else:
-            report.model["error"] = exc.user_message
-            return report
+        report.model["error"] = exc.user_message
+        return report
     if not generate:
         return report
+    from .engine.backends import choice
     from .engine.diffusers_quiet import quiet_libraries
     from .engine.engine import Engine
 
     quiet_libraries()
-    for b in report.backends:
-        if not b.available:
-            continue
-        if b.name.startswith("PyTorch") and not is_coreml:
-            device = "cpu" if "CPU" in b.name else ("cuda" if "CUDA" in b.name else "mps")
-            report.runs.append(time_generation(lambda d=device: Engine(model, device=d), b.name))
-        elif b.name.startswith("Core ML") and is_coreml:
-            units = b.name.split("(")[-1].rstrip(")")
-            report.runs.append(time_generation(lambda u=units: Engine(model, backend="coreml", compute_units=u),
-                                               b.name))
-            report.parity.append(coreml_parity(model, units, b.name))
-    if is_coreml and not any(b.available for b in report.backends if b.name.startswith("Core ML")):
+    runnable = [b for b in report.backends if b.available and choice(b.key).kind.runs(info.kind)]
+    for b in runnable:
+        backend = choice(b.key)
+        report.runs.append(time_generation(lambda c=backend: Engine(c.loader(model)), b.name,
+                                           prompt=info.defaults.example_prompt))
+        if info.kind.is_coreml:
+            report.parity.append(coreml_parity(model, backend.compute_units or "ALL", b.name))
+    if info.kind.is_coreml and not runnable:
         report.parity.append({"backend": "Core ML", "error": "PSNR needs the Core ML runtime (macOS)"})
     return report
 

@@ -9,13 +9,16 @@ file is created exclusively, so two processes saving the same name at once canno
 from __future__ import annotations
 
 import errno
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
 from .core.errors import OutputError
 from .core.metadata import ImageParameters, save_png
 from .core.request import GenerationResult
+from .history import History, HistoryEntry
 
 
 def image_parameters(result: GenerationResult, seed: int, model: str | None = None,
@@ -71,3 +74,45 @@ def save_one(image, path: Path, params: ImageParameters, *, fix: str, on_existin
             raise OutputError(f"Could not save {candidate.name} in {candidate.parent} ({exc.strerror or exc}); "
                               f"{hint}.") from exc
     raise OutputError(f"{path.parent} already holds {MAX_NUMBERED} images named {path.stem}-N; {fix}.")
+
+
+@dataclass(frozen=True)
+class SavedImage:
+    path: Path
+    params: ImageParameters
+    entry: HistoryEntry | None = None  # its history row, when a history is kept
+
+
+class ImageWriter:
+    """Writes a result's PNGs and then their history rows: owned and called by the app's engine thread.
+
+    Names are ``<time>-<seed>-<tag>-<index>.png`` in the folder given per call; a name that is taken gets
+    a number (never replaced).  Each history row is added only after its PNG is on disk.
+    """
+
+    def __init__(self, history: History | None = None, fix: str = "choose another output folder"):
+        self._history = history
+        self._fix = fix
+
+    def write(self, result: GenerationResult, folder: Path, *, tag: str = "", model_hash: str | None = None,
+              model: str | None = None) -> list[SavedImage]:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        suffix = f"-{tag}" if tag else ""
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"Cannot create the output folder {folder} ({exc.strerror or exc}); {self._fix}.") from exc
+        saved: list[SavedImage] = []
+
+        def record(path: Path, params: ImageParameters, seed: int) -> None:
+            entry = None
+            if self._history is not None:
+                entry = self._history.add(
+                    path=path, prompt=params.prompt, negative_prompt=params.negative_prompt, steps=params.steps,
+                    guidance_scale=params.guidance_scale, seed=seed, width=params.width, height=params.height,
+                    model=result.model_name, backend=result.backend, timings=result.timings.summary())
+            saved.append(SavedImage(path, params, entry))
+
+        save_images(result, lambda index, seed: folder / f"{stamp}-{seed}{suffix}-{index}.png", model=model,
+                    model_hash=model_hash, fix=self._fix, on_saved=record)
+        return saved

@@ -14,7 +14,7 @@ import pytest
 
 from convert.demo_model.analyzer import analyze
 from convert.demo_model.data import held_out_scenes
-from lcm_desktop.cli import builtin_model_path
+from lcm_desktop.core.paths import builtin_model_path
 from lcm_desktop.core.request import GenerationRequest
 from lcm_desktop.engine.engine import Engine
 

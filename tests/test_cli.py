@@ -72,7 +72,7 @@ def broken_models(tiny_lcm, tmp_path):
         (["--guidance", "-1"], "`--guidance` must be"),
         (["--model", "/no/such/model"], "No model '/no/such/model'"),
         (["--model", "lcm-dreamshaper-v7"], "not downloaded"),
-        (["--model", "{not_model}"], "not a diffusers model folder"),
+        (["--model", "{not_model}"], "is not a model folder"),
         (["--model", "{pickled}"], "Refusing to load"),
         (["--model", "{truncated}"], "corrupt or incomplete"),
         (["--model", "{ckpt}"], "Refusing to load model.ckpt"),

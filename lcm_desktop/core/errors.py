@@ -51,7 +51,11 @@ class BackendUnavailableError(LcmError):
     """A requested device or runtime does not exist on this machine."""
 
 
-class GenerationCancelled(LcmError):
+class Cancelled(LcmError):
+    """The user stopped something; not a failure (the CLI exits 130)."""
+
+
+class GenerationCancelled(Cancelled):
     """The user cancelled a generation; nothing was written."""
 
     def __init__(self, message: str = "Generation cancelled."):

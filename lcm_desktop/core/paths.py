@@ -23,6 +23,11 @@ def resource_path(*parts: str) -> Path:
     return root.joinpath("resources", *parts)
 
 
+def builtin_model_path() -> Path:
+    """The built-in demo model shipped in ``resources/models/lcm-demo``."""
+    return resource_path("models", "lcm-demo")
+
+
 @dataclass(frozen=True)
 class AppPaths:
     """The app's folders.  Nothing is created until ``ensure()`` is called."""

@@ -114,6 +114,25 @@ class StepProgress:
 
 
 @dataclass(frozen=True)
+class Timings:
+    """Seconds spent in each phase of one generation."""
+
+    load: float = 0.0  # 0 when the model was already loaded
+    encode: float = 0.0
+    steps: tuple[float, ...] = ()
+    decode: float = 0.0
+    total: float = 0.0
+
+    @property
+    def per_step(self) -> float:
+        return sum(self.steps) / max(len(self.steps), 1)
+
+    def summary(self) -> dict[str, float]:
+        """The phases without the per-step list (what the history keeps)."""
+        return {"load": self.load, "encode": self.encode, "decode": self.decode, "total": self.total}
+
+
+@dataclass(frozen=True)
 class GenerationResult:
     """Images (PIL), the resolved request, and what it cost."""
 
@@ -122,7 +141,7 @@ class GenerationResult:
     seeds: list[int]
     model_name: str
     backend: str  # e.g. "torch:cpu:float32", "coreml:CPU_AND_NE"
-    timings: dict[str, Any] = field(default_factory=dict)  # load, encode, steps (list), decode, total — seconds
+    timings: Timings = field(default_factory=Timings)
     denoiser_calls: int = 0
     negative_prompt_ignored: bool = False
     encoder_cache_hit: bool = False

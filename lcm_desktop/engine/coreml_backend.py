@@ -39,7 +39,7 @@ from ..core.manifest import (
 )
 from ..core.paths import resource_path
 from .components import DenoiserInfo, ModelComponents, PromptEmbedding
-from .coreml_layout import read_coreml_manifest
+from ..core.coreml_layout import read_coreml_manifest
 from .prompt_fit import PromptFit, fit_prompt
 
 log = logging.getLogger(__name__)

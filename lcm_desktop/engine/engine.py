@@ -1,10 +1,11 @@
 """Engine: load a model once, keep it warm, and turn requests into images.
 
-    engine = Engine(model_folder)            # nothing loaded yet
+    engine = Engine(TorchLoader(model_folder))   # nothing loaded yet (a bare folder means the same)
     result = engine.generate(GenerationRequest("a red circle"), on_step=print)
 
 The prompt-embedding cache means regenerating with the same prompt never re-runs the text
-encoder (live mode edits the seed or steps far more often than the prompt).
+encoder (live mode edits the seed or steps far more often than the prompt).  The model's
+description (``core.model_info``: family, defaults) is read once, at load.
 """
 
 from __future__ import annotations
@@ -12,55 +13,49 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..core.errors import GenerationCancelled, InvalidRequestError
-from ..core.model_folder import DEFAULT_LCM_GUIDANCE, DEFAULT_PLAIN_GUIDANCE, recommended_settings
-from ..core.request import GenerationRequest, GenerationResult, StepProgress
+from ..core.model_folder import inspect_model_folder, model_hash
+from ..core.model_info import (
+    DEFAULT_LCM_GUIDANCE,
+    DEFAULT_PLAIN_GUIDANCE,
+    ModelDefaults,
+    ModelInfo,
+    ModelKind,
+    describe_model,
+)
+from ..core.request import GenerationRequest, GenerationResult, StepProgress, Timings
 from .components import ModelComponents, PromptEmbedding
+from .loaders import Loader, TorchLoader
 from .sampler import sample
 
 
-
 class Engine:
-    def __init__(
-        self,
-        model: Path | str | None = None,
-        *,
-        device: str | None = None,
-        dtype: str | torch.dtype | None = None,
-        tiny_decoder: Path | str | None = None,
-        lora: Path | str | None = None,
-        backend: str = "torch",
-        compute_units: str = "ALL",
-        cache_dir: Path | str | None = None,
-        components: ModelComponents | None = None,
-        loader: Callable[[], ModelComponents] | None = None,
-        cache_size: int = 32,
-    ):
-        """Give a model folder, a ``loader`` or ready ``components``.
-
-        backend: "torch" (a diffusers folder on ``device``) or "coreml" (a folder made by ``python -m convert``,
-        run on ``compute_units``: ALL, CPU_AND_NE, CPU_AND_GPU, CPU_ONLY; compiled models cached in ``cache_dir``).
-        """
-        if backend not in ("torch", "coreml"):
-            raise InvalidRequestError("backend", backend, "torch or coreml")
-        if components is None and loader is None and model is None:
-            raise ValueError("Engine needs a model folder, a loader or components")
-        self.model_path = Path(model) if model is not None else None
-        self._device, self._dtype, self._tiny, self._lora = device, dtype, tiny_decoder, lora
+    def __init__(self, loader: Loader | Path | str, *, cache_size: int = 32):
+        """``loader``: a ``TorchLoader``/``CoreMLLoader`` (or any callable returning components); a folder
+        path means ``TorchLoader(folder)``."""
+        if isinstance(loader, (str, Path)):
+            loader = TorchLoader(Path(loader))
         self._loader = loader
-        self._backend, self._compute_units, self._cache_dir = backend, compute_units, cache_dir
-        self._components = components
+        self.model_path: Path | None = getattr(loader, "folder", None)
+        self._components: ModelComponents | None = None
+        self._info: ModelInfo | None = None
         self._cache: OrderedDict[str, PromptEmbedding] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self.load_seconds = 0.0
+        self.model_hash: str | None = None  # A1111-style "Model hash" of a diffusers model, computed at load
+
+    @classmethod
+    def from_components(cls, components: ModelComponents, *, cache_size: int = 32) -> Engine:
+        """An engine over modules built elsewhere (tests, benchmarks sharing modules with diffusers)."""
+        return cls(lambda: components, cache_size=cache_size)
 
     # -- loading ---------------------------------------------------------------------------
     @property
@@ -72,22 +67,10 @@ class Engine:
         with self._lock:
             if self._components is None:
                 started = time.perf_counter()
-                if self._loader is not None:
-                    self._components = self._loader()
-                elif self._backend == "coreml":
-                    from ..core.paths import AppPaths
-                    from .coreml_backend import load_coreml_components
-
-                    cache = Path(self._cache_dir) if self._cache_dir else AppPaths.default().cache / "coreml"
-                    self._components = load_coreml_components(
-                        self.model_path, compute_units=self._compute_units, cache_dir=cache)
-                else:
-                    from .torch_backend import load_torch_components
-
-                    self._components = load_torch_components(
-                        self.model_path, device=self._device, dtype=self._dtype, tiny_decoder=self._tiny,
-                        lora=self._lora,
-                    )
+                components = self._loader()
+                self._info = describe_model(self.model_path) if self.model_path is not None else None
+                self.model_hash = _weights_hash(self._info)
+                self._components = components
                 self.load_seconds = time.perf_counter() - started
             return self._components
 
@@ -96,20 +79,25 @@ class Engine:
         return self.load()
 
     # -- defaults ----------------------------------------------------------------------------
-    def recommendations(self) -> dict[str, Any]:
-        """The model's recommended steps/guidance/size (``lcm_desktop.json`` in its folder can refine them)."""
+    @property
+    def info(self) -> ModelInfo | None:
+        """What the loaded model is (``None`` for components built elsewhere)."""
+        self.load()
+        return self._info
+
+    @property
+    def defaults(self) -> ModelDefaults:
+        """The model's recommended steps, guidance and size (read once, at load)."""
+        if self.info is not None:
+            return self.info.defaults
         comps = self.components
-        folder = comps.extras.get("folder")
-        if folder and (Path(folder) / "model_index.json").is_file():
-            return recommended_settings(folder)
         width, height = comps.native_size
         guided = comps.denoiser.info.time_cond_proj_dim is not None
-        return {"steps": 4, "guidance_scale": DEFAULT_LCM_GUIDANCE if guided else DEFAULT_PLAIN_GUIDANCE,
-                "width": width, "height": height}
+        return ModelDefaults(4, DEFAULT_LCM_GUIDANCE if guided else DEFAULT_PLAIN_GUIDANCE, width, height)
 
     def resolve(self, request: GenerationRequest) -> GenerationRequest:
-        rec = self.recommendations()
-        return request.resolved(width=rec["width"], height=rec["height"], guidance_scale=rec["guidance_scale"])
+        d = self.defaults
+        return request.resolved(width=d.width, height=d.height, guidance_scale=d.guidance_scale)
 
     # -- prompt cache ------------------------------------------------------------------------
     def encode(self, prompt: str) -> tuple[PromptEmbedding, bool]:
@@ -153,13 +141,8 @@ class Engine:
             seeds=request.seeds,
             model_name=comps.name,
             backend=comps.backend,
-            timings={
-                "load": load_seconds,
-                "encode": out.encode_seconds,
-                "steps": out.step_seconds,
-                "decode": decode_seconds,
-                "total": time.perf_counter() - started,
-            },
+            timings=Timings(load=load_seconds, encode=out.encode_seconds, steps=tuple(out.step_seconds),
+                            decode=decode_seconds, total=time.perf_counter() - started),
             denoiser_calls=out.denoiser_calls,
             negative_prompt_ignored=out.negative_prompt_ignored,
             encoder_cache_hit=out.encoder_cache_hit,
@@ -185,6 +168,12 @@ class Engine:
         if min(latents.shape[-2:]) >= 16:
             latents = torch.nn.functional.avg_pool2d(latents.float(), 2).to(denoised.dtype)
         return to_pil(comps.decoder.decode(latents))
+
+
+def _weights_hash(info: ModelInfo | None) -> str | None:
+    if info is None or info.kind is not ModelKind.DIFFUSERS:
+        return None
+    return model_hash(inspect_model_folder(info.path))
 
 
 def to_pil(images: torch.Tensor) -> list[Any]:

@@ -51,7 +51,7 @@ def main(model: str | None = None, self_test: bool = False) -> int:
     return app.exec()
 
 
-SELF_TEST_PROMPT = "a large yellow circle on a green background, top left"
+FALLBACK_PROMPT = "a red circle"  # for a model that ships no example prompt
 
 
 def _schedule_self_test(app, window, timeout_s: int = 600) -> None:
@@ -61,7 +61,7 @@ def _schedule_self_test(app, window, timeout_s: int = 600) -> None:
     class SelfTest(QObject):
         @Slot(int, object)
         def finished(self, job, output):
-            print(f"self-test: ok, wrote {output.paths[0]} in {output.result.timings['total']:.2f}s", flush=True)
+            print(f"self-test: ok, wrote {output.paths[0]} in {output.result.timings.total:.2f}s", flush=True)
             window.close()
             app.exit(0)
 
@@ -73,7 +73,9 @@ def _schedule_self_test(app, window, timeout_s: int = 600) -> None:
 
         @Slot()
         def start(self):
-            window.panel.prompt.setPlainText(SELF_TEST_PROMPT)
+            info = window.model_info
+            window.panel.prompt.setPlainText(info.defaults.example_prompt if info and info.defaults.example_prompt
+                                             else FALLBACK_PROMPT)
             if not window.generate():
                 print(f"self-test: failed: {getattr(window, 'last_error', 'could not start')}", file=sys.stderr)
                 window.close()  # stops the engine thread before the loop ends

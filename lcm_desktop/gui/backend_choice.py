@@ -1,45 +1,42 @@
-"""The backend combo box: which backends exist, which this machine can run, which one a model wants."""
+"""The backend combo box: renders ``engine.backends`` — which backends exist, which run here, which fits a model."""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import QComboBox
 
-BACKENDS = [  # (label, engine device, needs)
-    ("PyTorch · CPU", "cpu", "cpu"),
-    ("PyTorch · CUDA", "cuda", "cuda"),
-    ("PyTorch · MPS (Apple GPU)", "mps", "mps"),
-    ("Core ML · Neural Engine", "coreml-ne", "coreml"),
-    ("Core ML · GPU", "coreml-gpu", "coreml"),
-]
+from ..core.model_info import ModelKind
+from ..engine.backends import CHOICES, COREML_PREFERENCE, TORCH_PREFERENCE, BackendStatus, choice
 
 
-def fill_backends(combo: QComboBox, devices: list[str], saved: str = "") -> None:
-    """Every backend, those this machine lacks disabled with the reason; keeps the current (or ``saved``)
-    choice if it can run here, else picks mps → cuda → cpu. Emits no change signal."""
+def fill_backends(combo: QComboBox, statuses: list[BackendStatus], saved: str = "") -> None:
+    """The app's backends, those this machine lacks disabled with the reason as tooltip; keeps the current
+    (or ``saved``) choice if it runs here, else the preferred PyTorch one.  Emits no change signal."""
     current = combo.currentData() or saved
+    by_key = {s.choice.key: s for s in statuses}
     combo.blockSignals(True)
     combo.clear()
     model = combo.model()
-    for label, key, needs in BACKENDS:
-        combo.addItem(label, key)
+    for c in (c for c in CHOICES if c.in_app):
+        status = by_key.get(c.key)
+        combo.addItem(c.label, c.key)
         item = model.item(combo.count() - 1)
-        available = needs in devices
-        item.setEnabled(available)
-        if not available:
-            item.setToolTip("Needs macOS with Core ML and a converted model" if needs == "coreml"
-                            else f"No {needs.upper()} device on this machine")
-    runnable = [k for _, k, n in BACKENDS if n in devices]
-    index = combo.findData(current) if current in runnable else combo.findData(
-        next((k for k in ("mps", "cuda", "cpu") if k in runnable), "cpu"))
-    combo.setCurrentIndex(max(index, 0))
+        item.setEnabled(status is not None and status.available)
+        if status is None:
+            item.setToolTip("Checking whether this machine can run it…")
+        elif not status.available:
+            item.setToolTip(status.why)
+    runnable = [key for key, s in by_key.items() if s.available and choice(key).in_app]
+    key = current if current in runnable else next((k for k in TORCH_PREFERENCE if k in runnable), "cpu")
+    combo.setCurrentIndex(max(combo.findData(key), 0))
     combo.blockSignals(False)
 
 
-def prefer_backend(combo: QComboBox, *keys: str) -> None:
-    """Keep the chosen backend if it fits the model, else the first enabled one of ``keys``."""
-    if combo.currentData() in keys:
+def prefer_backend(combo: QComboBox, kind: ModelKind) -> None:
+    """Keep the chosen backend if it runs models of ``kind``, else the first enabled one that does."""
+    current = combo.currentData()
+    if current and choice(current).kind.runs(kind):
         return
-    for key in keys:
+    for key in COREML_PREFERENCE if kind.is_coreml else TORCH_PREFERENCE:
         index = combo.findData(key)
         if index >= 0 and combo.model().item(index).isEnabled():
             combo.setCurrentIndex(index)

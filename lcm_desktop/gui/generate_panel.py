@@ -10,7 +10,8 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.errors import InvalidRequestError
-from ..core.request import MAX_SEED, GenerationRequest, random_seed
+from ..core.model_info import ModelInfo
+from ..core.request import MAX_GUIDANCE, MAX_SEED, MAX_STEPS, GenerationRequest, random_seed
 
 SIZE_PRESETS = [(512, 512), (768, 768), (512, 768), (768, 512)]
 SDXL_PRESETS = [(1024, 1024)]
@@ -66,10 +67,10 @@ class GeneratePanel(QWidget):
         self.backend = _named(QComboBox(), "backendCombo", "Backend")
         self.size = _named(QComboBox(), "sizeCombo", "Size")
         self.steps = _named(QSpinBox(), "stepsSpin", "Steps")
-        self.steps.setRange(1, 8)
+        self.steps.setRange(1, MAX_STEPS)  # the request's own limit (LCMs look best at 2–8)
         self.steps.setValue(4)
         self.guidance = _named(QDoubleSpinBox(), "guidanceSpin", "Guidance scale")
-        self.guidance.setRange(0.0, 20.0)
+        self.guidance.setRange(0.0, MAX_GUIDANCE)
         self.guidance.setSingleStep(0.5)
         self.guidance.setDecimals(1)
         self.seed = _named(QSpinBox(), "seedSpin", "Seed")
@@ -118,21 +119,26 @@ class GeneratePanel(QWidget):
             signal.connect(self.changed)
 
     # -- model-dependent defaults --------------------------------------------------------------
-    def set_model_defaults(self, native: tuple[int, int], guidance: float, steps: int, cfg_capable: bool,
-                           sdxl: bool = False) -> None:
-        """Size presets (native first), guidance default, negative prompt enabled only where it works."""
+    def set_model_defaults(self, info: ModelInfo) -> None:
+        """Size presets (native first; a Core ML model has only its one size), guidance and steps defaults, the
+        negative prompt enabled only where it works, and the model's example prompt as the placeholder."""
+        native, d = info.native_size, info.defaults
+        cfg_capable, sdxl = info.cfg_capable, info.family == "sdxl"
         current = self.size.currentData()
         self.size.blockSignals(True)
         self.size.clear()
-        presets = [tuple(native)] + [p for p in SIZE_PRESETS + (SDXL_PRESETS if sdxl else []) if p != tuple(native)]
+        others = [] if info.fixed_size else SIZE_PRESETS + (SDXL_PRESETS if sdxl else [])
+        presets = [tuple(native)] + [p for p in others if p != tuple(native)]
         for w, h in presets:
             label = f"{w} × {h}" + ("  (native)" if (w, h) == tuple(native) else "")
             self.size.addItem(label, (w, h))
         index = self.size.findData(current) if current else 0
         self.size.setCurrentIndex(max(index, 0))
         self.size.blockSignals(False)
-        self.guidance.setValue(guidance)
-        self.steps.setValue(min(max(steps, 1), 8))
+        self.guidance.setValue(d.guidance_scale)
+        self.steps.setValue(min(max(d.steps, 1), MAX_STEPS))
+        example = f"e.g. “{d.example_prompt}”" if d.example_prompt else "Describe the image…"
+        self.prompt.setPlaceholderText(f"{example}  (Ctrl+Return to generate)")
         self.negative.setEnabled(cfg_capable)
         self.negative.setToolTip("" if cfg_capable else "This model has no classifier-free guidance: a negative "
                                  "prompt has no effect (choose guidance > 1 with an LCM-LoRA model).")
@@ -163,7 +169,7 @@ class GeneratePanel(QWidget):
         if negative is not None:
             self.negative.setPlainText(negative)
         if steps:
-            self.steps.setValue(min(max(steps, 1), 8))
+            self.steps.setValue(min(max(steps, 1), MAX_STEPS))
         if guidance is not None:
             self.guidance.setValue(guidance)
         if seed is not None and 0 <= seed <= self.seed.maximum():

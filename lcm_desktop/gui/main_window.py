@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
@@ -13,10 +12,11 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QProgressBar, QS
 
 from ..core.atomic import clean_stale_parts
 from ..core.errors import LcmError
-from ..core.model_folder import recommended_settings
-from ..core.paths import AppPaths, resource_path
-from ..history import History, HistoryEntry
-from ..outputs import save_images
+from ..core.model_info import ModelInfo, describe_model
+from ..core.paths import AppPaths, builtin_model_path
+from ..engine.backends import BackendStatus, choice
+from ..history import History
+from ..outputs import ImageWriter
 from .backend_choice import fill_backends, prefer_backend
 from .dialogs import show_error
 from .gallery import Gallery
@@ -31,10 +31,6 @@ log = logging.getLogger(__name__)
 LIVE_DEBOUNCE_MS = 350
 
 
-def builtin_model() -> Path:
-    return resource_path("models", "lcm-demo")
-
-
 class MainWindow(ImageActions, QMainWindow):
     def __init__(self, paths: AppPaths, model: Path | None = None, previews: bool = True):
         super().__init__()
@@ -44,10 +40,12 @@ class MainWindow(ImageActions, QMainWindow):
         self.settings = QSettings(str(self.paths.data / "settings.ini"), QSettings.Format.IniFormat)
         self.history = History(self.paths.data / "history.sqlite3")
         clean_stale_parts(self.output_folder)  # temp files of a save that a crash or kill -9 interrupted
-        self.engine = EngineThread(self._save_images, previews=previews)
+        writer = ImageWriter(self.history, fix="choose another folder (File ▸ Choose Output Folder…)")
+        self.engine = EngineThread(writer, self.paths.output, previews=previews)
         self._job_id: int | None = None
         self._busy = False
-        self._entries_by_path: dict[str, HistoryEntry] = {}
+        self.model_info: ModelInfo | None = None  # the selected model, described once when it is selected
+        self._model_error = ""  # why the selected model cannot be described
         self._tiny_decoders: dict[str, Path] = {}  # model folder -> its installed tiny decoder (previews)
 
         self.panel = GeneratePanel()
@@ -84,7 +82,7 @@ class MainWindow(ImageActions, QMainWindow):
         self._live_timer.timeout.connect(self._live_generate)
         self._build_menus()
         self._fill_models(model)
-        self._fill_backends(["cpu"])
+        self._fill_backends([BackendStatus(choice("cpu"), True)])  # until the engine thread has probed
         self._wire()
         self._load_history()
         self._restore_settings(explicit_model=model is not None)
@@ -133,7 +131,7 @@ class MainWindow(ImageActions, QMainWindow):
         self._model_changed()
 
     def _usable_models(self) -> list[tuple[str, Path]]:
-        models = usable_models(self.paths, builtin_model())
+        models = usable_models(self.paths, builtin_model_path())
         self._tiny_decoders = {str(m.folder): m.tiny_decoder for m in models if m.tiny_decoder is not None}
         return [(m.label, m.folder) for m in models]
 
@@ -145,8 +143,10 @@ class MainWindow(ImageActions, QMainWindow):
         dialog.show()
         return dialog
 
-    def _fill_backends(self, devices: list[str]) -> None:
-        fill_backends(self.panel.backend, devices, self.settings.value("backend", ""))
+    def _fill_backends(self, statuses: list[BackendStatus]) -> None:
+        fill_backends(self.panel.backend, statuses, self.settings.value("backend", ""))
+        if self.model_info is not None:
+            prefer_backend(self.panel.backend, self.model_info.kind)
         self._update_status()
 
     def _wire(self) -> None:
@@ -170,7 +170,6 @@ class MainWindow(ImageActions, QMainWindow):
     def _load_history(self) -> None:
         for entry in self.history.entries():
             self.gallery.add_entry(entry, at_front=False)
-            self._entries_by_path[str(entry.path)] = entry
 
     # -- model ---------------------------------------------------------------------------------
     def current_model(self) -> Path | None:
@@ -181,23 +180,14 @@ class MainWindow(ImageActions, QMainWindow):
         model = self.current_model()
         if model is None:
             return
-        if (model / "manifest.json").is_file():  # Core ML: one converted size
-            from ..core.manifest import load_manifest
-
-            try:
-                m = load_manifest(model)
-            except LcmError as exc:
-                self.statusBar().showMessage(exc.user_message, 6000)
-                return
-            guided = m.time_cond_proj_dim is not None
-            self.panel.set_model_defaults((m.width, m.height), 8.5 if guided else 1.0, 4, not guided,
-                                          m.family == "sdxl")
-            prefer_backend(self.panel.backend, "coreml-ne", "coreml-gpu")
-        else:
-            rec = recommended_settings(model)
-            self.panel.set_model_defaults((rec["width"], rec["height"]), rec["guidance_scale"], rec["steps"],
-                                          rec["cfg_capable"], rec["sdxl"])
-            prefer_backend(self.panel.backend, "mps", "cuda", "cpu")
+        try:
+            self.model_info, self._model_error = describe_model(model), ""
+        except LcmError as exc:
+            self.model_info, self._model_error = None, exc.user_message
+            self.statusBar().showMessage(exc.user_message, 6000)
+            return
+        self.panel.set_model_defaults(self.model_info)
+        prefer_backend(self.panel.backend, self.model_info.kind)
         self._update_status()
 
     def choose_model_folder(self) -> None:
@@ -224,13 +214,15 @@ class MainWindow(ImageActions, QMainWindow):
             else:
                 self._error(exc.user_message, "")
             return False
-        device = self.panel.backend.currentData()
-        is_coreml = (model / "manifest.json").is_file()
-        if is_coreml != str(device).startswith("coreml"):
-            self._error(f"{model.name} is {'a Core ML' if is_coreml else 'a PyTorch'} model; choose a "
-                        f"{'Core ML' if is_coreml else 'PyTorch'} backend for it.", "")
+        info, backend = self.model_info, choice(self.panel.backend.currentData() or "cpu")
+        if info is None:
+            self._error(self._model_error or f"{model.name} cannot be opened; choose another model.", "")
             return False
-        job = Job(self.engine.next_id(), request, model, device, supersede=supersede,
+        if not backend.kind.runs(info.kind):
+            kind = "Core ML" if info.kind.is_coreml else "PyTorch"
+            self._error(f"{model.name} is a {kind} model; choose a {kind} backend for it.", "")
+            return False
+        job = Job(self.engine.next_id(), request, model, backend.key, supersede=supersede,
                   output_folder=self.output_folder, cache_dir=self.paths.cache / "coreml",
                   tiny_decoder=self._tiny_decoders.get(str(model)))
         self._job_id = job.id
@@ -280,14 +272,13 @@ class MainWindow(ImageActions, QMainWindow):
 
     def _on_finished(self, job_id: int, output: JobOutput) -> None:
         result = output.result
-        for path, image in zip(output.paths, output.images):
-            entry = self._entries_by_path.get(str(path))
-            if entry is not None:
-                self.gallery.add_entry(entry, image)
+        for saved, image in zip(output.saved, output.images):
+            if saved.entry is not None:
+                self.gallery.add_entry(saved.entry, image)
         if job_id != self._job_id:
             return  # a superseded live job that still finished: kept in history, not shown
         self.view.show_image(output.images[0], output.paths[0] if output.paths else None)
-        total = result.timings.get("total", 0.0)
+        total = result.timings.total
         per_image = total / max(len(output.images), 1)
         self.status_time.setText(f"{per_image:.2f} s/image · seed {result.seeds[0]}")
         self.panel.seed.blockSignals(True)
@@ -335,30 +326,6 @@ class MainWindow(ImageActions, QMainWindow):
         if folder:
             self.settings.setValue("output_folder", folder)
             self.statusBar().showMessage(f"Images will be saved in {folder}", 5000)
-
-    def _save_images(self, job: Job, result) -> list[Path]:
-        """On the engine thread: write each PNG (atomic) then its history row (transaction)."""
-        from ..core.model_folder import inspect_model_folder, model_hash
-
-        req = result.request
-        try:
-            digest = model_hash(inspect_model_folder(job.model))
-        except LcmError:
-            digest = None
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        folder = job.output_folder or self.paths.output
-        folder.mkdir(parents=True, exist_ok=True)
-        timings = {k: v for k, v in result.timings.items() if k != "steps"}
-
-        def record(path: Path, params, seed: int) -> None:  # the row only after its PNG is on disk
-            self._entries_by_path[str(path)] = self.history.add(
-                path=path, prompt=req.prompt, negative_prompt=params.negative_prompt, steps=req.steps,
-                guidance_scale=req.guidance_scale, seed=seed, width=req.width, height=req.height,
-                model=result.model_name, backend=result.backend, timings=timings)
-
-        return save_images(result, lambda index, seed: folder / f"{stamp}-{seed}-{job.id}-{index}.png",
-                           model_hash=digest, fix="choose another folder (File ▸ Choose Output Folder…)",
-                           on_saved=record)
 
     # -- errors, settings, close ---------------------------------------------------------------------
     def _error(self, message: str, details: str) -> None:

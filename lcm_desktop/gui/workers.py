@@ -19,7 +19,8 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from PySide6.QtGui import QImage
 
 from ..core.errors import GenerationCancelled, LcmError
-from ..core.request import GenerationRequest
+from ..core.request import GenerationRequest, GenerationResult
+from ..outputs import ImageWriter, SavedImage
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +30,11 @@ class Job:
     id: int
     request: GenerationRequest
     model: Path
-    device: str | None = None
+    backend: str = "cpu"  # a BackendChoice key (engine.backends)
     supersede: bool = False  # live mode: cancel whatever is running
-    output_folder: Path | None = None
+    output_folder: Path | None = None  # None: the app's output folder
     cache_dir: Path | None = None  # compiled Core ML models
     tiny_decoder: Path | None = None  # AutoencoderTiny for cheap previews
-
-
-COREML_UNITS = {"coreml-ne": "CPU_AND_NE", "coreml-gpu": "CPU_AND_GPU"}
 
 
 def pil_to_qimage(image) -> QImage:
@@ -57,13 +55,15 @@ class EngineWorker(QObject):
     failed = Signal(int, str, str)  # job id, user message, details
     cancelled = Signal(int)
     loading = Signal(str)  # model name
-    capabilities = Signal(list)  # available torch devices
+    capabilities = Signal(list)  # list[BackendStatus]
     requested = Signal()
 
-    def __init__(self, save_images, previews: bool = True):
-        """``save_images(job, result) -> list[Path]`` writes PNGs and history rows (called on this thread)."""
+    def __init__(self, writer: ImageWriter, output_folder: Path, previews: bool = True):
+        """``writer`` writes each result's PNGs and history rows, on this thread; ``output_folder`` is where
+        a job without its own folder saves."""
         super().__init__()
-        self._save = save_images
+        self._writer = writer
+        self._output_folder = output_folder
         self._previews = previews
         self._lock = threading.Lock()
         self._pending: Job | None = None
@@ -89,23 +89,14 @@ class EngineWorker(QObject):
     # -- on the worker thread ----------------------------------------------------------------------
     @Slot()
     def probe(self) -> None:
-        import sys
+        from ..engine.backends import probe_backends
 
         try:
-            from ..engine.torch_backend import available_devices
-
-            devices = available_devices()
+            statuses = probe_backends()
         except Exception:  # a broken install: say so when a generation is asked for, keep the window
-            log.exception("PyTorch is unavailable")
-            devices = []
-        if sys.platform == "darwin":
-            try:
-                import coremltools  # noqa: F401
-
-                devices.append("coreml")
-            except ImportError:
-                pass
-        self.capabilities.emit(devices)
+            log.exception("probing the backends failed")
+            statuses = []
+        self.capabilities.emit(statuses)
 
     @Slot()
     def _wake(self) -> None:
@@ -122,19 +113,15 @@ class EngineWorker(QObject):
                 self._current_cancel = None
 
     def _engine_for(self, job: Job):
-        from ..engine.diffusers_quiet import quiet_libraries
+        from ..engine.backends import choice
         from ..engine.engine import Engine
 
-        quiet_libraries()
-        key = (str(job.model), job.device, str(job.tiny_decoder))
+        key = (str(job.model), job.backend, str(job.tiny_decoder))
         if self._engine is None or self._engine_key != key:
             self._engine = None  # release the old model before loading the next
             self.loading.emit(job.model.name)
-            if job.device in COREML_UNITS:
-                engine = Engine(job.model, backend="coreml", compute_units=COREML_UNITS[job.device],
-                                cache_dir=job.cache_dir)
-            else:
-                engine = Engine(job.model, device=job.device, tiny_decoder=job.tiny_decoder)
+            loader = choice(job.backend).loader(job.model, tiny_decoder=job.tiny_decoder, cache_dir=job.cache_dir)
+            engine = Engine(loader)
             engine.load()
             self._engine, self._engine_key = engine, key
         return self._engine
@@ -154,9 +141,10 @@ class EngineWorker(QObject):
                     self.preview.emit(job.id, pil_to_qimage(engine.preview(progress.denoised[:1])[0]))
 
             result = engine.generate(job.request, on_step=on_step, cancel=cancel)
-            paths = self._save(job, result)
+            saved = self._writer.write(result, job.output_folder or self._output_folder, tag=str(job.id),
+                                       model_hash=engine.model_hash)
             images = [pil_to_qimage(im) for im in result.images]
-            self.finished.emit(job.id, JobOutput(result, paths, images))
+            self.finished.emit(job.id, JobOutput(result, saved, images))
         except GenerationCancelled:
             self.cancelled.emit(job.id)
         except LcmError as exc:
@@ -167,11 +155,15 @@ class EngineWorker(QObject):
                              traceback.format_exc())
 
 
-@dataclass
+@dataclass(frozen=True)
 class JobOutput:
-    result: object  # GenerationResult
-    paths: list[Path]
+    result: GenerationResult
+    saved: list[SavedImage]
     images: list[QImage]
+
+    @property
+    def paths(self) -> list[Path]:
+        return [s.path for s in self.saved]
 
 
 class EngineThread:
@@ -179,10 +171,10 @@ class EngineThread:
 
     _ids = itertools.count(1)
 
-    def __init__(self, save_images, previews: bool = True):
+    def __init__(self, writer: ImageWriter, output_folder: Path, previews: bool = True):
         self.thread = QThread()
         self.thread.setObjectName("engine")
-        self.worker = EngineWorker(save_images, previews)
+        self.worker = EngineWorker(writer, output_folder, previews)
         self.worker.moveToThread(self.thread)
         self.thread.started.connect(self.worker.probe)
         self.thread.start()

@@ -6,13 +6,13 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..core.errors import DownloadError
+from ..core.errors import Cancelled, DownloadError
 
 if TYPE_CHECKING:
     from .download import DownloadPlan, RemoteFile
 
 
-class DownloadCancelled(DownloadError):
+class DownloadCancelled(DownloadError, Cancelled):
     """The user cancelled a download; verified files and the partial file are kept for a resume."""
 
 

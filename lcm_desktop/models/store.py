@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..core.errors import LcmError, ModelCorruptError, ModelFormatError, ModelNotFoundError
 from ..core.model_folder import check_safetensors, inspect_model_folder
-from ..core.paths import AppPaths, resource_path
+from ..core.paths import AppPaths, builtin_model_path
 from .catalog import Catalog, CatalogEntry, load_catalog
 from .disk import format_size
 from .download import hub_cache_dir, read_receipt
@@ -56,10 +56,6 @@ class ModelRow:
     size_bytes: int
     path: Path | None
     approx: bool = False  # size_bytes is the catalog's download size, not what is on disk
-
-
-def builtin_model_path() -> Path:
-    return resource_path("models", "lcm-demo")
 
 
 def installed_models(catalog: Catalog | None = None, paths: AppPaths | None = None,

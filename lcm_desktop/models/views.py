@@ -16,7 +16,8 @@ from ..core.errors import ModelCorruptError, ModelNotFoundError
 from ..core.paths import AppPaths
 from .catalog import Catalog, CatalogEntry, load_catalog
 from .disk import format_size
-from .store import COMPLETE, CORRUPT, VIEWS_DIR, InstalledModel, _folder_status, builtin_model_path, find_installed
+from ..core.paths import builtin_model_path
+from .store import COMPLETE, CORRUPT, VIEWS_DIR, InstalledModel, _folder_status, find_installed
 
 
 def usable_folder(entry: CatalogEntry, catalog: Catalog | None = None, paths: AppPaths | None = None,

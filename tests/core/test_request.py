@@ -50,19 +50,3 @@ def test_request_is_frozen():
     request = GenerationRequest("x")
     with pytest.raises(AttributeError):
         request.steps = 3  # type: ignore[misc]
-
-
-def test_model_recommendations_are_read_from_the_folder(tiny_lcm, tmp_path):
-    import json
-    import shutil
-
-    from lcm_desktop.core.model_folder import recommended_settings
-
-    assert recommended_settings(tiny_lcm) == {"steps": 4, "guidance_scale": 8.5, "width": 64, "height": 64,
-                                              "cfg_capable": False, "sdxl": False}
-    folder = tmp_path / "m"
-    shutil.copytree(tiny_lcm, folder)
-    (folder / "lcm_desktop.json").write_text(json.dumps({"recommended_steps": 2, "recommended_guidance_scale": 6.0,
-                                                         "native_width": 128, "height": 96, "name": "x"}))
-    rec = recommended_settings(folder)
-    assert (rec["steps"], rec["guidance_scale"], rec["width"], rec["height"]) == (2, 6.0, 128, 96)

@@ -19,11 +19,12 @@ from lcm_desktop.core.errors import (
 )
 from lcm_desktop.core.request import GenerationRequest
 from lcm_desktop.engine.engine import Engine
+from lcm_desktop.engine.loaders import TorchLoader
 
 
 @pytest.fixture(scope="module")
 def engine(tiny_lcm, tiny_taesd):
-    return Engine(tiny_lcm, tiny_decoder=tiny_taesd)
+    return Engine(TorchLoader(tiny_lcm, tiny_decoder=tiny_taesd))
 
 
 def _pixels(result):
@@ -36,7 +37,7 @@ def test_one_denoiser_call_per_step(engine):
         before = den.calls
         result = engine.generate(GenerationRequest("a red circle", steps=steps, seed=1))
         assert den.calls - before == steps == result.denoiser_calls
-        assert len(result.timings["steps"]) == steps
+        assert len(result.timings.steps) == steps
 
 
 def test_prompt_embeddings_are_cached(engine):
@@ -83,7 +84,7 @@ def test_native_size_and_defaults(engine):
     result = engine.generate(GenerationRequest("a moon", steps=1, seed=0))
     assert result.images[0].size == (64, 64)  # UNet sample_size 8 × VAE factor 8
     assert result.request.guidance_scale == 8.5
-    assert result.timings["encode"] >= 0 and result.timings["decode"] > 0
+    assert result.timings.encode >= 0 and result.timings.decode > 0
 
 
 def test_cancel_stops_within_one_step(engine):
@@ -156,7 +157,7 @@ def test_tiny_decoder_requested_without_one(tiny_lcm):
 
 def test_bfloat16_option_stays_close_to_float32(tiny_lcm):
     fp32 = Engine(tiny_lcm).generate(GenerationRequest("a red circle", steps=2, seed=8))
-    bf16_engine = Engine(tiny_lcm, dtype="bfloat16")
+    bf16_engine = Engine(TorchLoader(tiny_lcm, dtype="bfloat16"))
     bf16 = bf16_engine.generate(GenerationRequest("a red circle", steps=2, seed=8))
     assert bf16.backend == "torch:cpu:bfloat16"
     assert np.abs(_pixels(fp32) - _pixels(bf16)).mean() < 8
@@ -164,7 +165,7 @@ def test_bfloat16_option_stays_close_to_float32(tiny_lcm):
 
 def test_unavailable_device_is_a_clear_error(tiny_lcm):
     with pytest.raises(BackendUnavailableError, match="not available"):
-        Engine(tiny_lcm, device="mps" if not torch.backends.mps.is_available() else "cuda").load()
+        Engine(TorchLoader(tiny_lcm, device="mps" if not torch.backends.mps.is_available() else "cuda")).load()
 
 
 # -- bad models -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import torch
 
 from lcm_desktop.core.request import GenerationRequest
 from lcm_desktop.engine.engine import Engine
+from lcm_desktop.engine.loaders import TorchLoader
 
 
 def _reference(pipe, request, output_type):
@@ -153,7 +154,7 @@ def test_lcm_lora_fused_base_matches_diffusers(tiny_sd, tmp_path):
     pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
     pipe.load_lora_weights(str(lora))
     pipe.fuse_lora()
-    with_lora = _assert_parity(Engine(tiny_sd, lora=lora), pipe, GenerationRequest("a dog", guidance_scale=1.5, steps=2, seed=4))
+    with_lora = _assert_parity(Engine(TorchLoader(tiny_sd, lora=lora)), pipe, GenerationRequest("a dog", guidance_scale=1.5, steps=2, seed=4))
     plain = Engine(tiny_sd).generate(GenerationRequest("a dog", guidance_scale=1.5, steps=2, seed=4))
     assert not np.array_equal(np.asarray(plain.images[0]), np.asarray(with_lora.images[0]))
 
@@ -171,8 +172,8 @@ def test_lora_in_the_folder_is_fused_and_a_foreign_lora_is_a_clear_error(tiny_sd
     shutil.copy(lora, folder / "lcm_lora" / lora.name)
     request = GenerationRequest("a dog", guidance_scale=1.0, steps=2, seed=4)
     auto = Engine(folder).generate(request)
-    explicit = Engine(tiny_sd, lora=lora).generate(request)
+    explicit = Engine(TorchLoader(tiny_sd, lora=lora)).generate(request)
     assert np.array_equal(np.asarray(auto.images[0]), np.asarray(explicit.images[0]))
     xl_lora = make_tiny_lora(tiny_sdxl, tmp_path / "xl-lora")
     with pytest.raises(ModelFormatError, match="does not fit"):
-        Engine(tiny_sd, lora=xl_lora).load()
+        Engine(TorchLoader(tiny_sd, lora=xl_lora)).load()

@@ -31,9 +31,8 @@ def test_window_module_does_not_import_torch():
 
 def test_self_test_without_any_model_fails_cleanly(tmp_path, monkeypatch):
     env = {**os.environ, "LCM_DESKTOP_HOME": str(tmp_path / "home"), "QT_QPA_PLATFORM": "offscreen"}
-    code = ("import sys; from pathlib import Path; import lcm_desktop.gui.main_window as mw; "
-            "import lcm_desktop.models.store as st; "
-            "mw.builtin_model = st.builtin_model_path = lambda: Path('/nonexistent'); "
+    code = ("import sys; from pathlib import Path; import lcm_desktop.core.paths as paths; "
+            "paths.builtin_model_path = lambda: Path('/nonexistent'); "  # before anything imports it by name
             "from lcm_desktop.gui.app import main; sys.exit(main(self_test=True))")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr  # not 134 (a QThread destroyed while running aborts)

@@ -213,7 +213,8 @@ def test_only_backends_this_machine_runs_are_enabled(qtbot, window):
     import torch
 
     combo = window.panel.backend
-    qtbot.waitUntil(lambda: combo.count() == 5)
+    qtbot.waitUntil(lambda: "Checking" not in combo.model().item(combo.findData("coreml-ne")).toolTip(),
+                    timeout=60_000)  # the engine thread has probed the backends
     enabled = {combo.itemData(i): combo.model().item(i).isEnabled() for i in range(combo.count())}
     assert enabled["cpu"] is True
     assert enabled["cuda"] is torch.cuda.is_available()

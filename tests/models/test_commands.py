@@ -15,7 +15,9 @@ import pytest
 
 from lcm_desktop.core.errors import ModelNotFoundError
 from lcm_desktop.models.catalog import load_catalog
-from lcm_desktop.models.commands import add_models_parser, resolve_model, run_models_command
+from lcm_desktop.cli import guarded
+from lcm_desktop.cli import models as models_command
+from lcm_desktop.models.resolve import resolve_model
 from lcm_desktop.models.download import hub_cache_dir
 from model_helpers import TINY_PATTERNS, hub_entry, write_catalog
 
@@ -32,8 +34,10 @@ def catalog(tmp_path, hub, tiny_repo_files):
 
 def models(catalog, *argv: str) -> int:
     parser = argparse.ArgumentParser(prog="lcm-desktop")
-    add_models_parser(parser.add_subparsers(dest="command"))
-    return run_models_command(parser.parse_args(["models", *argv]), catalog=catalog)
+    models_command.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["models", *argv])
+    return guarded(models_command, lambda: models_command.run(args, catalog=catalog),
+                   cancelled=models_command.cancelled_message(args))
 
 
 def _one_line(err: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 from lcm_desktop.core.errors import ModelNotFoundError
 from lcm_desktop.core.paths import AppPaths
 from lcm_desktop.models.catalog import load_catalog
-from lcm_desktop.models.commands import resolve_model
+from lcm_desktop.models.resolve import resolve_model
 from lcm_desktop.models.download import pull
 from lcm_desktop.models.store import delete_model
 from model_helpers import TINY_PATTERNS, folder_files, hub_entry, write_catalog
@@ -73,6 +73,7 @@ def test_a_unet_only_lcm_is_assembled_with_its_base(hub, tiny_lcm, tiny_sd, tmp_
 def test_a_lora_and_its_base_are_one_usable_model(hub, tiny_sd, tmp_path):
     from lcm_desktop.core.request import GenerationRequest
     from lcm_desktop.engine.engine import Engine
+    from lcm_desktop.engine.loaders import TorchLoader
     from tiny_models import make_tiny_lora
 
     lora = make_tiny_lora(tiny_sd, tmp_path / "lora")
@@ -88,5 +89,5 @@ def test_a_lora_and_its_base_are_one_usable_model(hub, tiny_sd, tmp_path):
     view = resolve_model("tiny-lora", catalog)
     request = GenerationRequest("a blue square", steps=2, seed=3, guidance_scale=1.0)
     fused = np.asarray(Engine(view).generate(request).images[0])
-    np.testing.assert_array_equal(fused, np.asarray(Engine(tiny_sd, lora=lora).generate(request).images[0]))
+    np.testing.assert_array_equal(fused, np.asarray(Engine(TorchLoader(tiny_sd, lora=lora)).generate(request).images[0]))
     assert not np.array_equal(fused, np.asarray(Engine(tiny_sd).generate(request).images[0]))

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from lcm_desktop import cli
+from lcm_desktop.cli import generate as generate_command
 from lcm_desktop.core.atomic import clean_stale_parts, publish_file
 from lcm_desktop.core.metadata import JSON_KEY, ImageParameters, read_png_parameters, save_png
 from lcm_desktop.engine.prompt_fit import fit_prompt
@@ -31,7 +32,7 @@ def _one_line_error(err: str, needle: str) -> None:
 
 # -- class 3: no silent overwrite ---------------------------------------------------------------
 def test_same_second_same_seed_default_names_never_collide(tiny_lcm, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli.time, "strftime", lambda fmt: "20261130-120000")  # both runs "in the same second"
+    monkeypatch.setattr(generate_command.time, "strftime", lambda fmt: "20261130-120000")  # both runs "in the same second"
     out = tmp_path / "imgs"
     argv = ["generate", "a red circle", "--model", tiny_lcm, "--seed", "5", "--steps", "1", "--out", out, "--quiet"]
     first = _run(capsys, *argv)

@@ -1,8 +1,8 @@
-"""``lcm-desktop models …``: list, pull, rm, import, du; and ``resolve_model`` for ``generate --model``.
+"""``lcm-desktop models …``: list, pull, rm, import, du — the parsers and the printing.
 
-Wired into ``cli.py`` with ``add_models_parser(subparsers)`` and ``run_models_command(args)``.
-Every failure is one line on stderr and exit code 2; Ctrl-C during a pull keeps what was
-downloaded (exit 130) and the next pull resumes.
+What models are and where they live is the ``models`` package's; this module only reads the
+command line and prints.  Ctrl-C during a pull keeps what was downloaded (exit 130) and the next
+pull resumes.
 """
 
 from __future__ import annotations
@@ -11,16 +11,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..core.errors import LcmError, ModelNotFoundError
-from ..core.paths import AppPaths
-from .catalog import Catalog, load_catalog
-from .disk import format_size
-from .progress import DownloadCancelled, DownloadProgress
+from ..models.catalog import Catalog, load_catalog
+from ..models.disk import format_size
+from ..models.progress import DownloadProgress
 
-EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 2, 130
+EXIT_OK = 0
 
 
-def add_models_parser(subparsers) -> argparse.ArgumentParser:
+def cancelled_message(args: argparse.Namespace) -> str:
+    what = f" `lcm-desktop models {args.models_command} {getattr(args, 'id', '')}`".rstrip()
+    return f"cancelled; what was downloaded is kept, run{what} again to resume."
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
     models = subparsers.add_parser("models", help="list, download, import and delete models")
     sub = models.add_subparsers(dest="models_command", metavar="{list,pull,rm,import,du}")
     sub.required = True
@@ -37,63 +40,15 @@ def add_models_parser(subparsers) -> argparse.ArgumentParser:
     return models
 
 
-def run_models_command(args: argparse.Namespace, catalog: Catalog | None = None) -> int:
-    try:
-        catalog = catalog or load_catalog()
-        command = {"list": _list, "pull": _pull, "rm": _rm, "import": _import, "du": _du}[args.models_command]
-        return command(args, catalog)
-    except DownloadCancelled as exc:
-        print(f"cancelled: {exc.user_message}", file=sys.stderr)
-        return EXIT_CANCELLED
-    except KeyboardInterrupt:
-        what = f" `lcm-desktop models {args.models_command} {getattr(args, 'id', '')}`".rstrip()
-        print(f"cancelled; what was downloaded is kept, run{what} again to resume.", file=sys.stderr)
-        return EXIT_CANCELLED
-    except LcmError as exc:
-        print(f"error: {exc.user_message}", file=sys.stderr)
-        return EXIT_ERROR
-
-
-def resolve_model(ref: str, catalog: Catalog | None = None, paths: AppPaths | None = None) -> Path:
-    """A diffusers folder for ``ref``: a catalog id (or its repo id), an imported model's name, or a path.
-
-    Never touches the network.  Raises ``ModelNotFoundError`` (not downloaded, unknown name, no
-    such path), ``ModelCorruptError`` or ``ModelFormatError`` with a one-line fix.
-    """
-    from .store import find_installed
-    from .views import usable_folder
-
+def run(args: argparse.Namespace, catalog: Catalog | None = None) -> int:
     catalog = catalog or load_catalog()
-    paths = paths or AppPaths.default()
-    # Order: catalog id, imported/converted name, existing path, catalog repo id.  A folder that
-    # shares a catalog id's name is reached with an explicit path (./taesd).
-    entry = catalog.find(ref)
-    if entry is not None:
-        return usable_folder(entry, catalog, paths)
-    if ref and "/" not in ref and "\\" not in ref and not ref.startswith("."):
-        model = find_installed(ref, catalog, paths)
-        if model is not None and model.path is not None:
-            return model.path
-    path = Path(ref).expanduser()
-    if path.exists():
-        return path
-    entry = catalog.by_repo(ref)
-    if entry is not None:
-        return usable_folder(entry, catalog, paths)
-    known = [e.id for e in catalog] + [m.name for m in _local_models(catalog, paths)]
-    import difflib
-
-    close = difflib.get_close_matches(ref, known, n=3)
-    hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise ModelNotFoundError(
-        f"No model {ref!r}: not a catalog id, an imported model or an existing folder; {hint}"
-        "`lcm-desktop models list` shows what is available."
-    )
+    command = {"list": _list, "pull": _pull, "rm": _rm, "import": _import, "du": _du}[args.models_command]
+    return command(args, catalog)
 
 
 # -- subcommands ------------------------------------------------------------------------------
 def _list(args, catalog: Catalog) -> int:
-    from .store import model_rows
+    from ..models.store import model_rows
 
     rows = model_rows(catalog)
     table = [("NAME", "KIND", "INSTALLED", "SIZE", "PATH")]
@@ -107,7 +62,7 @@ def _list(args, catalog: Catalog) -> int:
 
 
 def _pull(args, catalog: Catalog) -> int:
-    from .download import pull
+    from ..models.download import pull
 
     entry = catalog.get(args.id)
     bar = None if args.quiet else _PullBar(entry.id)
@@ -118,7 +73,7 @@ def _pull(args, catalog: Catalog) -> int:
             bar.close()
     print(snapshot)
     if entry.requires:
-        from .store import find_installed
+        from ..models.store import find_installed
 
         base = find_installed(entry.requires, catalog)
         if base is None or base.status != "complete":
@@ -128,7 +83,7 @@ def _pull(args, catalog: Catalog) -> int:
 
 
 def _rm(args, catalog: Catalog) -> int:
-    from .store import delete_model
+    from ..models.store import delete_model
 
     freed = delete_model(args.id, catalog)
     print(f"deleted {args.id}, freed {format_size(freed)}")
@@ -136,7 +91,7 @@ def _rm(args, catalog: Catalog) -> int:
 
 
 def _import(args, catalog: Catalog) -> int:
-    from .importer import import_model
+    from ..models.importer import import_model
 
     folder = import_model(args.path, name=args.name, catalog=catalog)
     print(f"imported {folder.name}: {folder}")
@@ -144,7 +99,7 @@ def _import(args, catalog: Catalog) -> int:
 
 
 def _du(args, catalog: Catalog) -> int:
-    from .store import disk_usage
+    from ..models.store import disk_usage
 
     models = disk_usage(catalog)
     width = max([len(m.name) for m in models] + [4])
@@ -154,12 +109,6 @@ def _du(args, catalog: Catalog) -> int:
         print(f"{m.name.ljust(width)}  {format_size(m.size_bytes):>9}  {where}{status}")
     print(f"{'total'.ljust(width)}  {format_size(sum(m.size_bytes for m in models)):>9}")
     return EXIT_OK
-
-
-def _local_models(catalog: Catalog, paths: AppPaths):
-    from .store import installed_models
-
-    return [m for m in installed_models(catalog, paths) if m.source in ("imported", "coreml")]
 
 
 class _PullBar:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..core.errors import BackendUnavailableError, ModelCorruptError, ModelFormatError
-from ..core.manifest import (
+from .errors import BackendUnavailableError, ModelCorruptError, ModelFormatError
+from .manifest import (
     MANIFEST_NAME,
     TEXT_ENCODER,
     TEXT_ENCODER_2,
@@ -31,6 +31,14 @@ _APPLE_NAMES = {"text_encoder": TEXT_ENCODER, "text_encoder_2": TEXT_ENCODER_2, 
                 "vae_decoder": VAE_DECODER, "vae_encoder": VAE_ENCODER}
 _APPLE_DTYPES = {65568: "float32", 65552: "float16", 131104: "int32"}
 _APPLE_NOTE = "Apple ml-stable-diffusion layout (no manifest.json): inputs and outputs read from the packages"
+
+
+def is_apple_layout(folder: Path) -> bool:
+    """Whether ``folder`` holds ``.mlpackage`` files named as Apple's ml-stable-diffusion names them."""
+    try:
+        return any(_APPLE_PACKAGE.search(p.name) for p in folder.glob("*.mlpackage"))
+    except OSError:
+        return False
 
 
 def _read_package_io(package: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:

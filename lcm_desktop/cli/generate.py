@@ -1,0 +1,204 @@
+"""``lcm-desktop generate PROMPT …``: make images and save them as PNGs that carry their settings.
+
+Everything that can be checked is checked before a model loads, in the words of the flags the user
+typed; then: resolve ``--model`` → describe it → choose the backend → engine → write the PNGs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from ..core.errors import BackendUnavailableError, InvalidRequestError, OutputError
+from ..core.model_info import ModelInfo, describe_model
+from ..core.paths import AppPaths, builtin_model_path
+
+COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY")  # checked again by the Core ML backend
+DTYPES = ("auto", "float32", "fp32", "float16", "fp16", "bfloat16", "bf16")
+FALLBACK_PROMPT = "a red circle"  # for a model that ships no example prompt
+# The request's field names as the flags the user typed them (used by the CLI's error mapping).
+FLAGS = {"prompt": "PROMPT", "negative_prompt": "--negative", "steps": "--steps", "guidance_scale": "--guidance",
+         "width": "--width", "height": "--height", "seed": "--seed", "batch_size": "--batch",
+         "tiny_decoder": "--fast-decode"}
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    gen = sub.add_parser("generate", help="make images from a prompt and save them as PNGs")
+    gen.add_argument("prompt", nargs="?", default=None, help="what to draw (default: the model's example prompt)")
+    gen.add_argument("--model", help="catalog id, imported or converted model name, or a model folder (default: built-in)")
+    gen.add_argument("--negative", default="", help="negative prompt (used by models with classifier-free guidance)")
+    gen.add_argument("--steps", type=int, default=None, help="denoising steps (1–8 typical, up to 50; default: the model's)")
+    gen.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's)")
+    gen.add_argument("--width", type=int, default=None, help="pixels, multiple of 8 (default: the model's native)")
+    gen.add_argument("--height", type=int, default=None, help="pixels, multiple of 8 (default: the model's native)")
+    gen.add_argument("--seed", type=int, default=None, help="0 … 4294967295 (default: random, printed)")
+    gen.add_argument("--batch", type=int, default=1, help="images to make (seeds seed, seed+1, …)")
+    gen.add_argument("--out", type=Path, default=None, help="output folder, or a .png file name")
+    gen.add_argument("--overwrite", action="store_true", help="replace the file named by --out if it exists")
+    gen.add_argument("--backend", choices=["auto", "torch", "coreml"], default="auto",
+                     help="auto (default: by the model's kind), torch (a diffusers folder) or coreml "
+                          "(a folder made by `python -m convert`, macOS)")
+    gen.add_argument("--compute-units", default="ALL", choices=COMPUTE_UNITS, metavar="UNITS",
+                     help=f"Core ML: {', '.join(COMPUTE_UNITS)}")
+    gen.add_argument("--device", default=None, type=_device, help="PyTorch: auto (default), mps, cuda[:N] or cpu")
+    gen.add_argument("--dtype", default=None, choices=DTYPES, metavar="DTYPE",
+                     help="auto (default), float32, float16 or bfloat16")
+    gen.add_argument("--tiny-decoder", type=Path, default=None, help="AutoencoderTiny folder or catalog id (taesd)")
+    gen.add_argument("--fast-decode", action="store_true", help="decode the final image with the tiny decoder")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    return gen
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..core.request import GenerationRequest
+    from ..engine.diffusers_quiet import quiet_libraries
+    from ..engine.engine import Engine
+    from ..outputs import save_images
+
+    # Validate everything that can be checked before loading anything heavy, in the user's words.
+    request = GenerationRequest(
+        prompt=args.prompt or "", negative_prompt=args.negative, steps=4 if args.steps is None else args.steps, guidance_scale=args.guidance,
+        width=args.width, height=args.height, seed=args.seed, batch_size=args.batch, tiny_decoder=args.fast_decode,
+    )
+    info = _model(args)
+    request = replace(request, prompt=args.prompt if args.prompt is not None else
+                      info.defaults.example_prompt or FALLBACK_PROMPT,
+                      steps=info.defaults.steps if args.steps is None else args.steps)
+    loader = _loader(args, info)
+    targets, on_existing = _output_paths(args.out, request, overwrite=args.overwrite)
+
+    quiet_libraries()
+    engine = Engine(loader)
+    engine.load()
+    bar = None if args.quiet else _ProgressBar(request.steps)
+    try:
+        result = engine.generate(request, on_step=bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+    if result.truncation_note:
+        print(f"warning: {result.truncation_note}", file=sys.stderr)
+    written = save_images(result, targets, model=info.name, model_hash=engine.model_hash, fix="choose another --out",
+                          on_existing=on_existing)
+    for path in written:
+        print(path)
+    print(_summary(result, engine.load_seconds, len(written)), file=sys.stderr)
+    return 0
+
+
+def _summary(result, load_seconds: float, count: int) -> str:
+    req, t = result.request, result.timings
+    note = " (negative prompt ignored: this model has no classifier-free guidance)" if result.negative_prompt_ignored else ""
+    return (f"{count} image(s) {req.width}x{req.height}, {req.steps} steps, guidance {req.guidance_scale:g}, "
+            f"seed {req.seed} | load {load_seconds:.2f}s, encode {t.encode:.2f}s, {t.per_step:.2f}s/step, "
+            f"decode {t.decode:.2f}s, total {t.total + load_seconds:.2f}s on {result.backend}{note}")
+
+
+def _device(text: str) -> str:
+    """``--device``: auto, cpu, mps, cuda or cuda:N (whether it exists here is checked before loading)."""
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"must be auto, cpu, mps, cuda or cuda:N, got {text!r}")
+    return text
+
+
+def _model(args: argparse.Namespace) -> ModelInfo:
+    """``--model`` resolved and described; the backend chosen for it (``auto``) and checked against it."""
+    from ..models.resolve import resolve_model
+
+    if args.backend == "coreml" and sys.platform != "darwin":
+        raise BackendUnavailableError(
+            f"Core ML needs macOS (this is {sys.platform}); run the model's diffusers folder with --backend torch."
+        )
+    info = describe_model(resolve_model(args.model) if args.model else builtin_model_path())
+    if args.backend == "auto":
+        args.backend = "coreml" if info.kind.is_coreml else "torch"
+    if (args.backend == "coreml") != info.kind.is_coreml:
+        if info.kind.is_coreml:
+            raise InvalidRequestError("--backend", args.backend, f"coreml for {info.name}, a converted Core ML model")
+        raise InvalidRequestError("--backend", args.backend, f"torch for {info.name}, a diffusers model (convert it "
+                                  "with `python -m convert` to run it on Core ML)")
+    return info
+
+
+def _loader(args: argparse.Namespace, info: ModelInfo):
+    """The engine's loader for the chosen backend, with every flag checked against it (before any load)."""
+    from ..core.model_folder import inspect_model_folder
+    from ..engine.loaders import CoreMLLoader, TorchLoader
+
+    if args.backend == "coreml":
+        for flag, value in (("--device", args.device), ("--dtype", args.dtype), ("--tiny-decoder", args.tiny_decoder)):
+            if value is not None:
+                raise InvalidRequestError(flag, str(value), "left out with --backend coreml (use --compute-units)")
+        if args.fast_decode and not info.has_tiny_decoder:
+            raise InvalidRequestError("--fast-decode", True, "used with a Core ML model converted with --tiny-decoder")
+        return CoreMLLoader(info.path, compute_units=args.compute_units)
+    if args.compute_units != "ALL":
+        raise InvalidRequestError("--compute-units", args.compute_units, "left out with --backend torch (use --device)")
+    tiny_decoder = None
+    if args.tiny_decoder is not None:  # a folder, or a catalog id such as taesd
+        from ..models.resolve import resolve_model
+
+        tiny_decoder = resolve_model(str(args.tiny_decoder))
+    elif args.fast_decode:
+        raise InvalidRequestError("--fast-decode", True, "used with --tiny-decoder (an AutoencoderTiny folder or taesd)")
+    inspect_model_folder(info.path)  # weights present, safetensors only, not truncated: before any work
+    return TorchLoader(info.path, device=args.device, dtype=args.dtype, tiny_decoder=tiny_decoder)
+
+
+def _output_paths(out: Path | None, request, *, overwrite: bool):
+    """(A function (index, seed) → path, what to do when that file exists); the folder is made now, so a
+    bad --out fails before any work.  Stale temp files of crashed saves in that folder are removed."""
+    from ..core.atomic import clean_stale_parts
+    from ..outputs import OnExisting
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    explicit = out is not None and out.suffix.lower() == ".png"
+    if explicit:
+        folder, stem = out.parent, out.stem
+        single = request.batch_size == 1
+
+        def name(index: int, seed: int) -> Path:
+            return folder / (f"{stem}.png" if single else f"{stem}-{index + 1}.png")
+    else:
+        folder = out if out is not None else AppPaths.default().output
+
+        def name(index: int, seed: int) -> Path:
+            return folder / f"{stamp}-{seed}.png"
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"--out {folder} is a file, not a folder; choose another --out.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"Cannot create the output folder {folder} ({exc.strerror or exc}); choose another --out.") from exc
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"The output folder {folder} is not writable; choose another --out.")
+    clean_stale_parts(folder)
+    if not explicit:
+        return name, OnExisting.NUMBER
+    for index in range(request.batch_size):  # early advice only: the save itself creates each file exclusively
+        path = name(index, 0)
+        if path.is_dir():
+            raise OutputError(f"--out {path} is a folder, not an image file; choose another --out.")
+        if path.exists() and not overwrite:
+            raise OutputError(f"{path} already exists; pass --overwrite to replace it or choose another --out.")
+    return name, (OnExisting.REPLACE if overwrite else OnExisting.FAIL)
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr, with it/s."""
+
+    def __init__(self, total: int):
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=total, unit="step", file=sys.stderr, mininterval=0, desc="generating")
+
+    def update(self, progress) -> None:
+        self._bar.update(1)
+
+    def close(self) -> None:
+        self._bar.close()

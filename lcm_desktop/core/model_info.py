@@ -1,0 +1,175 @@
+"""What a model folder is, answered once: kind, family, native size and defaults (no torch, no Qt).
+
+    info = describe_model(path)
+    info.kind          # ModelKind.DIFFUSERS | COREML (ours, with manifest.json) | APPLE_COREML (Apple's layout)
+    info.defaults      # ModelDefaults(steps=4, guidance_scale=8.5, width=512, height=512, …)
+
+Every front end (CLI, app, doctor, model list) asks here, and the engine caches the answer at load.
+Cheap: only JSON configs are read (and, for Apple's layout, the packages' input shapes), never
+weights — the engine's loaders check those.  A model may refine its defaults in ``lcm_desktop.json``
+(steps, guidance, size, example prompt).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ModelFormatError, ModelNotFoundError, UnsafeModelError
+from .manifest import MANIFEST_NAME, TINY_DECODER, VAE_ENCODER, Manifest
+from .model_folder import PICKLE_HINT, PICKLE_SUFFIXES
+
+ModelFamily = Literal["sd", "sdxl"]
+RECOMMENDATIONS_FILE = "lcm_desktop.json"
+DEFAULT_STEPS = 4
+DEFAULT_LCM_GUIDANCE = 8.5  # LatentConsistencyModelPipeline's default
+DEFAULT_PLAIN_GUIDANCE = 1.0  # plain UNet + LCM-LoRA: 1–2 recommended; 1 = no CFG batch
+
+
+class ModelKind(StrEnum):
+    DIFFUSERS = "diffusers"  # a diffusers folder: runs on the PyTorch backend
+    COREML = "coreml"  # converted by `python -m convert` (manifest.json)
+    APPLE_COREML = "apple-coreml"  # Apple ml-stable-diffusion's layout of .mlpackage files
+
+    @property
+    def is_coreml(self) -> bool:
+        return self is not ModelKind.DIFFUSERS
+
+
+@dataclass(frozen=True)
+class ModelDefaults:
+    steps: int = DEFAULT_STEPS
+    guidance_scale: float = DEFAULT_LCM_GUIDANCE
+    width: int = 512
+    height: int = 512
+    example_prompt: str | None = None  # the model's own example (the built-in model understands only its grammar)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: Path
+    name: str
+    kind: ModelKind
+    family: ModelFamily
+    defaults: ModelDefaults
+    guidance_embedding: bool  # an LCM with w-embedding (one UNet call a step); else a plain UNet (LCM-LoRA)
+    has_image_encoder: bool = False
+    has_tiny_decoder: bool = False
+    fixed_size: bool = False  # Core ML: converted for one size only
+
+    @property
+    def cfg_capable(self) -> bool:
+        """Classifier-free guidance (and so a negative prompt) applies: plain UNets only."""
+        return not self.guidance_embedding
+
+    @property
+    def native_size(self) -> tuple[int, int]:
+        return self.defaults.width, self.defaults.height
+
+
+def model_kind(path: Path) -> ModelKind | None:
+    """The kind of folder ``path`` is, from file names alone; ``None`` when it is no model folder."""
+    from .coreml_layout import is_apple_layout
+
+    if (path / MANIFEST_NAME).is_file():
+        return ModelKind.COREML
+    if (path / "model_index.json").is_file():
+        return ModelKind.DIFFUSERS
+    if is_apple_layout(path):
+        return ModelKind.APPLE_COREML
+    return None
+
+
+def describe_model(path: Path | str) -> ModelInfo:
+    """Describe the model folder at ``path``; one-line ``LcmError`` when it is not one."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ModelNotFoundError(f"Model not found: {path} does not exist; pass a model folder.")
+    if path.is_file():
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            raise UnsafeModelError(f"Refusing to load {path.name}: {PICKLE_HINT}.")
+        raise ModelFormatError(
+            f"{path.name} is a single file; import it first with `lcm-desktop models import {path}` "
+            "or pass a model folder."
+        )
+    kind = model_kind(path)
+    if kind is None:
+        raise ModelFormatError(
+            f"{path} is not a model folder (no model_index.json, manifest.json or .mlpackage files); "
+            "pass a diffusers folder or one made by `python -m convert`."
+        )
+    if kind is ModelKind.DIFFUSERS:
+        return _describe_diffusers(path)
+    from .coreml_layout import read_coreml_manifest
+
+    return _describe_coreml(path, kind, read_coreml_manifest(path))
+
+
+def _describe_diffusers(path: Path) -> ModelInfo:
+    index = _json(path / "model_index.json")
+    unet, vae = _json(path / "unet" / "config.json"), _json(path / "vae" / "config.json")
+    sample = unet.get("sample_size", 64)
+    sample = sample[0] if isinstance(sample, list) and sample else sample
+    side = _int(sample, 64) * vae_scale_factor(vae)
+    guided = unet.get("time_cond_proj_dim") is not None
+    family: ModelFamily = "sdxl" if "text_encoder_2" in index or "tokenizer_2" in index else "sd"
+    defaults = _refined(path, ModelDefaults(DEFAULT_STEPS, DEFAULT_LCM_GUIDANCE if guided else DEFAULT_PLAIN_GUIDANCE,
+                                            side, side))
+    return ModelInfo(path, path.name, ModelKind.DIFFUSERS, family, defaults, guided, has_image_encoder=True)
+
+
+def _describe_coreml(path: Path, kind: ModelKind, manifest: Manifest) -> ModelInfo:
+    guided = manifest.time_cond_proj_dim is not None
+    base = ModelDefaults(DEFAULT_STEPS, DEFAULT_LCM_GUIDANCE if guided else DEFAULT_PLAIN_GUIDANCE,
+                         manifest.width, manifest.height)
+    refined = _refined(path, base)
+    # One converted size: the recommendations may not move it.
+    defaults = ModelDefaults(refined.steps, refined.guidance_scale, manifest.width, manifest.height,
+                             refined.example_prompt)
+    family: ModelFamily = "sdxl" if manifest.family == "sdxl" else "sd"
+    return ModelInfo(path, manifest.name or path.name, kind, family, defaults, guided,
+                     has_image_encoder=manifest.component(VAE_ENCODER) is not None,
+                     has_tiny_decoder=manifest.component(TINY_DECODER) is not None, fixed_size=True)
+
+
+def vae_scale_factor(vae_config: dict[str, Any]) -> int:
+    """Pixels per latent cell: 2 ** (number of VAE blocks − 1) (8 for SD and SDXL)."""
+    blocks = vae_config.get("block_out_channels") or vae_config.get("decoder_block_out_channels") or [0, 0, 0, 0]
+    return 2 ** (len(blocks) - 1) if isinstance(blocks, list) and blocks else 8
+
+
+_ALIASES = {"recommended_steps": "steps", "recommended_guidance_scale": "guidance_scale",
+            "native_width": "width", "native_height": "height"}
+
+
+def _refined(path: Path, defaults: ModelDefaults) -> ModelDefaults:
+    """``defaults`` with what the folder's ``lcm_desktop.json`` recommends (a nicety: ignored when unreadable)."""
+    extra = _json(path / RECOMMENDATIONS_FILE)
+    values: dict[str, Any] = {}
+    for key, value in extra.items():
+        key = _ALIASES.get(key, key)
+        if key in ("steps", "width", "height") and isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            values[key] = value
+        elif key == "guidance_scale" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            values[key] = float(value)
+        elif key == "example_prompt" and isinstance(value, str) and value.strip():
+            values[key] = value.strip()[:1000]
+    return ModelDefaults(**{**defaults.__dict__, **values})
+
+
+def _json(path: Path) -> dict[str, Any]:
+    """A small JSON object from a config file; {} when it is missing or not a JSON object."""
+    try:
+        if not path.is_file() or path.stat().st_size > 10_000_000:
+            return {}
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default

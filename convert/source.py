@@ -213,7 +213,7 @@ def copy_tokenizers_and_scheduler(source: SourceModel, out: Path) -> tuple[str, 
     tokenizers = tuple(n for n in ("tokenizer", "tokenizer_2") if (source.path / n).is_dir())
     root = link_root(source.path)
     for name in tokenizers:  # data files only, never code, links out of the folder or special files
-        for relative, real, size in data_files(source.path / name, root=root, name=source.path.name):
+        for relative, real, size in data_files(source.path / name, root=root):
             copy_data_file(real, out / name / relative, size)
     if tokenizers:
         vocab, merges = _vocab_and_merges(source.path / "tokenizer")

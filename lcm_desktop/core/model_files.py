@@ -181,17 +181,15 @@ def read_safetensors_header(path: Path) -> SafetensorsHeader:
 
 
 # -- copying a model folder ------------------------------------------------------------------
-def data_files(source: Path, *, skip_dirs: frozenset[str] | set[str] = frozenset(), root: str | None = None,
-               name: str | None = None) -> list[tuple[Path, Path, int]]:
+def data_files(source: Path, *, skip_dirs: frozenset[str] | set[str] = frozenset(),
+               root: str | None = None) -> list[tuple[Path, Path, int]]:
     """``(relative path, real path, size)`` of each data file of a model folder, to be copied.
 
     Only ``DATA_SUFFIXES`` files are listed (code, pickles and unknown files are never opened);
     hidden files and ``skip_dirs`` are skipped; a link whose target lies outside the folder (or, for
     a Hugging Face cache snapshot, outside its ``models--org--name`` folder) is refused, and so is
     anything that is not a regular file.  ``root``: where links may point (default: ``link_root(source)``);
-    ``name`` names the model in the errors (default: the folder's name).
     """
-    name = name or source.name
     root = root or link_root(source)
     files, seen = [], set()
     for dirpath, dirs, names in os.walk(source, followlinks=True):
@@ -200,14 +198,14 @@ def data_files(source: Path, *, skip_dirs: frozenset[str] | set[str] = frozenset
             dirs[:] = []
             continue
         seen.add(real_dir)
-        _require_inside(Path(dirpath), real_dir, root, source, name)
+        _require_inside(Path(dirpath), real_dir, root, source)
         dirs[:] = sorted(d for d in dirs if d not in skip_dirs and not d.startswith("."))
         for file in sorted(names):
             path = Path(dirpath) / file
             if file.startswith(".") or path.suffix.lower() not in DATA_SUFFIXES:
                 continue  # never opened: code, pickles and unknown files stay behind
             real = os.path.realpath(path)
-            _require_inside(path, real, root, source, name)
+            _require_inside(path, real, root, source)
             files.append((path.relative_to(source), Path(real), check_regular(Path(real)).st_size))
     return files
 
@@ -222,11 +220,11 @@ def link_root(source: Path) -> str:
     return str(real)
 
 
-def _require_inside(path: Path, real: str, root: str, source: Path, name: str) -> None:
+def _require_inside(path: Path, real: str, root: str, source: Path) -> None:
     if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
         return
     raise UnsafeModelError(
-        f"Refusing to copy {name}: {path.relative_to(source)} links to {real}, outside the model folder; "
+        f"Refusing to copy {path.relative_to(source.parent)}: it links to {real}, outside the model folder; "
         "copy the file itself into the folder and try again."
     )
 

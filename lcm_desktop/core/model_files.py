@@ -42,7 +42,11 @@ def repair_advice(path: Path) -> str:
         parts = Path(path).parts
     if any(part.startswith("models--") for part in parts):  # the Hugging Face cache
         return "delete the model and download it again"
-    return "replace that file with a good copy (or pick another model folder)"
+    return f"replace that {'folder' if Path(path).is_dir() else 'file'} with a good copy (or pick another model folder)"
+
+
+def _unreadable(path: Path, exc: OSError, verb: str = "read") -> ModelCorruptError:
+    return ModelCorruptError(f"{label(path)} cannot be {verb} ({exc.strerror or exc}); {repair_advice(path)}.")
 
 
 def check_regular(path: Path) -> os.stat_result:
@@ -50,9 +54,7 @@ def check_regular(path: Path) -> os.stat_result:
     try:
         info = os.stat(path)
     except OSError as exc:
-        raise ModelCorruptError(
-            f"{label(path)} cannot be read ({exc.strerror or exc}); {repair_advice(path)}."
-        ) from exc
+        raise _unreadable(path, exc) from exc
     _require_regular(path, info.st_mode)
     return info
 
@@ -73,7 +75,7 @@ def open_regular(path: Path) -> BinaryIO:
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise ModelCorruptError(f"{label(path)} cannot be opened ({exc.strerror or exc}); {repair_advice(path)}.") from exc
+        raise _unreadable(path, exc, "opened") from exc
     try:
         _require_regular(path, os.fstat(fd).st_mode)  # it may have been swapped since the stat
         if hasattr(os, "set_blocking"):
@@ -89,7 +91,7 @@ def read_bytes(path: Path, limit: int) -> bytes:
         try:
             data = handle.read(limit + 1)
         except OSError as exc:
-            raise ModelCorruptError(f"{label(path)} cannot be read ({exc.strerror or exc}); {repair_advice(path)}.") from exc
+            raise _unreadable(path, exc) from exc
     if len(data) > limit:
         raise ModelCorruptError(
             f"{label(path)} is larger than {limit // (1024 * 1024)} MB, far more than such a file holds; "
@@ -117,7 +119,9 @@ def parse_json(text: str | bytes, path: Path, expect: type = dict) -> Any:
     try:
         value = json.loads(text)
     except RecursionError as exc:
-        raise ModelCorruptError(f"{label(path)} is nested too deeply to be a model file; {repair_advice(path)}.") from exc
+        raise ModelCorruptError(
+            f"{label(path)} is nested too deeply to be a model file; {repair_advice(path)}."
+        ) from exc
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer with too many digits
         detail = f"line {exc.lineno} column {exc.colno}: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else exc
         raise ModelCorruptError(f"{label(path)} is not valid JSON ({detail}); {repair_advice(path)}.") from exc
@@ -160,7 +164,7 @@ def read_safetensors_header(path: Path) -> SafetensorsHeader:
                 )
             raw = handle.read(length)
         except OSError as exc:
-            raise ModelCorruptError(f"{label(path)} cannot be read ({exc.strerror or exc}); {repair_advice(path)}.") from exc
+            raise _unreadable(path, exc) from exc
     header = parse_json(raw, path)
     end = 0
     for name, tensor in header.items():

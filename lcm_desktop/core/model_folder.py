@@ -141,9 +141,10 @@ def component_classes(index: dict, index_file: Path) -> dict[str, tuple[str | No
         library, cls = value
         if library is not None and cls is not None and (library, cls) not in KNOWN_CLASSES.get(key, ()):
             allowed = ", ".join(sorted(f"{lib}.{name}" for lib, name in KNOWN_CLASSES.get(key, ())))
+            hint = f" — for {key}: {allowed}" if allowed else ""
             raise UnsafeModelError(
                 f"Refusing {index_file.parent.name}: {where} names {library}.{cls} for {key}, and LCM Desktop only "
-                f"loads known classes (never code named by a model folder){f' — for {key}: {allowed}' if allowed else ''}."
+                f"loads known classes (never code named by a model folder){hint}."
             )
         components[key] = (library, cls)
     return components

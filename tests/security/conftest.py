@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from hostile_helpers import one_line_error
 from lcm_desktop.cli import builtin_model_path, main
-
-# A module that leaves a marker file if it is ever imported or run.
-PAYLOAD = "from pathlib import Path\nPath({marker!r}).write_text('payload ran')\nclass Payload: pass\n"
 
 
 @pytest.fixture
@@ -23,26 +20,6 @@ def demo_copy(tmp_path) -> Path:
 @pytest.fixture
 def marker(tmp_path) -> Path:
     return tmp_path / "PAYLOAD-RAN"
-
-
-def write_payload(folder: Path, module: str, marker: Path, suffix: str = ".py") -> Path:
-    path = folder / f"{module}{suffix}"
-    path.write_text(PAYLOAD.format(marker=str(marker)), encoding="utf-8")
-    return path
-
-
-def edit_index(folder: Path, **entries) -> None:
-    path = folder / "model_index.json"
-    path.write_text(json.dumps({**json.loads(path.read_text()), **entries}), encoding="utf-8")
-
-
-def one_line_error(err: str) -> str:
-    """The CLI's failure contract: exactly one `error: …` line on stderr, no traceback."""
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: "), err
-    return lines[0]
 
 
 @pytest.fixture

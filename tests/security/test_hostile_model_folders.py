@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import edit_index, one_line_error, write_payload
+from hostile_helpers import edit_index, one_line_error, write_payload
 
 ROOT = Path(__file__).resolve().parents[2]
 UNET_WEIGHTS = Path("unet") / "diffusion_pytorch_model.safetensors"
@@ -77,7 +77,8 @@ def test_auto_map_in_a_config_never_runs_code(demo_copy, marker, tmp_path, capsy
     config.write_text(json.dumps({**json.loads(config.read_text()),
                                   "auto_map": {"AutoModel": "payload.Payload", "AutoConfig": "payload.Payload"}}))
     tok = demo_copy / "tokenizer" / "tokenizer_config.json"
-    tok.write_text(json.dumps({**json.loads(tok.read_text()), "auto_map": {"AutoTokenizer": ["payload.Payload", None]}}))
+    auto_map = {"AutoTokenizer": ["payload.Payload", None]}
+    tok.write_text(json.dumps({**json.loads(tok.read_text()), "auto_map": auto_map}))
     out = tmp_path / "out"
     assert main(["generate", "a red circle", "--model", str(demo_copy), "--steps", "1", "--seed", "1",
                  "--out", str(out)]) == 0, capsys.readouterr().err

@@ -161,7 +161,7 @@ def load_torch_components(
     as one model) gets it fused automatically.
     """
     model = inspect_model_folder(folder)
-    if lora is None and (model.path / LORA_SUBFOLDER / LORA_FILE).is_file():
+    if lora is None and (model.path / LORA_SUBFOLDER / LORA_FILE).exists():  # a FIFO there is refused, not skipped
         lora = model.path / LORA_SUBFOLDER / LORA_FILE
     dev = select_device(device)
     dt = select_dtype(dev, dtype)
@@ -198,7 +198,7 @@ def fuse_lora(model: ModelFolder, lora: Path, unet, vae, pairs) -> None:
 
     if lora.suffix.lower() != ".safetensors":
         raise UnsafeModelError(f"Refusing to load the LoRA {lora.name}: only .safetensors LoRAs are loaded.")
-    if not lora.is_file():
+    if not lora.exists():
         raise ModelFormatError(f"The LCM-LoRA {lora} does not exist; download it again.")
     check_safetensors(lora)
     if model.family == "sdxl":

@@ -170,3 +170,17 @@ def test_a_hugging_face_cache_file_is_told_to_download_again(tmp_path):
     cached = tmp_path / "hub" / "models--org--name" / "snapshots" / ("a" * 40) / "unet" / "config.json"
     assert "download it again" in repair_advice(cached)
     assert "download" not in repair_advice(tmp_path / "mine" / "unet" / "config.json")
+
+
+def test_a_fifo_tiny_decoder_or_lora_fails_at_once(demo_copy, tmp_path, generate_fails, cli_fails):
+    taesd = tmp_path / "taesd"
+    taesd.mkdir()
+    (taesd / "config.json").write_text("{}")
+    os.mkfifo(taesd / "diffusion_pytorch_model.safetensors")
+    line = cli_fails("generate", "x", "--model", demo_copy, "--steps", "1", "--tiny-decoder", taesd,
+                     "--out", tmp_path / "out")
+    assert "diffusion_pytorch_model.safetensors is a named pipe (FIFO)" in line
+    lora = demo_copy / "lcm_lora" / "pytorch_lora_weights.safetensors"
+    lora.parent.mkdir()
+    os.mkfifo(lora)
+    assert "lcm_lora/pytorch_lora_weights.safetensors is a named pipe (FIFO)" in generate_fails(demo_copy)

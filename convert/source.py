@@ -10,13 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lcm_desktop.core.errors import ConversionError, ModelFormatError, UnsafeModelError
 from lcm_desktop.core.manifest import SourceInfo
+from lcm_desktop.core.model_files import (
+    check_regular, copy_data_file, data_files, link_root, open_regular, read_json, read_text,
+)
+from lcm_desktop.core.model_folder import check_data_files, component_classes
 
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
 SUPPORTED = {
@@ -50,10 +53,8 @@ class SourceModel:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelFormatError(f"{path} cannot be read ({exc}); the model folder is damaged.") from exc
+    """A JSON object from the (untrusted) source folder: a regular file, bounded, one error naming it."""
+    return read_json(path)
 
 
 def _check_weights(folder: Path) -> None:
@@ -76,6 +77,7 @@ def inspect_source(path: Path, components: tuple[str, ...]) -> SourceModel:
     if not (path / "model_index.json").is_file():
         raise ModelFormatError(f"{path} has no model_index.json; SOURCE must be a diffusers model folder.")
     index = _read_json(path / "model_index.json")
+    component_classes(index, path / "model_index.json")  # only known classes: diffusers imports what it names
     if not (path / "unet" / "config.json").is_file():
         raise ModelFormatError(f"{path} has no unet/config.json; the model folder is missing its UNet.")
     unet_config = _read_json(path / "unet" / "config.json")
@@ -89,9 +91,12 @@ def inspect_source(path: Path, components: tuple[str, ...]) -> SourceModel:
         folder = path / name
         if not folder.is_dir():
             raise ModelFormatError(f"{path} has no {name}/ folder; the model is missing a component.")
+        check_data_files(folder)  # every config, tokenizer file and weight is a regular file that parses
         if name != "tokenizer":
             config = _read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
-            cls = config.get("_class_name") or (config.get("architectures") or [None])[0]
+            architectures = config.get("architectures")
+            cls = config.get("_class_name") or (architectures[0] if isinstance(architectures, list) and architectures
+                                                else None)
             if name in SUPPORTED and cls not in SUPPORTED[name]:
                 raise ConversionError(
                     f"unsupported architecture: {name} is {cls or 'unknown'}; the converter handles Stable Diffusion "
@@ -166,7 +171,7 @@ def load_tiny_decoder(path: Path):
 
 
 def _hash_file(path: Path, digest: Any) -> None:
-    with path.open("rb") as fh:
+    with open_regular(path) as fh:
         while chunk := fh.read(1 << 22):
             digest.update(chunk)
 
@@ -206,8 +211,10 @@ def weights_bytes(source: SourceModel, folders: tuple[str, ...]) -> int:
 def copy_tokenizers_and_scheduler(source: SourceModel, out: Path) -> tuple[str, ...]:
     """tokenizer folders, Apple's ``vocab.json`` + ``merges.txt`` and ``scheduler/scheduler_config.json``."""
     tokenizers = tuple(n for n in ("tokenizer", "tokenizer_2") if (source.path / n).is_dir())
-    for name in tokenizers:
-        shutil.copytree(source.path / name, out / name)
+    root = link_root(source.path)
+    for name in tokenizers:  # data files only, never code, links out of the folder or special files
+        for relative, real, size in data_files(source.path / name, root=root):
+            copy_data_file(real, out / name / relative, size)
     if tokenizers:
         vocab, merges = _vocab_and_merges(source.path / "tokenizer")
         (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
@@ -215,20 +222,26 @@ def copy_tokenizers_and_scheduler(source: SourceModel, out: Path) -> tuple[str, 
     scheduler = source.path / "scheduler" / "scheduler_config.json"
     if not scheduler.is_file():
         raise ModelFormatError(f"{source.path} has no scheduler/scheduler_config.json; the model folder is incomplete.")
-    (out / "scheduler").mkdir()
-    shutil.copy2(scheduler, out / "scheduler" / "scheduler_config.json")
+    _read_json(scheduler)
+    copy_data_file(scheduler, out / "scheduler" / "scheduler_config.json", check_regular(scheduler).st_size)
     return tokenizers
 
 
 def _vocab_and_merges(folder: Path) -> tuple[dict[str, int], list[tuple[str, str]]]:
     if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
         vocab = _read_json(folder / "vocab.json")
-        lines = (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
+        lines = read_text(folder / "merges.txt").splitlines()
         merges = [tuple(line.split()) for line in lines if line.strip() and not line.startswith("#version")]
         return vocab, merges  # type: ignore[return-value]
     if (folder / "tokenizer.json").is_file():
         model = _read_json(folder / "tokenizer.json").get("model", {})
-        if model.get("type") == "BPE":
-            merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
-            return dict(model["vocab"]), merges  # type: ignore[return-value]
+        if isinstance(model, dict) and model.get("type") == "BPE":
+            try:
+                merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
+                return dict(model["vocab"]), merges  # type: ignore[return-value]
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ModelFormatError(
+                    f"{folder.name}/tokenizer.json has no usable BPE vocabulary and merges ({type(exc).__name__}); "
+                    "replace that file with a good copy."
+                ) from exc
     raise ModelFormatError(f"{folder} has no CLIP BPE tokenizer (vocab.json + merges.txt or tokenizer.json).")

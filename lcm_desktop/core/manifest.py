@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from lcm_desktop.core.errors import ModelFormatError
+from lcm_desktop.core.model_files import read_json
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -241,17 +242,15 @@ def load_manifest(folder: Path) -> Manifest:
     """Read and validate ``folder/manifest.json``."""
     folder = Path(folder)
     path = folder / MANIFEST_NAME
-    if not path.is_file():
+    if not path.exists():
         raise ModelFormatError(
             f"{folder} has no {MANIFEST_NAME}: it is not a converted Core ML model (convert it with `python -m convert`)."
         )
+    data = read_json(path)  # regular file, bounded, a JSON object: else one line naming the file
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFormatError(f"{path} cannot be read ({exc}); convert the model again.") from exc
-    if not isinstance(data, dict):
-        raise ModelFormatError(f"{path} is not a JSON object; convert the model again.")
-    manifest = Manifest.from_dict(data)
+        manifest = Manifest.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFormatError(f"{path} is not a manifest this app can read ({exc!r}); convert the model again.") from exc
     validate_manifest(manifest, folder)
     return manifest
 

@@ -8,14 +8,36 @@ only pickles (refused: loading them can run arbitrary code), or a truncated/corr
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ModelCorruptError, ModelFormatError, ModelNotFoundError, UnsafeModelError
+from .model_files import check_regular, label, read_json, read_safetensors_header, read_text, repair_advice
 
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
 WEIGHT_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
+_TEXT_ENCODERS = frozenset({("transformers", "CLIPTextModel"), ("transformers", "CLIPTextModelWithProjection")})
+_TOKENIZERS = frozenset({("transformers", "CLIPTokenizer"), ("transformers", "CLIPTokenizerFast")})
+_SCHEDULERS = frozenset(("diffusers", name) for name in (  # only their configs are read, never their code
+    "LCMScheduler", "TCDScheduler", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler", "PNDMScheduler",
+    "DDIMScheduler", "DDPMScheduler", "LMSDiscreteScheduler", "DPMSolverMultistepScheduler",
+    "DPMSolverSinglestepScheduler", "KDPM2DiscreteScheduler", "KDPM2AncestralDiscreteScheduler",
+    "HeunDiscreteScheduler", "UniPCMultistepScheduler", "DEISMultistepScheduler"))
+# What the engine loads, per model_index.json key (nothing else is ever imported on a folder's say-so).
+LOADED_CLASSES: dict[str, frozenset[tuple[str, str]]] = {
+    "unet": frozenset({("diffusers", "UNet2DConditionModel")}),
+    "vae": frozenset({("diffusers", "AutoencoderKL"), ("diffusers", "AutoencoderTiny")}),
+    "text_encoder": _TEXT_ENCODERS, "text_encoder_2": _TEXT_ENCODERS,
+    "tokenizer": _TOKENIZERS, "tokenizer_2": _TOKENIZERS,
+    "scheduler": _SCHEDULERS,
+}
+# Listed by common Stable Diffusion pipelines, never loaded by this app.
+KNOWN_CLASSES: dict[str, frozenset[tuple[str, str]]] = {
+    **LOADED_CLASSES,
+    "safety_checker": frozenset({("stable_diffusion", "StableDiffusionSafetyChecker")}),
+    "feature_extractor": frozenset({("transformers", "CLIPImageProcessor"), ("transformers", "CLIPFeatureExtractor")}),
+    "image_encoder": frozenset({("transformers", "CLIPVisionModelWithProjection")}),
+}
 PICKLE_HINT = (
     "pickle weights can run arbitrary code when loaded, so LCM Desktop only loads .safetensors; "
     "download the model's safetensors files or convert them with a trusted tool"
@@ -36,30 +58,30 @@ class ModelFolder:
 
 
 def inspect_model_folder(path: Path | str) -> ModelFolder:
-    """Validate ``path`` as a diffusers text-to-image folder; raise an ``LcmError`` if it is not one."""
+    """Validate ``path`` as a diffusers text-to-image folder; raise an ``LcmError`` if it is not one.
+
+    Every file the loaders will open is checked here first (regular file, parses, right shape), so a
+    hostile or damaged folder fails with one sentence before torch, diffusers or transformers see it.
+    """
     path = Path(path).expanduser()
     if not path.exists():
         raise ModelNotFoundError(f"Model not found: {path} does not exist; pass a diffusers model folder.")
-    if path.is_file():
+    if not path.is_dir():
         if path.suffix.lower() in PICKLE_SUFFIXES:
             raise UnsafeModelError(f"Refusing to load {path.name}: {PICKLE_HINT}.")
+        check_regular(path)
         raise ModelFormatError(
             f"{path.name} is a single file; import it first with `lcm-desktop models import {path}` "
             "or pass a diffusers model folder."
         )
     index_file = path / "model_index.json"
-    if not index_file.is_file():
+    if not index_file.exists():
         raise ModelFormatError(
             f"{path} is not a diffusers model folder (model_index.json is missing); "
             "pass the folder that contains model_index.json, unet/ and vae/."
         )
-    try:
-        index = json.loads(index_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelCorruptError(f"{index_file} cannot be read ({exc}); re-download or re-import the model.") from exc
-    components = {
-        k: tuple(v) for k, v in index.items() if not k.startswith("_") and isinstance(v, list) and len(v) == 2
-    }
+    index = read_json(index_file)
+    components = component_classes(index, index_file)
     present = {k for k, (lib, cls) in components.items() if lib and cls}
     family = "sdxl" if "text_encoder_2" in present or "tokenizer_2" in present else "sd"
     required = ["unet", "vae", "text_encoder", "tokenizer", "scheduler"]
@@ -68,47 +90,81 @@ def inspect_model_folder(path: Path | str) -> ModelFolder:
     missing = [c for c in required if c not in present or not (path / c).is_dir()]
     if missing:
         raise ModelFormatError(
-            f"{path.name} is missing {', '.join(missing)}; re-download the model or pick a complete diffusers folder."
+            f"{path.name} is missing {', '.join(missing)}; {repair_advice(index_file)} "
+            "or pick a complete diffusers folder."
         )
     weights: dict[str, list[Path]] = {}
-    for comp in WEIGHT_COMPONENTS:
-        if comp not in present:
-            continue
+    for comp in sorted(present & set(LOADED_CLASSES)):
         folder = path / comp
+        check_data_files(folder)
+        if comp not in WEIGHT_COMPONENTS:
+            continue
         safes = sorted(folder.glob("*.safetensors"))
         if not safes:
             pickles = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
             if pickles:
                 raise UnsafeModelError(f"Refusing to load {comp}/{pickles[0]} of {path.name}: {PICKLE_HINT}.")
-            raise ModelFormatError(f"{path.name}/{comp} has no .safetensors weights; re-download the model.")
+            raise ModelFormatError(f"{path.name}/{comp} has no .safetensors weights; {repair_advice(folder)}.")
+        if not (folder / "config.json").exists():
+            raise ModelFormatError(f"{path.name}/{comp} has no config.json; {repair_advice(folder)}.")
         for file in safes:
             check_safetensors(file)
         weights[comp] = safes
+    if not (path / "scheduler" / "scheduler_config.json").exists():
+        raise ModelFormatError(f"{path.name}/scheduler has no scheduler_config.json; {repair_advice(index_file)}.")
     return ModelFolder(path, family, str(index.get("_class_name", "")), components, weights)
 
 
-def check_safetensors(path: Path) -> None:
-    """Cheap integrity check of a .safetensors file: header parses and the data is all there.
+def component_classes(index: dict, index_file: Path) -> dict[str, tuple[str | None, str | None]]:
+    """The ``[library, class]`` entries of a model_index.json, each one a class on the allow-list.
 
-    safetensors itself detects this only when the tensors are loaded, with a message no user can act on.
+    diffusers turns these names into ``importlib.import_module(library)``: a folder naming
+    ``["os", "system"]`` or a module shipped beside it would run code.  Anything not listed in
+    ``KNOWN_CLASSES`` (the classes LCM Desktop loads, plus the few it knows to ignore) is refused.
     """
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as handle:
-            raw = handle.read(8)
-            if len(raw) < 8:
-                raise ValueError("file shorter than its header")
-            (header_len,) = struct.unpack("<Q", raw)
-            if header_len > min(size - 8, 100_000_000):
-                raise ValueError("header length beyond the end of the file")
-            header = json.loads(handle.read(header_len))
-        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
-        if 8 + header_len + end > size:
-            raise ValueError(f"truncated: {size} bytes, {8 + header_len + end} expected")
-    except (OSError, ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError) as exc:
-        raise ModelCorruptError(
-            f"{path.parent.name}/{path.name} is corrupt or incomplete ({exc}); delete and re-download the model."
-        ) from exc
+    where = label(index_file)
+    if not isinstance(index.get("_class_name", ""), str):
+        raise UnsafeModelError(
+            f"Refusing {index_file.parent.name}: {where} names a custom pipeline "
+            f"({index['_class_name']!r}), which would run code from the model folder; use a Stable Diffusion-class "
+            "diffusers model."
+        )
+    components: dict[str, tuple[str | None, str | None]] = {}
+    for key, value in index.items():
+        if key.startswith("_") or not isinstance(value, list):
+            continue
+        if len(value) != 2 or not all(v is None or isinstance(v, str) for v in value):
+            raise ModelCorruptError(
+                f"{where} has {key}: {json.dumps(value)[:80]}, not a [library, class] pair; "
+                f"{repair_advice(index_file)}."
+            )
+        library, cls = value
+        if library is not None and cls is not None and (library, cls) not in KNOWN_CLASSES.get(key, ()):
+            allowed = ", ".join(sorted(f"{lib}.{name}" for lib, name in KNOWN_CLASSES.get(key, ())))
+            hint = f" — for {key}: {allowed}" if allowed else ""
+            raise UnsafeModelError(
+                f"Refusing {index_file.parent.name}: {where} names {library}.{cls} for {key}, and LCM Desktop only "
+                f"loads known classes (never code named by a model folder){hint}."
+            )
+        components[key] = (library, cls)
+    return components
+
+
+def check_data_files(folder: Path) -> None:
+    """Every file a loader may open in a component folder is a regular file; every JSON one parses."""
+    for file in sorted(folder.iterdir()):
+        suffix = file.suffix.lower()
+        if suffix == ".json":
+            read_json(file)
+        elif suffix == ".txt":
+            read_text(file)
+        elif suffix in (".safetensors", ".model"):
+            check_regular(file)
+
+
+def check_safetensors(path: Path) -> None:
+    """Cheap integrity check of a .safetensors file: a regular file, header parses and the data is all there."""
+    read_safetensors_header(path)
 
 
 def model_hash(model: ModelFolder) -> str:
@@ -122,7 +178,6 @@ def model_hash(model: ModelFolder) -> str:
     digest = hashlib.sha256()
     for comp in sorted(model.weight_files):
         for file in model.weight_files[comp]:
-            with open(file, "rb") as handle:
-                (length,) = struct.unpack("<Q", handle.read(8))
-                digest.update(comp.encode() + handle.read(length) + str(file.stat().st_size).encode())
+            header = read_safetensors_header(file)
+            digest.update(comp.encode() + header.raw + str(header.size).encode())
     return digest.hexdigest()[:10]

@@ -12,14 +12,14 @@ weights — the engine's loaders check those.  A model may refine its defaults i
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import ModelFormatError, ModelNotFoundError, UnsafeModelError
+from .errors import LcmError, ModelFormatError, ModelNotFoundError, UnsafeModelError
 from .manifest import MANIFEST_NAME, TINY_DECODER, VAE_ENCODER, Manifest
+from .model_files import read_json
 from .model_folder import PICKLE_HINT, PICKLE_SUFFIXES
 
 ModelFamily = Literal["sd", "sdxl"]
@@ -74,9 +74,10 @@ def model_kind(path: Path) -> ModelKind | None:
     """The kind of folder ``path`` is, from file names alone; ``None`` when it is no model folder."""
     from .coreml_layout import is_apple_layout
 
-    if (path / MANIFEST_NAME).is_file():
+    # exists(), not is_file(): a FIFO or folder in their place is then reported by the reader, by name.
+    if (path / MANIFEST_NAME).exists():
         return ModelKind.COREML
-    if (path / "model_index.json").is_file():
+    if (path / "model_index.json").exists():
         return ModelKind.DIFFUSERS
     if is_apple_layout(path):
         return ModelKind.APPLE_COREML
@@ -109,8 +110,8 @@ def describe_model(path: Path | str) -> ModelInfo:
 
 
 def _describe_diffusers(path: Path) -> ModelInfo:
-    index = _json(path / "model_index.json")
-    unet, vae = _json(path / "unet" / "config.json"), _json(path / "vae" / "config.json")
+    index = read_json(path / "model_index.json")
+    unet, vae = (read_json(path / name / "config.json") if (path / name).is_dir() else {} for name in ("unet", "vae"))
     sample = unet.get("sample_size", 64)
     sample = sample[0] if isinstance(sample, list) and sample else sample
     side = _int(sample, 64) * vae_scale_factor(vae)
@@ -147,7 +148,7 @@ _ALIASES = {"recommended_steps": "steps", "recommended_guidance_scale": "guidanc
 
 def _refined(path: Path, defaults: ModelDefaults) -> ModelDefaults:
     """``defaults`` with what the folder's ``lcm_desktop.json`` recommends (a nicety: ignored when unreadable)."""
-    extra = _json(path / RECOMMENDATIONS_FILE)
+    extra = _optional_json(path / RECOMMENDATIONS_FILE)
     values: dict[str, Any] = {}
     for key, value in extra.items():
         key = _ALIASES.get(key, key)
@@ -160,15 +161,14 @@ def _refined(path: Path, defaults: ModelDefaults) -> ModelDefaults:
     return ModelDefaults(**{**defaults.__dict__, **values})
 
 
-def _json(path: Path) -> dict[str, Any]:
-    """A small JSON object from a config file; {} when it is missing or not a JSON object."""
-    try:
-        if not path.is_file() or path.stat().st_size > 10_000_000:
-            return {}
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+def _optional_json(path: Path) -> dict[str, Any]:
+    """An optional JSON object (recommendations are a nicety): {} when it is missing or unreadable."""
+    if not path.exists():
         return {}
-    return data if isinstance(data, dict) else {}
+    try:
+        return read_json(path)
+    except LcmError:
+        return {}
 
 
 def _int(value: Any, default: int) -> int:

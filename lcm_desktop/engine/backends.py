@@ -112,16 +112,17 @@ def _torch_statuses() -> list[BackendStatus]:
 
 
 def _coreml_statuses() -> list[BackendStatus]:
+    missing = ""
     try:
         import coremltools  # noqa: F401
-
-        has_coremltools = True
     except ImportError:
-        has_coremltools = False
+        missing = "coremltools is not installed: pip install 'lcm-desktop[coreml]'"
+    except Exception as exc:  # a broken install fails in many ways; the menu must still say why
+        missing = f"coremltools cannot be imported ({type(exc).__name__}: {exc})"[:200]
     found = []
     for c in (c for c in CHOICES if c.kind is BackendKind.COREML):
-        if not has_coremltools:
-            found.append(BackendStatus(c, False, "coremltools is not installed: pip install 'lcm-desktop[coreml]'"))
+        if missing:
+            found.append(BackendStatus(c, False, missing))
         elif sys.platform != "darwin":
             found.append(BackendStatus(c, False, "Core ML runs models only on macOS (conversion works here)"))
         elif c.compute_units == "CPU_AND_NE" and platform.machine() != "arm64":

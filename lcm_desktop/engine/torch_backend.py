@@ -7,15 +7,15 @@ with AVX-512 BF16/AMX).  Attention is PyTorch SDPA (diffusers' default processor
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from ..core.errors import BackendUnavailableError, ModelCorruptError, ModelFormatError
-from ..core.model_folder import ModelFolder, inspect_model_folder
+from ..core.errors import BackendUnavailableError, LcmError, ModelCorruptError, ModelFormatError, UnsafeModelError
+from ..core.model_files import read_json, repair_advice
+from ..core.model_folder import LOADED_CLASSES, ModelFolder, check_data_files, check_safetensors, inspect_model_folder
 from .components import DenoiserInfo, ModelComponents, PromptEmbedding
 from .prompt_fit import PromptFit, fit_for_tokenizer
 
@@ -165,7 +165,7 @@ def load_torch_components(
     as one model) gets it fused automatically.
     """
     model = inspect_model_folder(folder)
-    if lora is None and (model.path / LORA_SUBFOLDER / LORA_FILE).is_file():
+    if lora is None and (model.path / LORA_SUBFOLDER / LORA_FILE).exists():  # a FIFO there is refused, not skipped
         lora = model.path / LORA_SUBFOLDER / LORA_FILE
     dev = select_device(device)
     dt = select_dtype(dev, dtype)
@@ -177,7 +177,7 @@ def load_torch_components(
             pairs.append((_load_tokenizer(model, tok_name), _load(model, enc_name, dev, dt)))
     if lora is not None:
         fuse_lora(model, Path(lora), unet, vae, pairs)
-    index = json.loads((model.path / "model_index.json").read_text(encoding="utf-8"))
+    index = read_json(model.path / "model_index.json")
     components = components_from_modules(
         model.name, unet, vae, pairs, _scheduler_config(model),
         family=model.family, force_zeros_for_empty_prompt=bool(index.get("force_zeros_for_empty_prompt", True)),
@@ -200,12 +200,9 @@ def fuse_lora(model: ModelFolder, lora: Path, unet, vae, pairs) -> None:
     """
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    from ..core.errors import UnsafeModelError
-    from ..core.model_folder import check_safetensors
-
     if lora.suffix.lower() != ".safetensors":
         raise UnsafeModelError(f"Refusing to load the LoRA {lora.name}: only .safetensors LoRAs are loaded.")
-    if not lora.is_file():
+    if not lora.exists():
         raise ModelFormatError(f"The LCM-LoRA {lora} does not exist; download it again.")
     check_safetensors(lora)
     if model.family == "sdxl":
@@ -270,43 +267,52 @@ def load_tiny_decoder(folder: Path | str, device: torch.device, dtype: torch.dty
     """An ``AutoencoderTiny`` folder (e.g. madebyollin/taesd) as a decoder."""
     from diffusers import AutoencoderTiny
 
-    from ..core.model_folder import check_safetensors
-
     folder = Path(folder).expanduser()
     safes = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
-    if not (folder / "config.json").is_file() or not safes:
+    if not (folder / "config.json").exists() or not safes:
         raise ModelFormatError(
             f"{folder} is not a tiny decoder folder (config.json and .safetensors weights expected, "
             "as in madebyollin/taesd)."
         )
+    check_data_files(folder)
     for file in safes:
         check_safetensors(file)
     try:
         vae = AutoencoderTiny.from_pretrained(folder, use_safetensors=True, local_files_only=True)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ModelCorruptError(f"The tiny decoder in {folder} could not be loaded ({_short(exc)}).") from exc
+    except LOAD_ERRORS as exc:
+        raise ModelCorruptError(
+            f"The tiny decoder in {folder} could not be loaded ({_short(exc)}); {repair_advice(folder)}."
+        ) from exc
     return TorchDecoder(vae.to(device, dtype).eval(), device)
 
 
 def _vae_dtype(model: ModelFolder, dtype: torch.dtype) -> torch.dtype:
     """SDXL's VAE overflows in fp16 (``force_upcast``): keep it in fp32 there, as diffusers does."""
-    config = json.loads((model.path / "vae" / "config.json").read_text(encoding="utf-8"))
+    config = read_json(model.path / "vae" / "config.json")
     return torch.float32 if dtype == torch.float16 and config.get("force_upcast", False) else dtype
 
 
+# The load boundary: diffusers, transformers and safetensors raise almost any exception type on a
+# damaged or hostile file (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError,
+# SafetensorError, ...).  Whatever they raise becomes one ModelCorruptError naming the component.
+LOAD_ERRORS = (Exception,)
+
+
 def _load(model: ModelFolder, name: str, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
-    library, class_name = model.components[name]
     import importlib
 
-    try:
-        cls = getattr(importlib.import_module(library), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise ModelFormatError(f"{model.name}/{name} needs {library}.{class_name}, which this app cannot load.") from exc
+    library, class_name = model.components[name]
+    if (library, class_name) not in LOADED_CLASSES.get(name, ()):  # checked by inspect_model_folder too
+        raise UnsafeModelError(f"Refusing to load {model.name}/{name}: {library}.{class_name} is not a class LCM "
+                               "Desktop loads.")
+    cls = getattr(importlib.import_module(str(library)), str(class_name))  # diffusers or transformers only
     try:
         module = cls.from_pretrained(model.path / name, use_safetensors=True, local_files_only=True, torch_dtype=dtype)
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+    except LcmError:
+        raise
+    except LOAD_ERRORS as exc:
         raise ModelCorruptError(
-            f"The {name} of {model.name} could not be loaded ({_short(exc)}); re-download or re-import the model."
+            f"The {name} of {model.name} could not be loaded ({_short(exc)}); {repair_advice(model.path / name)}."
         ) from exc
     return module.to(device).eval()
 
@@ -316,17 +322,15 @@ def _load_tokenizer(model: ModelFolder, name: str):
 
     try:
         return CLIPTokenizer.from_pretrained(model.path / name, local_files_only=True)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ModelCorruptError(f"The {name} of {model.name} could not be loaded ({_short(exc)}).") from exc
+    except LOAD_ERRORS as exc:
+        raise ModelCorruptError(
+            f"The {name} of {model.name} could not be loaded ({_short(exc)}); {repair_advice(model.path / name)}."
+        ) from exc
 
 
 def _scheduler_config(model: ModelFolder) -> dict:
     """The folder's scheduler settings; an LCM-LoRA base's Euler/PNDM config becomes LCMScheduler's."""
-    path = model.path / "scheduler" / "scheduler_config.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelCorruptError(f"{path} cannot be read ({exc}); re-download the model.") from exc
+    return read_json(model.path / "scheduler" / "scheduler_config.json")
 
 
 def _short(exc: BaseException) -> str:

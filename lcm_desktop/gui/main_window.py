@@ -84,6 +84,7 @@ class MainWindow(ImageActions, QMainWindow):
         self._fill_models(model)
         self._fill_backends([BackendStatus(choice("cpu"), True)])  # until the engine thread has probed
         self._wire()
+        self.engine.start()
         self._load_history()
         self._restore_settings(explicit_model=model is not None)
 

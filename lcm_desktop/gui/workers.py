@@ -89,13 +89,14 @@ class EngineWorker(QObject):
     # -- on the worker thread ----------------------------------------------------------------------
     @Slot()
     def probe(self) -> None:
-        from ..engine.backends import probe_backends
+        from ..engine.backends import CHOICES, BackendStatus, probe_backends
 
         try:
             statuses = probe_backends()
-        except Exception:  # a broken install: say so when a generation is asked for, keep the window
+        except Exception as exc:  # a broken install: say so in the menu, keep the window
             log.exception("probing the backends failed")
-            statuses = []
+            why = f"the backends could not be checked ({type(exc).__name__}: {exc})"[:200]
+            statuses = [BackendStatus(c, False, why) for c in CHOICES]
         self.capabilities.emit(statuses)
 
     @Slot()
@@ -177,6 +178,10 @@ class EngineThread:
         self.worker = EngineWorker(writer, output_folder, previews)
         self.worker.moveToThread(self.thread)
         self.thread.started.connect(self.worker.probe)
+
+    def start(self) -> None:
+        """Start the thread (it probes the backends first): after the window has connected the worker's signals,
+        or a fast probe's result would be lost."""
         self.thread.start()
 
     def next_id(self) -> int:

@@ -8,6 +8,9 @@ staging folder beside it, validated with ``inspect_model_folder``, then renamed 
 half-imported model is never listed.  Pickle weights (``.ckpt``/``.pt``/``.bin``/``.pth``) are
 refused, because loading them can run arbitrary code.
 
+A model folder is untrusted: only its data files are copied, never code, and never through a link
+out of the folder or from a FIFO or device (the rule is ``core.model_files.data_files``).
+
 Single files are converted with diffusers' single-file loader and the architecture configs
 shipped in ``resources/configs/single_file/<family>/`` (the Hub is not needed); checkpoints
 carry no tokenizer, so CLIP's ``vocab.json``/``merges.txt`` are derived offline from the BPE
@@ -16,15 +19,16 @@ file that the ``open_clip_torch`` package ships.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
-import struct
 import uuid
 from pathlib import Path
 
 from ..core.errors import InvalidRequestError, ModelFormatError, ModelNotFoundError, UnsafeModelError
+from ..core.model_files import check_regular, copy_data_file, data_files, read_safetensors_header
 from ..core.model_folder import PICKLE_HINT, PICKLE_SUFFIXES, check_safetensors, inspect_model_folder
 from ..core.paths import AppPaths, resource_path
 from .catalog import Catalog, load_catalog
@@ -42,10 +46,11 @@ def import_model(source: Path | str, name: str | None = None, *, catalog: Catalo
     source = Path(source).expanduser()
     if not source.exists():
         raise ModelNotFoundError(f"Cannot import {source}: it does not exist.")
-    if source.is_file():
+    if not source.is_dir():
         suffix = source.suffix.lower()
         if suffix in PICKLE_SUFFIXES:
             raise UnsafeModelError(f"Refusing to import {source.name}: {PICKLE_HINT}.")
+        check_regular(source)
         if suffix != ".safetensors":
             raise ModelFormatError(
                 f"{source.name} is not a model file; import a diffusers folder or a .safetensors checkpoint."
@@ -57,16 +62,14 @@ def import_model(source: Path | str, name: str | None = None, *, catalog: Catalo
 
 def import_folder(source: Path, name: str | None = None, *, catalog: Catalog | None = None,
                   paths: AppPaths | None = None, disk_usage: DiskUsage = shutil.disk_usage) -> Path:
-    """Copy a diffusers folder (its safetensors and configs; pickles are left behind)."""
-    inspect_model_folder(source)  # refuses a non-model, missing parts, pickle-only or corrupt weights
-    files = [p for p in _walk(source) if p.suffix.lower() not in PICKLE_SUFFIXES]
+    """Copy a diffusers folder's data files (weights, configs, tokenizer; never code or pickles)."""
+    inspect_model_folder(source)  # refuses a non-model, unknown classes, pickle-only or corrupt weights
+    files = data_files(source, skip_dirs=SKIPPED_DIRS)
     target = _target(name or source.name, catalog, paths)
-    _check_space(sum(p.stat().st_size for p in files), target.parent, disk_usage)
+    _check_space(sum(size for _, _, size in files), target.parent, disk_usage)
     with _Staging(target) as staging:
-        for file in files:
-            dest = staging / file.relative_to(source)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(file, dest)  # follows symlinks (a Hugging Face snapshot links to its blobs)
+        for relative, real, size in files:
+            _copy(real, staging / relative, size, relative, target)
         inspect_model_folder(staging)
     return target
 
@@ -157,10 +160,7 @@ def _convert(source: Path, family: str, config_dir: Path, out: Path) -> None:
 
 # -- helpers ----------------------------------------------------------------------------------
 def _safetensors_keys(path: Path) -> set[str]:
-    with open(path, "rb") as handle:
-        (length,) = struct.unpack("<Q", handle.read(8))
-        header = json.loads(handle.read(length))
-    return {k for k in header if k != "__metadata__"}
+    return set(read_safetensors_header(path).tensors)
 
 
 def _target(name: str, catalog: Catalog | None, paths: AppPaths | None) -> Path:
@@ -184,18 +184,19 @@ def _check_space(needed: int, folder: Path, disk_usage: DiskUsage) -> None:
         )
 
 
-def _walk(folder: Path) -> list[Path]:
-    """Files to copy, following symlinks (each real folder once, so a link cycle cannot loop)."""
-    files, seen = [], set()
-    for dirpath, dirs, names in os.walk(folder, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
-        files += [Path(dirpath) / n for n in sorted(names) if not n.startswith(".")]
-    return files
+def _copy(real: Path, dest: Path, size: int, relative: Path, target: Path) -> None:
+    """``copy_data_file``, with a full disk or a failed write said in one sentence."""
+    try:
+        copy_data_file(real, dest, size)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            raise ModelFormatError(
+                f"The disk filled up while importing {relative} into {target.parent}; nothing was imported — "
+                "free some disk space and import again."
+            ) from exc
+        raise ModelFormatError(
+            f"Could not copy {relative} while importing ({exc.strerror or exc}); nothing was imported."
+        ) from exc
 
 
 class _Staging:

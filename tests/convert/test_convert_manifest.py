@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from lcm_desktop.core.errors import ModelFormatError
+from lcm_desktop.core.errors import ModelCorruptError, ModelFormatError
 from lcm_desktop.core.manifest import (
     Manifest,
     ParityResult,
@@ -67,7 +67,7 @@ def test_damaged_folders(coreml_lcm, tmp_path):
     with pytest.raises(ModelFormatError, match="no manifest.json"):
         load_manifest(tmp_path)
     (tmp_path / "manifest.json").write_text("{not json")
-    with pytest.raises(ModelFormatError, match="cannot be read"):
+    with pytest.raises(ModelCorruptError, match="manifest.json is not valid JSON"):
         load_manifest(tmp_path)
     data = json.loads((coreml_lcm / "manifest.json").read_text())
     (tmp_path / "manifest.json").write_text(json.dumps({**data, "schema_version": 99}))

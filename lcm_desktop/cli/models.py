@@ -73,10 +73,10 @@ def _pull(args, catalog: Catalog) -> int:
             bar.close()
     print(snapshot)
     if entry.requires:
-        from ..models.store import find_installed
+        from ..models.store import InstallState, find_installed
 
         base = find_installed(entry.requires, catalog)
-        if base is None or base.status != "complete":
+        if base is None or base.status is not InstallState.COMPLETE:
             print(f"note: {entry.id} needs {entry.requires}; run `lcm-desktop models pull {entry.requires}`.",
                   file=sys.stderr)
     return EXIT_OK
@@ -99,13 +99,13 @@ def _import(args, catalog: Catalog) -> int:
 
 
 def _du(args, catalog: Catalog) -> int:
-    from ..models.store import disk_usage
+    from ..models.store import InstallState, disk_usage
 
     models = disk_usage(catalog)
     width = max([len(m.name) for m in models] + [4])
     for m in models:
         where = {"cache": "other (shared HF cache)", "hub": "HF cache"}.get(m.source, m.source)
-        status = "" if m.status == "complete" else f"  [{m.status}]"
+        status = "" if m.status is InstallState.COMPLETE else f"  [{m.status}]"
         print(f"{m.name.ljust(width)}  {format_size(m.size_bytes):>9}  {where}{status}")
     print(f"{'total'.ljust(width)}  {format_size(sum(m.size_bytes for m in models)):>9}")
     return EXIT_OK

@@ -39,6 +39,10 @@ class ModelFormatError(LcmError):
     """A folder exists but is not a model this app can load."""
 
 
+class ModelIncompleteError(ModelFormatError):
+    """A model folder lacks a file it lists (an interrupted copy or download)."""
+
+
 class UnsafeModelError(ModelFormatError):
     """Pickle-based weights (.bin/.ckpt/.pt/.pth) that we refuse to load."""
 

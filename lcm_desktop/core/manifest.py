@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lcm_desktop.core.errors import ModelFormatError
+from lcm_desktop.core.errors import ModelFormatError, ModelIncompleteError
 from lcm_desktop.core.model_files import read_json
 
 SCHEMA_VERSION = 1
@@ -235,7 +235,7 @@ def validate_manifest(manifest: Manifest, folder: Path | None = None) -> None:
         folder = Path(folder)
         for rel in [c.file for c in manifest.components] + [manifest.scheduler_config or "."]:
             if not (folder / rel).exists():
-                raise ModelFormatError(f"{folder / rel} is missing; the Core ML model folder is incomplete.")
+                raise ModelIncompleteError(f"{folder / rel} is missing; the Core ML model folder is incomplete.")
 
 
 def load_manifest(folder: Path) -> Manifest:

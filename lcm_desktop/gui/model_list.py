@@ -21,32 +21,32 @@ class UsableModel:
 
 def usable_models(paths: AppPaths, builtin: Path) -> list[UsableModel]:
     """Complete, loadable models: pulled catalog models (LoRAs with their base), imported and Core ML ones."""
-    from ..models.catalog import load_catalog
-    from ..models.store import COMPLETE, installed_models
+    from ..models.store import InstallState, ModelStore, Source
     from ..models.views import usable_folder
 
     found: list[UsableModel] = []
     try:
-        catalog = load_catalog()
-        for model in installed_models(catalog, paths):
+        store = ModelStore(paths=paths)  # one scan of the caches for the whole list
+        catalog = store.catalog
+        for model in store.installed:
             # bases alone make poor 4-step images; tiny decoders are not models to pick
-            if model.status != COMPLETE or model.path is None or model.kind in ("tiny-decoder", "base"):
+            if model.status is not InstallState.COMPLETE or model.path is None or model.kind in ("tiny-decoder", "base"):
                 continue
-            if model.source in ("imported", "coreml"):
-                suffix = "  (Core ML)" if model.source == "coreml" else ""
+            if model.source in (Source.IMPORTED, Source.COREML):
+                suffix = "  (Core ML)" if model.source is Source.COREML else ""
                 found.append(UsableModel(model.name + suffix, model.path))
                 continue
-            if model.source not in ("builtin", "hub"):
+            if model.source not in (Source.BUILTIN, Source.HUB):
                 continue
             entry = catalog.get(model.name)
             try:
-                folder = usable_folder(entry, catalog, paths)
+                folder = usable_folder(entry, store=store)
             except LcmError:
                 continue  # e.g. an LCM-LoRA whose base is not complete yet
             tiny = None
             if entry.tiny_decoder and catalog.find(entry.tiny_decoder):
                 try:
-                    tiny = usable_folder(catalog.get(entry.tiny_decoder), catalog, paths)
+                    tiny = usable_folder(catalog.get(entry.tiny_decoder), store=store)
                 except LcmError:
                     pass  # not downloaded: previews use the VAE at half size
             found.append(UsableModel(entry.name, folder, tiny))

@@ -29,6 +29,10 @@ class ModelsDialog(QDialog):
         self.setAcceptDrops(True)
         self.resize(900, 460)
         self.paths = paths
+        self.rows: list = []  # ModelRow, read at each refresh
+        self.catalog = None  # the Catalog read at each refresh
+        self.last_error = ""
+        self._messages: dict[str, str] = {}  # what the status line says when the running task ends
         self.task: Task | None = None
         self.converter: ConvertProcess | None = None
 
@@ -89,10 +93,12 @@ class ModelsDialog(QDialog):
 
     # -- listing --------------------------------------------------------------------------------
     def refresh(self) -> None:
-        from ..models.store import disk_usage, model_rows
+        from ..models.store import ModelStore, Source
 
         selected = self.selected_name()
-        self.rows = model_rows(paths=self.paths)
+        store = ModelStore(paths=self.paths)  # one scan for the table and the total
+        self.catalog = store.catalog
+        self.rows = store.rows()
         self.table.setRowCount(len(self.rows))
         for r, row in enumerate(self.rows):
             size = ("≈ " if row.approx else "") + format_size(row.size_bytes)
@@ -100,12 +106,12 @@ class ModelsDialog(QDialog):
             for c, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 item.setData(Qt.ItemDataRole.UserRole, row.name)
-                if c == 2 and row.installed not in ("yes", "no"):
+                if c == 2 and row.state is not None and not row.usable:
                     item.setForeground(Qt.GlobalColor.darkRed)
                 self.table.setItem(r, c, item)
             if row.name == selected:
                 self.table.selectRow(r)
-        used = sum(m.size_bytes for m in disk_usage(paths=self.paths) if m.source != "builtin")
+        used = sum(m.size_bytes for m in store.disk_usage() if m.source is not Source.BUILTIN)
         self.total.setText(f"Total disk used by models: {format_size(used)}")
         self._update_buttons()
 
@@ -125,25 +131,22 @@ class ModelsDialog(QDialog):
     def _update_buttons(self) -> None:
         row = self._selected_row()
         busy = self.task is not None or self.converter is not None
-        from ..models.catalog import load_catalog
-
-        entry = load_catalog().find(row.name) if row else None
-        self.download_button.setEnabled(bool(row and entry and entry.downloadable and row.installed != "yes") and not busy)
-        self.delete_button.setEnabled(bool(row and row.installed != "no" and (entry is None or entry.downloadable))
+        entry = self.catalog.find(row.name) if row else None  # the catalog read at refresh, not on every click
+        self.download_button.setEnabled(bool(row and entry and entry.downloadable and not row.usable) and not busy)
+        self.delete_button.setEnabled(bool(row and row.state is not None and (entry is None or entry.downloadable))
                                       and not busy)
-        self.convert_button.setEnabled(bool(row and row.installed == "yes" and row.kind in ("lcm", "base")
+        self.convert_button.setEnabled(bool(row and row.usable and row.kind in ("lcm", "base")
                                             and row.path is not None) and not busy)
         self.cancel_button.setEnabled(busy)
 
     # -- download --------------------------------------------------------------------------------
     def download(self) -> None:
-        from ..models.catalog import load_catalog
         from ..models.download import DownloadCancelled, pull
 
         row = self._selected_row()
         if row is None:
             return
-        entry = load_catalog().get(row.name)
+        entry = self.catalog.get(row.name)
         self.task = Task(lambda report, cancel: pull(entry, on_progress=report, cancel=cancel), DownloadCancelled)
         self._messages = {"done": f"Downloaded {entry.name}.",
                           "cancelled": f"Download of {entry.name} cancelled; Download again resumes it."}
@@ -261,14 +264,16 @@ class ModelsDialog(QDialog):
         self.converter.start()
         self._update_buttons()
 
-    def _convert_done(self, ok: bool, message: str) -> None:
+    def _convert_done(self, outcome: str, message: str) -> None:
+        from .tasks import ConvertOutcome
+
         self.converter = None
         self.progress.setVisible(False)
-        if ok:
+        if outcome == ConvertOutcome.OK:
             self.status.setText("Converted; the Core ML model is listed below.")
         else:
             self.status.setText(message)
-            if message != "Conversion cancelled.":
+            if outcome == ConvertOutcome.FAILED:
                 self._error(message or "The conversion failed; run `python -m convert` for details.", "")
         self.refresh()
         self.modelsChanged.emit()

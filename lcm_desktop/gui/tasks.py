@@ -9,6 +9,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QThread, Signal, Slot
@@ -60,6 +61,12 @@ class Task(QObject):
         self.thread.wait()
 
 
+class ConvertOutcome(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 class ConvertProcess(QObject):
     """``python -m convert SOURCE --out OUT`` as a child process (its memory goes back to the OS when done).
 
@@ -68,7 +75,7 @@ class ConvertProcess(QObject):
     """
 
     line = Signal(str)
-    finished = Signal(bool, str)  # ok, last error line
+    finished = Signal(str, str)  # ConvertOutcome value, the converter's last error line (when failed)
 
     def __init__(self, source: Path, out: Path, extra: list[str] | None = None, program: list[str] | None = None):
         super().__init__()
@@ -98,6 +105,8 @@ class ConvertProcess(QObject):
     def _done(self, code: int, status) -> None:
         self._read()
         if self._cancelled:
-            self.finished.emit(False, "Conversion cancelled.")
+            self.finished.emit(ConvertOutcome.CANCELLED.value, "Conversion cancelled.")
+        elif code == 0:
+            self.finished.emit(ConvertOutcome.OK.value, "")
         else:
-            self.finished.emit(code == 0, "" if code == 0 else self._last.removeprefix("error: "))
+            self.finished.emit(ConvertOutcome.FAILED.value, self._last.removeprefix("error: "))

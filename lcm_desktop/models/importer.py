@@ -65,7 +65,7 @@ def import_folder(source: Path, name: str | None = None, *, catalog: Catalog | N
     """Copy a diffusers folder's data files (weights, configs, tokenizer; never code or pickles)."""
     inspect_model_folder(source)  # refuses a non-model, unknown classes, pickle-only or corrupt weights
     files = data_files(source, skip_dirs=SKIPPED_DIRS)
-    target = _target(name or source.name, catalog, paths)
+    target = _target(source.name if name is None else name, catalog, paths)
     _check_space(sum(size for _, _, size in files), target.parent, disk_usage)
     with _Staging(target) as staging:
         for relative, real, size in files:
@@ -81,7 +81,7 @@ def import_single_file(source: Path, name: str | None = None, *, catalog: Catalo
     check_safetensors(source)
     keys = _safetensors_keys(source)
     family = detect_family(keys, source.name)
-    target = _target(name or source.stem, catalog, paths)
+    target = _target(source.stem if name is None else name, catalog, paths)
     _check_space(2 * source.stat().st_size, target.parent, disk_usage)  # fp32 output can be twice fp16 input
     config_root = Path(config_root) if config_root is not None else resource_path("configs", "single_file")
     with _Staging(target) as staging:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ..core.errors import ModelNotFoundError
 from ..core.paths import AppPaths
-from .catalog import Catalog, load_catalog
-from .store import find_installed, installed_models
+from .catalog import Catalog
+from .store import ModelStore, Source
 from .views import usable_folder
 
 
@@ -24,15 +24,15 @@ def resolve_model(ref: str, catalog: Catalog | None = None, paths: AppPaths | No
     Never touches the network.  Raises ``ModelNotFoundError`` (not downloaded, unknown name, no
     such path), ``ModelCorruptError`` or ``ModelFormatError`` with a one-line fix.
     """
-    catalog = catalog or load_catalog()
-    paths = paths or AppPaths.default()
+    store = ModelStore(catalog, paths)  # one scan for the whole resolution
+    catalog = store.catalog
     # Order: catalog id, imported/converted name, existing path, catalog repo id.  A folder that
     # shares a catalog id's name is reached with an explicit path (./taesd).
     entry = catalog.find(ref)
     if entry is not None:
-        return usable_folder(entry, catalog, paths)
+        return usable_folder(entry, store=store)
     if ref and "/" not in ref and "\\" not in ref and not ref.startswith("."):
-        model = find_installed(ref, catalog, paths)
+        model = store.find(ref)
         if model is not None and model.path is not None:
             return model.path
     path = Path(ref).expanduser()
@@ -40,8 +40,8 @@ def resolve_model(ref: str, catalog: Catalog | None = None, paths: AppPaths | No
         return path
     entry = catalog.by_repo(ref)
     if entry is not None:
-        return usable_folder(entry, catalog, paths)
-    local = [m.name for m in installed_models(catalog, paths) if m.source in ("imported", "coreml")]
+        return usable_folder(entry, store=store)
+    local = [m.name for m in store.installed if m.source in (Source.IMPORTED, Source.COREML)]
     close = difflib.get_close_matches(ref, [e.id for e in catalog] + local, n=3)
     hint = f"did you mean {', '.join(close)}? " if close else ""
     raise ModelNotFoundError(

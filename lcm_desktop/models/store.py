@@ -19,27 +19,45 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
+from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 
-from ..core.errors import LcmError, ModelCorruptError, ModelFormatError, ModelNotFoundError
+from ..core.errors import LcmError, ModelCorruptError, ModelFormatError, ModelIncompleteError, ModelNotFoundError
 from ..core.model_folder import check_safetensors, inspect_model_folder
 from ..core.paths import AppPaths, builtin_model_path
 from .catalog import Catalog, CatalogEntry, load_catalog
 from .disk import format_size
 from .download import hub_cache_dir, read_receipt
 
-COMPLETE, INCOMPLETE, CORRUPT = "complete", "incomplete", "corrupt"
 IMPORTED_DIR, COREML_DIR, VIEWS_DIR = "models", "coreml", "views"
+
+
+class InstallState(StrEnum):
+    COMPLETE = "complete"
+    INCOMPLETE = "incomplete"
+    CORRUPT = "corrupt"
+
+
+class Source(StrEnum):
+    BUILTIN = "builtin"  # shipped with the app
+    HUB = "hub"  # a catalog model in the Hugging Face cache
+    IMPORTED = "imported"  # copied into the app's data folder
+    COREML = "coreml"  # converted into the app's data folder
+    CACHE = "cache"  # another tool's repo in the shared Hugging Face cache (listed for disk usage only)
+
+
+COMPLETE, INCOMPLETE, CORRUPT = InstallState.COMPLETE, InstallState.INCOMPLETE, InstallState.CORRUPT
 
 
 @dataclass(frozen=True)
 class InstalledModel:
     name: str  # catalog id, imported name or Core ML folder name
     kind: str  # catalog kind; imported: "lcm" or "base"; "coreml"; "other" for foreign cache repos
-    source: str  # "builtin" | "hub" | "imported" | "coreml" | "cache"
+    source: Source
     path: Path | None  # the folder to load (a snapshot folder for hub models)
     size_bytes: int
-    status: str
+    status: InstallState
     detail: str = ""  # what is wrong, and the fix, when not complete
     repo_id: str | None = None
     commit: str | None = None
@@ -52,90 +70,126 @@ class ModelRow:
     name: str
     display: str
     kind: str
-    installed: str  # "yes" | "no" | "incomplete" | "corrupt" | "needs <base>"
+    state: InstallState | None  # None: not installed
     size_bytes: int
     path: Path | None
     approx: bool = False  # size_bytes is the catalog's download size, not what is on disk
+    needs: str | None = None  # installed, but the base it needs is not complete
+
+    @property
+    def usable(self) -> bool:
+        return self.state is InstallState.COMPLETE and self.needs is None
+
+    @property
+    def installed(self) -> str:
+        """For people: yes, no, incomplete, corrupt or needs <base>."""
+        if self.state is None:
+            return "no"
+        if self.needs:
+            return f"needs {self.needs}"
+        return "yes" if self.state is InstallState.COMPLETE else self.state.value
 
 
+class ModelStore:
+    """What is installed, scanned once per operation (a listing, a resolution, a delete) and then reused.
+
+    Scanning the Hugging Face cache and checking every model folder reads every safetensors header, so
+    a store object is made for one operation and asked everything that operation needs.
+    """
+
+    def __init__(self, catalog: Catalog | None = None, paths: AppPaths | None = None, cache_dir: Path | None = None):
+        self.catalog = catalog or load_catalog()
+        self.paths = paths or AppPaths.default()
+        self.cache_dir = cache_dir or hub_cache_dir()
+
+    @cached_property
+    def installed(self) -> list[InstalledModel]:
+        """Everything on disk: built-in, pulled (catalog order), foreign cache repos, imported, Core ML."""
+        catalog, found = self.catalog, []
+        builtin = next((e for e in catalog if e.source == "builtin"), None)
+        if builtin is not None and builtin_model_path().is_dir():
+            status, detail = _folder_status(builtin_model_path())
+            found.append(InstalledModel(builtin.id, builtin.kind, Source.BUILTIN, builtin_model_path(),
+                                        _tree_size(builtin_model_path()), status, detail))
+        hub = _hub_models(catalog, self.cache_dir)
+        found += sorted(hub, key=lambda m: _catalog_order(catalog, m))
+        found += _imported_models(self.paths.data / IMPORTED_DIR)
+        found += _coreml_models(self.paths.data / COREML_DIR)
+        return found
+
+    def find(self, name: str) -> InstalledModel | None:
+        return next((m for m in self.installed if m.name == name and m.source is not Source.CACHE), None)
+
+    def rows(self) -> list[ModelRow]:
+        """The `models list` table: every catalog entry, then imported and converted models."""
+        by_name = {m.name: m for m in self.installed if m.source in (Source.BUILTIN, Source.HUB)}
+        rows = []
+        for entry in self.catalog:
+            model = by_name.get(entry.id)
+            if model is None:
+                rows.append(ModelRow(entry.id, entry.name, entry.kind, None, entry.size_bytes, None, approx=True))
+                continue
+            size, display, needs = model.size_bytes, entry.name, None
+            if entry.requires and model.status is COMPLETE:
+                base = by_name.get(entry.requires)
+                display = f"{entry.name} + {self.catalog.get(entry.requires).name}"
+                if base is None or base.status is not COMPLETE:
+                    needs = entry.requires
+                else:
+                    size += base.size_bytes
+            rows.append(ModelRow(entry.id, display, entry.kind, model.status, size, model.path, needs=needs))
+        for model in self.installed:
+            if model.source in (Source.IMPORTED, Source.COREML):
+                rows.append(ModelRow(model.name, model.name, model.kind, model.status, model.size_bytes, model.path))
+        return rows
+
+    def delete(self, name: str) -> int:
+        """Delete an installed model (a catalog id or an imported/converted name); return the bytes freed."""
+        self.__dict__.pop("installed", None)  # what is installed changes now
+        entry = self.catalog.find(name)
+        if entry is not None and entry.source == "builtin":
+            raise ModelNotFoundError(f"{name} is the built-in model; it ships with LCM Desktop and cannot be deleted.")
+        shutil.rmtree(self.paths.data / VIEWS_DIR, ignore_errors=True)  # symlink views; rebuilt on demand
+        if entry is not None:
+            return _delete_hub_repo(entry, self.cache_dir)
+        for folder in (self.paths.data / IMPORTED_DIR / name, self.paths.data / COREML_DIR / name):
+            if _safe_name(name) and folder.is_dir():
+                size = _tree_size(folder)
+                trash = folder.parent / f".trash-{uuid.uuid4().hex[:8]}"
+                os.replace(folder, trash)  # the model disappears at once; the bytes go next
+                shutil.rmtree(trash, ignore_errors=True)
+                return size
+        raise ModelNotFoundError(f"No installed model named {name!r}; `lcm-desktop models list` shows what is installed.")
+
+    def disk_usage(self) -> list[InstalledModel]:
+        """Installed models including other repos in the shared Hugging Face cache, largest first."""
+        return sorted(self.installed, key=lambda m: -m.size_bytes)
+
+
+# One-operation shorthands (each makes its own store).
 def installed_models(catalog: Catalog | None = None, paths: AppPaths | None = None,
                      cache_dir: Path | None = None) -> list[InstalledModel]:
-    """Everything on disk: built-in, pulled (catalog order), foreign cache repos, imported, Core ML."""
-    catalog = catalog or load_catalog()
-    paths = paths or AppPaths.default()
-    found: list[InstalledModel] = []
-    builtin = next((e for e in catalog if e.source == "builtin"), None)
-    if builtin is not None and builtin_model_path().is_dir():
-        status, detail = _folder_status(builtin_model_path())
-        found.append(InstalledModel(builtin.id, builtin.kind, "builtin", builtin_model_path(),
-                                    _tree_size(builtin_model_path()), status, detail))
-    hub = _hub_models(catalog, cache_dir or hub_cache_dir())
-    found += sorted(hub, key=lambda m: _catalog_order(catalog, m))
-    found += _imported_models(paths.data / IMPORTED_DIR)
-    found += _coreml_models(paths.data / COREML_DIR)
-    return found
+    return ModelStore(catalog, paths, cache_dir).installed
 
 
 def model_rows(catalog: Catalog | None = None, paths: AppPaths | None = None,
                cache_dir: Path | None = None) -> list[ModelRow]:
-    """The `models list` table: every catalog entry, then imported and converted models."""
-    catalog = catalog or load_catalog()
-    installed = installed_models(catalog, paths, cache_dir)
-    by_name = {m.name: m for m in installed if m.source in ("builtin", "hub")}
-    rows = []
-    for entry in catalog:
-        model = by_name.get(entry.id)
-        if model is None:
-            rows.append(ModelRow(entry.id, entry.name, entry.kind, "no", entry.size_bytes, None, approx=True))
-            continue
-        installed_as = "yes" if model.status == COMPLETE else model.status
-        size, display = model.size_bytes, entry.name
-        if entry.requires and model.status == COMPLETE:
-            base = by_name.get(entry.requires)
-            display = f"{entry.name} + {catalog.get(entry.requires).name}"
-            if base is None or base.status != COMPLETE:
-                installed_as = f"needs {entry.requires}"
-            else:
-                size += base.size_bytes
-        rows.append(ModelRow(entry.id, display, entry.kind, installed_as, size, model.path))
-    for model in installed:
-        if model.source in ("imported", "coreml"):
-            installed_as = "yes" if model.status == COMPLETE else model.status
-            rows.append(ModelRow(model.name, model.name, model.kind, installed_as, model.size_bytes, model.path))
-    return rows
+    return ModelStore(catalog, paths, cache_dir).rows()
 
 
 def find_installed(name: str, catalog: Catalog | None = None, paths: AppPaths | None = None,
                    cache_dir: Path | None = None) -> InstalledModel | None:
-    return next((m for m in installed_models(catalog, paths, cache_dir)
-                 if m.name == name and m.source != "cache"), None)
+    return ModelStore(catalog, paths, cache_dir).find(name)
 
 
 def delete_model(name: str, catalog: Catalog | None = None, paths: AppPaths | None = None,
                  cache_dir: Path | None = None) -> int:
-    """Delete an installed model (a catalog id or an imported/converted name); return the bytes freed."""
-    catalog = catalog or load_catalog()
-    paths = paths or AppPaths.default()
-    entry = catalog.find(name)
-    if entry is not None and entry.source == "builtin":
-        raise ModelNotFoundError(f"{name} is the built-in model; it ships with LCM Desktop and cannot be deleted.")
-    shutil.rmtree(paths.data / VIEWS_DIR, ignore_errors=True)  # symlink views; rebuilt on demand
-    if entry is not None:
-        return _delete_hub_repo(entry, cache_dir or hub_cache_dir())
-    for folder in (paths.data / IMPORTED_DIR / name, paths.data / COREML_DIR / name):
-        if _safe_name(name) and folder.is_dir():
-            size = _tree_size(folder)
-            trash = folder.parent / f".trash-{uuid.uuid4().hex[:8]}"
-            os.replace(folder, trash)  # the model disappears at once; the bytes go next
-            shutil.rmtree(trash, ignore_errors=True)
-            return size
-    raise ModelNotFoundError(f"No installed model named {name!r}; `lcm-desktop models list` shows what is installed.")
+    return ModelStore(catalog, paths, cache_dir).delete(name)
 
 
 def disk_usage(catalog: Catalog | None = None, paths: AppPaths | None = None,
                cache_dir: Path | None = None) -> list[InstalledModel]:
-    """Installed models including other repos in the shared Hugging Face cache, largest first."""
-    return sorted(installed_models(catalog, paths, cache_dir), key=lambda m: -m.size_bytes)
+    return ModelStore(catalog, paths, cache_dir).disk_usage()
 
 
 # -- the Hugging Face cache -------------------------------------------------------------------
@@ -168,17 +222,17 @@ def _hub_models(catalog: Catalog, cache: Path) -> list[InstalledModel]:
         size = repo.size_on_disk + partial
         revision = _current_revision(repo, entry)
         if entry is None:
-            models.append(InstalledModel(repo.repo_id, "other", "cache", revision.snapshot_path if revision else None,
+            models.append(InstalledModel(repo.repo_id, "other", Source.CACHE, revision.snapshot_path if revision else None,
                                          size, COMPLETE, repo_id=repo.repo_id))
             continue
         status, detail = _hub_status(entry, repo, revision, partial)
-        models.append(InstalledModel(entry.id, entry.kind, "hub", revision.snapshot_path if revision else None,
+        models.append(InstalledModel(entry.id, entry.kind, Source.HUB, revision.snapshot_path if revision else None,
                                      size, status, detail, repo.repo_id, revision.commit_hash if revision else None))
     for warning in info.warnings:  # a repo folder huggingface_hub cannot read (e.g. no snapshots/)
         repo_path = _warned_repo(warning, cache)
         entry = catalog.by_repo(_repo_id_of(repo_path)) if repo_path else None
         if entry is not None:
-            models.append(InstalledModel(entry.id, entry.kind, "hub", None, _tree_size(repo_path), CORRUPT,
+            models.append(InstalledModel(entry.id, entry.kind, Source.HUB, None, _tree_size(repo_path), CORRUPT,
                                          f"the cached copy is damaged ({warning}); run `lcm-desktop models rm "
                                          f"{entry.id}` and pull it again.", entry.repo_id))
     return models
@@ -194,7 +248,7 @@ def _current_revision(repo, entry: CatalogEntry | None):
     return revisions[0] if revisions else None
 
 
-def _hub_status(entry: CatalogEntry, repo, revision, partial: int) -> tuple[str, str]:
+def _hub_status(entry: CatalogEntry, repo, revision, partial: int) -> tuple[InstallState, str]:
     pull_again = f"run `lcm-desktop models pull {entry.id}` to finish it"
     if revision is None:
         return INCOMPLETE, f"nothing downloaded yet; {pull_again}."
@@ -216,7 +270,7 @@ def _hub_status(entry: CatalogEntry, repo, revision, partial: int) -> tuple[str,
     return status, detail
 
 
-def _layout_status(entry: CatalogEntry, folder: Path) -> tuple[str, str]:
+def _layout_status(entry: CatalogEntry, folder: Path) -> tuple[InstallState, str]:
     if entry.layout == "diffusers":
         return _folder_status(folder)
     needed = ["config.json"] if entry.layout in ("unet", "decoder") else []
@@ -255,7 +309,7 @@ def _imported_models(root: Path) -> list[InstalledModel]:
     models = []
     for folder in _subfolders(root):
         status, detail = _folder_status(folder)
-        models.append(InstalledModel(folder.name, _imported_kind(folder), "imported", folder,
+        models.append(InstalledModel(folder.name, _imported_kind(folder), Source.IMPORTED, folder,
                                      _tree_size(folder), status, detail))
     return models
 
@@ -270,14 +324,15 @@ def _coreml_models(root: Path) -> list[InstalledModel]:
         status, detail = COMPLETE, ""
         try:
             load_manifest(folder)
+        except ModelIncompleteError as exc:
+            status, detail = INCOMPLETE, exc.user_message
         except LcmError as exc:
-            status = INCOMPLETE if "missing" in exc.user_message else CORRUPT
-            detail = exc.user_message
-        models.append(InstalledModel(folder.name, "coreml", "coreml", folder, _tree_size(folder), status, detail))
+            status, detail = CORRUPT, exc.user_message
+        models.append(InstalledModel(folder.name, "coreml", Source.COREML, folder, _tree_size(folder), status, detail))
     return models
 
 
-def _folder_status(folder: Path) -> tuple[str, str]:
+def _folder_status(folder: Path) -> tuple[InstallState, str]:
     try:
         inspect_model_folder(folder)
     except ModelCorruptError as exc:

@@ -14,28 +14,28 @@ from pathlib import Path
 
 from ..core.errors import ModelCorruptError, ModelNotFoundError
 from ..core.paths import AppPaths
-from .catalog import Catalog, CatalogEntry, load_catalog
+from .catalog import Catalog, CatalogEntry
 from .disk import format_size
 from ..core.paths import builtin_model_path
-from .store import COMPLETE, CORRUPT, VIEWS_DIR, InstalledModel, _folder_status, find_installed
+from .store import COMPLETE, CORRUPT, VIEWS_DIR, InstalledModel, ModelStore, _folder_status
 
 
 def usable_folder(entry: CatalogEntry, catalog: Catalog | None = None, paths: AppPaths | None = None,
-                  cache_dir: Path | None = None) -> Path:
+                  cache_dir: Path | None = None, *, store: ModelStore | None = None) -> Path:
     """A diffusers folder the engine can load for a catalog model (raises a one-line ``LcmError``).
 
     fp16-variant files (``*.fp16.safetensors``) and UNet-only LCMs (a base plus the LCM's UNet)
     are presented through a view: a folder of symlinks with diffusers' default file names,
     under ``<app data>/views/``.  Nothing is copied; the weights stay in the Hugging Face cache.
     """
-    catalog = catalog or load_catalog()
-    paths = paths or AppPaths.default()
-    model = _require_complete(entry, catalog, paths, cache_dir)
+    store = store or ModelStore(catalog, paths, cache_dir)
+    catalog, paths = store.catalog, store.paths
+    model = _require_complete(entry, store)
     if entry.layout == "lora":
         # Base + LCM-LoRA as one model: the base's components and the LoRA under lcm_lora/, which
         # the engine fuses into the UNet when it loads the folder.
         base_entry = catalog.get(entry.requires or "")
-        base = _require_complete(base_entry, catalog, paths, cache_dir, needed_by=entry.id)
+        base = _require_complete(base_entry, store, needed_by=entry.id)
         lora_files = sorted(Path(model.path).glob("*.safetensors"))  # type: ignore[arg-type]
         if len(lora_files) != 1:
             raise ModelCorruptError(f"{entry.id} should hold one .safetensors LoRA file; delete and pull it again.")
@@ -49,7 +49,7 @@ def usable_folder(entry: CatalogEntry, catalog: Catalog | None = None, paths: Ap
     key = [entry.id, (model.commit or "")[:12]]
     if entry.layout == "unet":
         base_entry = catalog.get(entry.requires or "")
-        base = _require_complete(base_entry, catalog, paths, cache_dir, needed_by=entry.id)
+        base = _require_complete(base_entry, store, needed_by=entry.id)
         parts.update(_components(base.path))  # type: ignore[arg-type]
         parts["unet"] = model.path  # type: ignore[assignment]
         key.append((base.commit or "")[:12])
@@ -60,9 +60,8 @@ def usable_folder(entry: CatalogEntry, catalog: Catalog | None = None, paths: Ap
     return _build_view(paths.data / VIEWS_DIR / "-".join(key), parts)
 
 
-def _require_complete(entry: CatalogEntry, catalog: Catalog, paths: AppPaths, cache_dir: Path | None,
-                      needed_by: str | None = None) -> InstalledModel:
-    model = find_installed(entry.id, catalog, paths, cache_dir)
+def _require_complete(entry: CatalogEntry, store: ModelStore, needed_by: str | None = None) -> InstalledModel:
+    model = store.find(entry.id)
     for_whom = f" (needed by {needed_by})" if needed_by else ""
     if model is None or model.path is None:
         if entry.source == "builtin":
@@ -71,9 +70,9 @@ def _require_complete(entry: CatalogEntry, catalog: Catalog, paths: AppPaths, ca
             f"{entry.id}{for_whom} is not downloaded yet; run `lcm-desktop models pull {entry.id}` "
             f"(about {format_size(entry.size_bytes)})."
         )
-    if model.status == CORRUPT:
+    if model.status is CORRUPT:
         raise ModelCorruptError(f"{entry.id}{for_whom} is damaged: {model.detail}")
-    if model.status != COMPLETE:
+    if model.status is not COMPLETE:
         raise ModelNotFoundError(f"{entry.id}{for_whom} is incomplete: {model.detail}")
     return model
 
@@ -93,7 +92,7 @@ def _default_name(name: str) -> str:
 def _build_view(target: Path, parts: dict[str, Path]) -> Path:
     if target.is_dir():
         status, _ = _folder_status(target)
-        if status == COMPLETE:
+        if status is COMPLETE:
             return target
         shutil.rmtree(target)
     staging = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"

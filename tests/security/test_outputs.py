@@ -210,3 +210,10 @@ def test_a_long_prompt_is_cut_said_and_recorded_as_used(tiny_lcm, tmp_path, caps
     assert code == 0 and "dropped" not in err2
     with Image.open(out.strip()) as a, Image.open(out2.strip()) as b:
         assert a.tobytes() == b.tobytes()
+
+
+def test_an_empty_import_name_is_refused_not_replaced(tiny_lcm, capsys):
+    code, out, err = _run(capsys, "models", "import", tiny_lcm, "--name", "")
+    assert code == 2 and out == ""
+    _one_line_error(err, "`--name` must be 1–64 letters")
+    assert "tiny-lcm" not in err

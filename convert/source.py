@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from lcm_desktop.core.errors import ConversionError, ModelFormatError, UnsafeModelError
+from lcm_desktop.core.clip_vocab import merges_text, parse_merges
 from lcm_desktop.core.manifest import SourceInfo
 from lcm_desktop.core.model_files import (
     check_regular, copy_data_file, data_files, link_root, open_regular, read_json, read_text,
 )
 from lcm_desktop.core.model_folder import check_data_files, component_classes
+from lcm_desktop.core.model_info import vae_scale_factor
 
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
 SUPPORTED = {
@@ -40,7 +42,7 @@ class SourceModel:
 
     @property
     def vae_scale_factor(self) -> int:
-        return 2 ** (len(self.vae_config.get("block_out_channels", [0, 0, 0, 0])) - 1)
+        return vae_scale_factor(self.vae_config)
 
     @property
     def native_size(self) -> tuple[int, int]:
@@ -218,7 +220,7 @@ def copy_tokenizers_and_scheduler(source: SourceModel, out: Path) -> tuple[str, 
     if tokenizers:
         vocab, merges = _vocab_and_merges(source.path / "tokenizer")
         (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-        (out / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
+        (out / "merges.txt").write_text(merges_text(merges), encoding="utf-8")
     scheduler = source.path / "scheduler" / "scheduler_config.json"
     if not scheduler.is_file():
         raise ModelFormatError(f"{source.path} has no scheduler/scheduler_config.json; the model folder is incomplete.")
@@ -230,9 +232,7 @@ def copy_tokenizers_and_scheduler(source: SourceModel, out: Path) -> tuple[str, 
 def _vocab_and_merges(folder: Path) -> tuple[dict[str, int], list[tuple[str, str]]]:
     if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
         vocab = _read_json(folder / "vocab.json")
-        lines = read_text(folder / "merges.txt").splitlines()
-        merges = [tuple(line.split()) for line in lines if line.strip() and not line.startswith("#version")]
-        return vocab, merges  # type: ignore[return-value]
+        return vocab, parse_merges(read_text(folder / "merges.txt"))
     if (folder / "tokenizer.json").is_file():
         model = _read_json(folder / "tokenizer.json").get("model", {})
         if isinstance(model, dict) and model.get("type") == "BPE":

@@ -99,10 +99,19 @@ def write_tokenizer_files(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    (out_dir / "merges.txt").write_text(
-        "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8"
-    )
+    (out_dir / "merges.txt").write_text(merges_text(merges), encoding="utf-8")
     special = {"bos_token": BOS, "eos_token": EOS, "unk_token": EOS, "pad_token": EOS}
     config = {"tokenizer_class": "CLIPTokenizer", "model_max_length": max_length, "do_lower_case": True, **special}
     (out_dir / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     (out_dir / "special_tokens_map.json").write_text(json.dumps(special, indent=2), encoding="utf-8")
+
+
+def merges_text(merges: list[tuple[str, str]]) -> str:
+    """The ``merges.txt`` format: a version line, then one ``a b`` pair per line."""
+    return "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges)
+
+
+def parse_merges(text: str) -> list[tuple[str, str]]:
+    """``merges.txt`` text → pairs (the version line and blank lines skipped)."""
+    return [tuple(line.split()) for line in text.splitlines()  # type: ignore[misc]
+            if line.strip() and not line.startswith("#version")]

@@ -19,12 +19,11 @@ A converted folder::
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lcm_desktop.core.atomic import publish_file
 from lcm_desktop.core.errors import ModelFormatError, ModelIncompleteError
 from lcm_desktop.core.model_files import read_json
 
@@ -258,15 +257,5 @@ def load_manifest(folder: Path) -> Manifest:
 def save_manifest(manifest: Manifest, folder: Path) -> Path:
     """Write ``folder/manifest.json`` atomically (temp file + rename)."""
     validate_manifest(manifest)
-    folder = Path(folder)
-    target = folder / MANIFEST_NAME
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(manifest.to_dict(), fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    data = (json.dumps(manifest.to_dict(), indent=2) + "\n").encode("utf-8")
+    return publish_file(Path(folder) / MANIFEST_NAME, lambda handle: handle.write(data), replace=True)

@@ -37,6 +37,8 @@ from ..core.manifest import (
     Manifest,
     TensorSpec,
 )
+from ..core.clip_vocab import parse_merges
+from ..core.model_files import read_json, read_text
 from ..core.paths import resource_path
 from .components import DenoiserInfo, ModelComponents, PromptEmbedding
 from ..core.coreml_layout import read_coreml_manifest
@@ -374,9 +376,8 @@ def _load_tokenizers(folder: Path, manifest: Manifest) -> list:
         for name in manifest.tokenizers[:wanted]:
             tokenizers.append(CLIPTokenizer.from_pretrained(folder / name, local_files_only=True))
         if not tokenizers:
-            vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
-            lines = (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
-            merges = [tuple(line.split()) for line in lines if line.strip() and not line.startswith("#version")]
+            vocab = read_json(folder / "vocab.json")
+            merges = parse_merges(read_text(folder / "merges.txt"))
             tokenizers.append(CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77))
     except (OSError, ValueError, TypeError, json.JSONDecodeError) as exc:
         raise ModelCorruptError(f"The tokenizer in {folder} could not be loaded ({exc}); convert the model again.") from exc

@@ -15,6 +15,7 @@ import torch
 
 from ..core.errors import BackendUnavailableError, LcmError, ModelCorruptError, ModelFormatError, UnsafeModelError
 from ..core.model_files import read_json, repair_advice
+from ..core.model_info import vae_scale_factor
 from ..core.model_folder import LOADED_CLASSES, ModelFolder, check_data_files, check_safetensors, inspect_model_folder
 from .components import DenoiserInfo, ModelComponents, PromptEmbedding
 from .prompt_fit import PromptFit, fit_for_tokenizer
@@ -115,8 +116,7 @@ class TorchDecoder:
         self.vae = vae
         self.device = device
         config = vae.config
-        blocks = getattr(config, "block_out_channels", None) or config.decoder_block_out_channels
-        self.scale_factor = 2 ** (len(blocks) - 1)
+        self.scale_factor = vae_scale_factor(dict(config))
         self.scaling_factor = float(getattr(config, "scaling_factor", 1.0) or 1.0)
         mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
         self._mean_std = (

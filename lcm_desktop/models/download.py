@@ -29,13 +29,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..core.atomic import publish_file
 from ..core.errors import DownloadError
 from .catalog import CatalogEntry
 from .disk import DiskUsage, file_size, format_size, free_space
@@ -304,14 +304,7 @@ def _prepare_storage(storage: Path, revision: str, commit: str) -> None:
 
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    publish_file(path, lambda handle: handle.write(text.encode("utf-8")), replace=True)
 
 
 def _endpoint(endpoint: str | None) -> str | None:

@@ -20,9 +20,13 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --no-deps open_clip_torch==3.3.0
 	touch $(STAMP)
 
-test: venv
+test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+# The house rules: import-linter contracts (pyproject.toml) and ruff; `make test` runs this first.
+lint: venv
 	$(BIN)/lint-imports
+	$(BIN)/ruff check .
 
 test-slow: venv
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m slow
@@ -46,7 +50,7 @@ test-app:
 run: venv
 	@if [ "$$(uname)" = Darwin ] || [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then $(BIN)/lcm-desktop; else \
 		echo "No display found: making one image with the CLI instead (the app needs a screen)."; \
-		$(BIN)/lcm-desktop generate "a large yellow circle on a green background, top left"; fi
+		$(BIN)/lcm-desktop generate; fi
 
 bench: venv
 	$(BIN)/python benchmarks/bench_engine.py --markdown docs/PERFORMANCE.md

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 from pathlib import Path
 
 # Before huggingface_hub/diffusers are imported anywhere: never reach the Hub.
@@ -13,10 +12,7 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-import tiny_models  # noqa: E402
+import tiny_models  # noqa: E402  (tests/ is on pythonpath, see pyproject.toml)
 
 _LOOPBACK = ("127.", "::1", "localhost")
 

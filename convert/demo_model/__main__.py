@@ -26,9 +26,9 @@ def run_stage(name: str, steps: int | None = None) -> None:
 
         distill(**kwargs)
     elif name == "export":
-        from convert.demo_model.export import export
+        from convert.demo_model.ship import ship
 
-        export()
+        ship()
     elif name == "eval":
         from convert.demo_model.evaluate import evaluate
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--steps applies to {', '.join(TRAINING)} only")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if args.stage == "all" or args.fresh:
-        from convert.demo_model.common import WORK
+        from convert.demo_model.workdir import WORK
 
         shutil.rmtree(WORK, ignore_errors=True)
     for stage in STAGES if args.stage == "all" else (args.stage,):

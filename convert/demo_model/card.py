@@ -1,4 +1,8 @@
-"""docs/DEMO_MODEL.md: the model card with the measured evaluation table."""
+"""docs/DEMO_MODEL.md: the model card with the measured evaluation table.
+
+Pure rendering: the evaluation's results, the training summary, parameter counts and file sizes
+in, markdown out (no torch, no files read).
+"""
 
 from __future__ import annotations
 
@@ -7,24 +11,26 @@ from pathlib import Path
 from convert.demo_model.analyzer import ATTRIBUTES
 from convert.demo_model.data import COLOURS, HELD_OUT_TRIPLES, POSITIONS, SHAPES, SIZES, held_out_scenes, train_scenes
 from convert.demo_model.models import TEXT_HIDDEN, UNET_CONFIG, VAE_CONFIG
+from convert.demo_model.results import Config, Kind, Rows, find
+from convert.demo_model.workdir import write_text
 
 _HEAD = "| configuration | shape colour | background | shape | position | size | s / image |\n|---|---|---|---|---|---|---|\n"
 
 
-def _table(rows: dict[str, dict]) -> str:
+def _table(rows: Rows) -> str:
     out = _HEAD
-    for name, r in rows.items():
+    for config, r in rows.items():
         cells = " | ".join(f"{100 * r[a]:.1f} %" for a in ATTRIBUTES)
         secs = "–" if r["sec_per_image"] is None else f"{r['sec_per_image']:.3f}"
-        out += f"| {name} | {cells} | {secs} |\n"
+        out += f"| {config.label} | {cells} | {secs} |\n"
     return out
 
 
-def _targets(rows: dict[str, dict], guidance: float) -> str:
-    """The issue's targets, checked against the measured rows."""
-    lcm4 = rows.get(f"LCM, 4 steps, guidance {guidance:g}")
-    t50 = next((r for n, r in rows.items() if n.startswith("Teacher DDIM, 50 steps")), None)
-    t4 = next((r for n, r in rows.items() if n.startswith("Teacher DDIM, 4 steps")), None)
+def _targets(rows: Rows, guidance: float) -> str:
+    """The demo model's targets, checked against the measured rows."""
+    lcm4 = rows.get(Config(Kind.LCM, 4, guidance))
+    t50 = find(rows, Kind.TEACHER, 50)
+    t4 = find(rows, Kind.TEACHER, 4)
     if not (lcm4 and t50 and t4):
         return "Not all rows were measured.\n"
     attrs = ("shape_colour", "background", "shape", "position")
@@ -42,11 +48,11 @@ def _targets(rows: dict[str, dict], guidance: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _limitations(rows: dict[str, dict], sweep: dict[str, dict]) -> str:
+def _limitations(rows: Rows, sweep: Rows) -> str:
     """What the table says the model cannot do well, read from the measured rows."""
-    ceiling = next((r for n, r in rows.items() if n.startswith("VAE reconstruction")), None)
-    t50 = next((r for n, r in rows.items() if n.startswith("Teacher DDIM, 50 steps")), None)
-    lcm4 = next((r for n, r in rows.items() if n.startswith("LCM, 4 steps")), None)
+    ceiling = find(rows, Kind.CEILING)
+    t50 = find(rows, Kind.TEACHER, 50)
+    lcm4 = find(rows, Kind.LCM, 4)
     if not (ceiling and t50 and lcm4):
         return "Not all rows were measured.\n"
     lines = []
@@ -58,14 +64,15 @@ def _limitations(rows: dict[str, dict], sweep: dict[str, dict]) -> str:
             f"- **Position misses**: the LCM at 4 steps puts the shape where asked {100 * lcm4['position']:.0f} % "
             f"of the time (teacher at 50 steps {100 * t50['position']:.0f} %, chance 20 %); of its {total} misses the "
             f"most common are {top}.")
-    generated = [r["shape"] for n, r in rows.items() if not n.startswith("VAE") and "4 steps, CFG" not in n]
+    # Every generated row but the teacher at 4 steps, which DDIM that short under-samples.
+    generated = [r["shape"] for c, r in rows.items()
+                 if c.kind is not Kind.CEILING and not (c.kind is Kind.TEACHER and c.steps == 4)]
     lines.append(
         f"- **Shape is the weakest attribute**: the 8×8×4 latents barely tell small circles, squares and "
         f"triangles apart. A VAE round trip of the true picture is read as the right shape only "
         f"{100 * ceiling['shape']:.0f} % of the time, generated pictures {100 * min(generated):.0f}–"
-        f"{100 * max(generated):.0f} %; small shapes come out as rounded blobs. Refining the decoder alone "
-        "(tried: encoder frozen, an edge loss) sharpened edges but made small circles boxy and lowered the "
-        "round-trip score to 66 %; a longer-trained VAE is the fix.")
+        f"{100 * max(generated):.0f} %; small shapes come out as rounded blobs. A longer-trained VAE is the "
+        "likely fix (refining the decoder alone did not help, see Training).")
     if sweep:
         spread = max(max(r[a] for r in sweep.values()) - min(r[a] for r in sweep.values())
                      for a in ("shape_colour", "background", "shape", "position"))
@@ -84,27 +91,28 @@ def _stage(summary: dict, key: str) -> str:
     return ", ".join(f"{k} {v}" for k, v in s.items())
 
 
-def _sizes() -> str:
-    from convert.demo_model.common import SHIPPED, TEACHER_SHIPPED
-
-    lines = []
-    for folder in (SHIPPED, TEACHER_SHIPPED):
-        for p in sorted(Path(folder).rglob("*.safetensors")):
-            lines.append(f"| `{p}` | {p.stat().st_size / 1e6:.2f} MB |")
+def _sizes(files: dict[str, int]) -> str:
+    lines = [f"| `{path}` | {size / 1e6:.2f} MB |" for path, size in files.items()]
     return "| file | size |\n|---|---|\n" + "\n".join(lines) + "\n"
 
 
-def _params() -> dict[str, float]:
-    from convert.demo_model.evaluate import load_lcm
+def write_card(doc: Path, result: dict, summary: dict, params: dict[str, float], files: dict[str, int],
+               steps: int, guidance: float) -> None:
+    """Replace ``doc`` atomically with :func:`render_card`'s text."""
+    write_text(doc, render_card(result, summary, params, files, steps, guidance))
 
-    pipe = load_lcm()
-    return {n: sum(p.numel() for p in getattr(pipe, n).parameters()) / 1e6 for n in ("unet", "text_encoder", "vae")}
 
+def render_card(result: dict, summary: dict, params: dict[str, float], files: dict[str, int],
+                steps: int, guidance: float) -> str:
+    """The card's markdown.
 
-def write_card(doc: Path, result: dict, summary: dict, steps: int, guidance: float) -> None:
-    params = _params()
+    ``result``: {"rows": Rows, "sweep": Rows, "machine", "date", "n_prompts"} as ``evaluate`` measures it;
+    ``summary``: the training stages' settings; ``params``: millions of parameters of "unet",
+    "text_encoder" and "vae"; ``files``: bytes of each shipped weights file by its path in the repository;
+    ``steps``, ``guidance``: the recommended settings.
+    """
     n_train = len(train_scenes())
-    text = f"""# Built-in demo model (`resources/models/lcm-demo`)
+    return f"""# Built-in demo model (`resources/models/lcm-demo`)
 
 A tiny text-to-image Latent Consistency Model trained from scratch and consistency-distilled on
 a 2-core CPU, so that LCM Desktop makes a meaningful picture offline on a fresh install.
@@ -133,9 +141,11 @@ background) triples are held out (fixed seed): their {len(held_out_scenes())} ca
 - `scheduler`: `LCMScheduler` as LCM_Dreamshaper_v7 (β 0.00085–0.012 scaled-linear, 1000 steps,
   original_inference_steps 50, epsilon).
 
-{_sizes()}
+{_sizes(files)}
 ## Training (`python -m convert.demo_model all`, fixed seeds, resumable stages in `work-demo/`)
 1. VAE: L1 + MSE reconstruction (shape pixels weighted 5×) + 1e-5 KL, AdamW, cosine LR — {_stage(summary, "vae")}.
+   Refining the decoder alone afterwards (tried once: encoder frozen, an edge loss) sharpened edges
+   but made small circles boxy and lowered the round-trip shape score to 66 %, so it is not used.
 2. Teacher: epsilon-prediction latent diffusion, SD's scaled-linear β schedule, 1000 steps,
    10 % caption dropout, text encoder trained jointly, EMA weights — {_stage(summary, "teacher")}.
    Position words: our first teacher (two UNet levels, 2,500 steps, no pure-noise inputs) put
@@ -144,8 +154,8 @@ background) triples are held out (fixed seed): their {len(held_out_scenes())} ca
    schedule leaves 0.068·x0 in the latent at t = 999, about one standard deviation of evidence for
    where the shape is, while sampling starts from noise that holds none; so for t ≥ 900 half of the
    samples get pure noise n with the target (n − √ᾱ·x0)/√(1 − ᾱ) (x̂0 is then the true x0),
-   weighted ×10, and the distillation does the same (`teacher_stage.noised_inputs`). Snapshots of
-   this run placed shapes by chance at step 2,000 and 40 % right at step 4,200.
+   weighted ×10, and the distillation does the same (`teacher_stage.noised_inputs`). In the first
+   run with these changes, snapshots placed shapes by chance at step 2,000 and 40 % right at step 4,200.
 3. Latent Consistency Distillation (arXiv 2310.04378): skipping-step DDIM solver (k = 20) on the
    teacher's CFG PF-ODE, guidance scale g ~ U{tuple(summary.get("distill", {}).get("guidance_range", []))}
    embedded as w = g − 1 (the pipeline's convention), student initialised from the teacher with a
@@ -162,7 +172,7 @@ mean of 8 prompts after a warm-up, whole pipeline (text encoder, UNet, VAE decod
 Machine: {result["machine"]}. Date: {result["date"]}.
 
 {_table(result["rows"])}
-Targets of issue 3, checked on this table:
+The demo model's targets, checked on this table:
 
 {_targets(result["rows"], guidance)}
 Guidance sweep of the LCM at 4 steps:
@@ -170,7 +180,3 @@ Guidance sweep of the LCM at 4 steps:
 {_table(result["sweep"])}
 ## Limitations (of the run recorded above)
 {_limitations(result["rows"], result["sweep"])}"""
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    tmp = doc.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(doc)

@@ -1,8 +1,9 @@
 """Seeded captioned shapes: "a large red circle on a blue background, top left" (64×64 RGB).
 
-Pure numpy + Pillow (no torch) so the analyzer and the tests stay light. A fixed set of
-(shape colour, shape, background colour) triples is held out: those captions never appear
-in training and are what the evaluation prompts with.
+Pure numpy + Pillow (torch only inside :func:`to_tensor` and :func:`shape_mask`) so the
+analyzer and the tests stay light. A fixed set of (shape colour, shape, background colour)
+triples is held out: those captions never appear in training and are what the evaluation
+prompts with.
 """
 
 from __future__ import annotations
@@ -130,3 +131,18 @@ def sample_batch(
     chosen = [rng.choice(scenes) for _ in range(n)]
     images = np.stack([render(s, rng) for s in chosen])
     return images, [s.caption for s in chosen]
+
+
+def to_tensor(images):
+    """uint8 (B, H, W, 3) → float (B, 3, H, W) in [-1, 1]."""
+    import torch
+
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def shape_mask(images):
+    """(B, 1, H, W) 1.0 where a pixel differs from the background (the corner pixel is always background)."""
+    import torch
+
+    arr = torch.from_numpy(images)
+    return (arr != arr[:, :1, :1, :]).any(-1).float().unsqueeze(1)

@@ -16,13 +16,14 @@ from __future__ import annotations
 import copy
 import time
 
-from convert.demo_model import common
-from convert.demo_model.common import WORK, log
+from convert.demo_model import workdir
 from convert.demo_model.data import train_scenes
 from convert.demo_model.latents import latent_cache
 from convert.demo_model.models import (
     SCHEDULER_CONFIG, TIME_COND_PROJ_DIM, build_ddpm_scheduler, build_unet, tokenize,
 )
+from convert.demo_model.teacher_stage import ema_update, noised_inputs
+from convert.demo_model.workdir import DISTILL_CKPT, DISTILL_FINAL, TEACHER_FINAL, TOKENIZER_DIR, log, record_summary
 
 SEED = 4
 STEPS = 3000
@@ -34,8 +35,6 @@ GUIDANCE_RANGE = (2.0, 8.0)  # g sampled uniformly; w = g - 1 is embedded
 EMA_DECAY = 0.95
 SIGMA_DATA = 0.5
 TIMESTEP_SCALING = SCHEDULER_CONFIG["timestep_scaling"]
-CKPT = WORK / "distill" / "ckpt.pt"
-FINAL = WORK / "distill" / "final"
 
 
 def boundary_scalings(t):
@@ -72,10 +71,8 @@ def load_frozen_teacher():
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextModel
 
-    from convert.demo_model.teacher_stage import FINAL as TEACHER
-
-    unet = UNet2DConditionModel.from_pretrained(TEACHER / "unet").eval().requires_grad_(False)
-    te = CLIPTextModel.from_pretrained(TEACHER / "text_encoder").eval().requires_grad_(False)
+    unet = UNet2DConditionModel.from_pretrained(TEACHER_FINAL / "unet").eval().requires_grad_(False)
+    te = CLIPTextModel.from_pretrained(TEACHER_FINAL / "text_encoder").eval().requires_grad_(False)
     return unet, te
 
 
@@ -92,10 +89,8 @@ def student_from_teacher(teacher_unet):
 
 
 def distill(steps: int = STEPS) -> None:
-    torch = common.setup_torch(SEED)
+    torch = workdir.setup_torch(SEED)
     from transformers import CLIPTokenizer
-
-    from convert.demo_model.teacher_stage import TOKENIZER_DIR, ema_update, noised_inputs
 
     cache = latent_cache()
     teacher, text_encoder = load_frozen_teacher()
@@ -107,22 +102,15 @@ def distill(steps: int = STEPS) -> None:
     target = copy.deepcopy(student).requires_grad_(False)
     opt = torch.optim.AdamW(student.parameters(), lr=LR, weight_decay=0.0)
     alphas = build_ddpm_scheduler().alphas_cumprod  # (1000,)
-    start = 0
-    state = common.load_checkpoint(CKPT)
-    if state is not None:
-        student.load_state_dict(state["student"])
-        target.load_state_dict(state["target"])
-        opt.load_state_dict(state["opt"])
-        start = state["step"]
-        common.set_rng_state(state["rng_state"])
-        log.info("distill: resumed at step %d", start)
+    modules = {"student": student, "target": target, "opt": opt}
+    start = workdir.resume(DISTILL_CKPT, modules, None, "distill")[0]  # the data come from torch's global RNG
     latents, scene_idx = cache["latents"], cache["scene_idx"]
     n_grid = 1000 // SKIP
-    meter, t0 = common.Meter(), time.time()
+    meter, t0 = workdir.Meter(), time.time()
     student.train()
     for step in range(start, steps):
         for g in opt.param_groups:
-            g["lr"] = common.cosine_lr(step, steps, LR, warmup=100, floor=LR_FLOOR)
+            g["lr"] = workdir.cosine_lr(step, steps, LR, warmup=100, floor=LR_FLOOR)
         pick = torch.randint(0, latents.shape[0], (BATCH,))
         x0 = latents[pick]
         cond = embeds[scene_idx[pick]]
@@ -151,12 +139,8 @@ def distill(steps: int = STEPS) -> None:
         if (step + 1) % 50 == 0:
             log.info("distill step %d/%d  %s", step + 1, steps, meter.line())
         if (step + 1) % 200 == 0 or step + 1 == steps:
-            common.save_checkpoint(CKPT, {
-                "student": student.state_dict(), "target": target.state_dict(), "opt": opt.state_dict(),
-                "step": step + 1, "rng_state": common.rng_state()})
-    target.save_pretrained(FINAL / "unet", safe_serialization=True)
-    from convert.demo_model.export import record_summary
-
+            workdir.save_resumable(DISTILL_CKPT, modules, step + 1)
+    target.save_pretrained(DISTILL_FINAL / "unet", safe_serialization=True)
     record_summary("distill", steps=steps, batch=BATCH, lr=LR, lr_schedule=f"cosine to {LR_FLOOR:g}×", skip=SKIP,
                    guidance_range=list(GUIDANCE_RANGE), ema=EMA_DECAY, loss="l2", wall_s=round(time.time() - t0), resumed_from=start)
     log.info("distill: done in %.0f s", time.time() - t0)

@@ -8,7 +8,6 @@ measured separately at batch size 1 (the app's case), after a warm-up call.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import platform
 import subprocess
@@ -16,18 +15,23 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from convert.demo_model import results
 from convert.demo_model.analyzer import ATTRIBUTES, analyze
-from convert.demo_model.common import SHIPPED, TEACHER_SHIPPED, WORK, log
-from convert.demo_model.data import held_out_scenes
-from convert.demo_model.export import RECOMMENDED_GUIDANCE, RECOMMENDED_STEPS, TEACHER_GUIDANCE, load_summary
+from convert.demo_model.card import write_card
+from convert.demo_model.data import held_out_scenes, render, to_tensor
+from convert.demo_model.models import build_ddim_scheduler
+from convert.demo_model.results import CEILING, Config, Kind
+from convert.demo_model.ship import RECOMMENDED_GUIDANCE, RECOMMENDED_STEPS, shipped_files
+from convert.demo_model.workdir import (
+    DOC, RESULTS, SHIPPED, TEACHER_FINAL, TEACHER_SHIPPED, load_summary, log, write_text,
+)
 
 LCM_STEPS = (1, 2, 4, 8)
 TEACHER_STEPS = (4, 8, 25, 50)
+TEACHER_GUIDANCE = 6.0  # classifier-free guidance scale of the teacher
 GUIDANCE_SWEEP = (1.0, 2.0, 4.0, 6.0, 8.0)
 SEED0 = 10_000
 TIMING_IMAGES = 8
-RESULTS = WORK / "eval.json"
-DOC = Path("docs/DEMO_MODEL.md")
 
 
 def load_lcm(folder: Path = SHIPPED):
@@ -41,19 +45,13 @@ def load_lcm(folder: Path = SHIPPED):
 def load_teacher(lcm):
     """StableDiffusionPipeline with DDIM around the teacher UNet and the LCM's other parts."""
     import torch
-    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
-    from convert.demo_model.teacher_stage import FINAL
-
-    folder = TEACHER_SHIPPED / "unet" if (TEACHER_SHIPPED / "unet").is_dir() else FINAL / "unet"
+    folder = TEACHER_SHIPPED / "unet" if (TEACHER_SHIPPED / "unet").is_dir() else TEACHER_FINAL / "unet"
     unet = UNet2DConditionModel.from_pretrained(folder, torch_dtype=torch.float32)
-    ddim = DDIMScheduler(
-        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-        clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading",
-        prediction_type="epsilon",
-    )
     pipe = StableDiffusionPipeline(
-        vae=lcm.vae, text_encoder=lcm.text_encoder, tokenizer=lcm.tokenizer, unet=unet, scheduler=ddim,
+        vae=lcm.vae, text_encoder=lcm.text_encoder, tokenizer=lcm.tokenizer, unet=unet,
+        scheduler=build_ddim_scheduler(),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
@@ -100,9 +98,6 @@ def score_reconstruction(vae) -> dict:
     import numpy as np
     import torch
 
-    from convert.demo_model.data import render
-    from convert.demo_model.vae_stage import to_tensor
-
     scenes = held_out_scenes()
     rng = random.Random(SEED0)
     images = np.stack([render(s, rng) for s in scenes])
@@ -144,27 +139,26 @@ def evaluate() -> None:
     torch.set_num_threads(1)
     load = os.getloadavg()[0]
     lcm = load_lcm()
-    rows: dict[str, dict] = {"VAE reconstruction of the true picture (ceiling)": score_reconstruction(lcm.vae)}
-    log.info("eval VAE ceiling: %s", rows[list(rows)[0]])
+    rows: results.Rows = {CEILING: score_reconstruction(lcm.vae)}
+    log.info("eval VAE ceiling: %s", rows[CEILING])
     for steps in LCM_STEPS:
-        rows[f"LCM, {steps} step{'s' if steps > 1 else ''}, guidance {RECOMMENDED_GUIDANCE:g}"] = score(
-            lcm, steps, RECOMMENDED_GUIDANCE)
-        log.info("eval LCM %d: %s", steps, rows[list(rows)[-1]])
-    sweep = {}
+        config = Config(Kind.LCM, steps, RECOMMENDED_GUIDANCE)
+        rows[config] = score(lcm, steps, RECOMMENDED_GUIDANCE)
+        log.info("eval %s: %s", config.label, rows[config])
+    sweep: results.Rows = {}
     for g in GUIDANCE_SWEEP:
-        sweep[f"LCM, 4 steps, guidance {g:g}"] = score(lcm, 4, g)
-        log.info("eval LCM sweep g=%g: %s", g, sweep[list(sweep)[-1]])
+        config = Config(Kind.LCM, 4, g)
+        sweep[config] = score(lcm, 4, g)
+        log.info("eval sweep %s: %s", config.label, sweep[config])
     teacher = load_teacher(lcm)
     for steps in TEACHER_STEPS:
-        rows[f"Teacher DDIM, {steps} steps, CFG {TEACHER_GUIDANCE:g}"] = score(teacher, steps, TEACHER_GUIDANCE)
-        log.info("eval teacher %d: %s", steps, rows[list(rows)[-1]])
+        config = Config(Kind.TEACHER, steps, TEACHER_GUIDANCE)
+        rows[config] = score(teacher, steps, TEACHER_GUIDANCE)
+        log.info("eval %s: %s", config.label, rows[config])
     result = {"rows": rows, "sweep": sweep, "machine": machine(load),
               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "n_prompts": len(held_out_scenes())}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2))
-    from convert.demo_model.card import write_card
-
-    summary = load_summary()
-    write_card(DOC, result, summary, RECOMMENDED_STEPS, RECOMMENDED_GUIDANCE)
+    write_text(RESULTS, results.to_json(result))
+    params = {n: sum(p.numel() for p in getattr(lcm, n).parameters()) / 1e6 for n in ("unet", "text_encoder", "vae")}
+    write_card(DOC, result, load_summary(), params, shipped_files(), RECOMMENDED_STEPS, RECOMMENDED_GUIDANCE)
     log.info("eval: wrote %s", DOC)

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import random
 
-from convert.demo_model import common
-from convert.demo_model.common import WORK, log
-from convert.demo_model.data import render, train_scenes
+from convert.demo_model import workdir
+from convert.demo_model.data import render, to_tensor, train_scenes
+from convert.demo_model.workdir import LATENTS, VAE_FINAL, log
 
 SEED = 2
 N_IMAGES = 16000
-CACHE = WORK / "latents.pt"
 
 
 def load_vae():
     from diffusers import AutoencoderKL
 
-    from convert.demo_model.vae_stage import FINAL
-
-    return AutoencoderKL.from_pretrained(FINAL).eval()
+    return AutoencoderKL.from_pretrained(VAE_FINAL).eval()
 
 
 def latent_cache() -> dict:
@@ -26,11 +23,9 @@ def latent_cache() -> dict:
     import numpy as np
     import torch
 
-    state = common.load_checkpoint(CACHE)
+    state = workdir.load_checkpoint(LATENTS)
     if state is not None:
         return state
-    from convert.demo_model.vae_stage import to_tensor
-
     vae = load_vae()
     scenes = train_scenes()
     rng = random.Random(SEED)
@@ -43,5 +38,5 @@ def latent_cache() -> dict:
     latents = torch.cat(chunks)
     log.info("latent cache: %s, std %.3f", tuple(latents.shape), latents.std().item())
     state = {"latents": latents, "scene_idx": torch.tensor(idx)}
-    common.save_checkpoint(CACHE, state)
+    workdir.save_checkpoint(LATENTS, state)
     return state

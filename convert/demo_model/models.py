@@ -46,16 +46,22 @@ UNET_CONFIG = dict(
     norm_num_groups=8,
 )
 
-SCHEDULER_CONFIG = dict(  # LCM_Dreamshaper_v7's scheduler
+# SD's noise schedule: scaled-linear β from 0.00085 to 0.012 over 1000 steps, epsilon prediction.
+# The teacher trains on it (DDPM), the evaluation samples the teacher with it (DDIM), the LCM ships it.
+NOISE_SCHEDULE = dict(
     num_train_timesteps=1000,
     beta_start=0.00085,
     beta_end=0.012,
     beta_schedule="scaled_linear",
+    prediction_type="epsilon",
+)
+
+SCHEDULER_CONFIG = dict(  # LCM_Dreamshaper_v7's scheduler
+    **NOISE_SCHEDULE,
     original_inference_steps=50,
     clip_sample=False,
     set_alpha_to_one=True,
     steps_offset=0,
-    prediction_type="epsilon",
     timestep_spacing="leading",
     timestep_scaling=10.0,
 )
@@ -114,10 +120,15 @@ def build_ddpm_scheduler():
     """The teacher's training noise schedule (SD's scaled-linear β, 1000 steps)."""
     from diffusers import DDPMScheduler
 
-    return DDPMScheduler(
-        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-        prediction_type="epsilon", clip_sample=False,
-    )
+    return DDPMScheduler(**NOISE_SCHEDULE, clip_sample=False)
+
+
+def build_ddim_scheduler():
+    """The teacher's sampler in the evaluation: DDIM on the same schedule, as SD 1.5 ships it."""
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(**NOISE_SCHEDULE, clip_sample=False, set_alpha_to_one=False, steps_offset=1,
+                         timestep_spacing="leading")
 
 
 def tokenize(tokenizer, captions: list[str]):

@@ -20,11 +20,11 @@ from __future__ import annotations
 import copy
 import time
 
-from convert.demo_model import common
-from convert.demo_model.common import WORK, log
+from convert.demo_model import workdir
 from convert.demo_model.data import train_scenes
 from convert.demo_model.latents import latent_cache
 from convert.demo_model.models import build_ddpm_scheduler, build_text_encoder, build_tokenizer, build_unet, tokenize
+from convert.demo_model.workdir import TEACHER_CKPT, TEACHER_FINAL, TOKENIZER_DIR, log, record_summary
 
 SEED = 3
 STEPS = 7000
@@ -35,9 +35,6 @@ EMA_DECAY = 0.999
 PURE_NOISE_FROM = 900  # t at and above which half of the samples see pure noise (see the docstring)
 PURE_NOISE_SHARE = 0.5
 PURE_NOISE_WEIGHT = 10.0
-CKPT = WORK / "teacher" / "ckpt.pt"
-FINAL = WORK / "teacher" / "final"
-TOKENIZER_DIR = WORK / "tokenizer"
 
 
 def ema_update(ema, model, decay: float) -> None:
@@ -64,7 +61,7 @@ def noised_inputs(x0, noise, t, alphas_cumprod):
 
 
 def train_teacher(steps: int = STEPS) -> None:
-    torch = common.setup_torch(SEED)
+    torch = workdir.setup_torch(SEED)
     cache = latent_cache()
     tokenizer = build_tokenizer(TOKENIZER_DIR)
     ids_table = tokenize(tokenizer, [s.caption for s in train_scenes()])  # (1440, 77)
@@ -74,24 +71,17 @@ def train_teacher(steps: int = STEPS) -> None:
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=LR, weight_decay=0.01)
     noise_sched = build_ddpm_scheduler()
-    start = 0
-    state = common.load_checkpoint(CKPT)
-    if state is not None:
-        for mod, key in ((unet, "unet"), (text_encoder, "te"), (ema_unet, "ema_unet"), (ema_te, "ema_te")):
-            mod.load_state_dict(state[key])
-        opt.load_state_dict(state["opt"])
-        start = state["step"]
-        common.set_rng_state(state["rng_state"])
-        log.info("teacher: resumed at step %d", start)
+    modules = {"unet": unet, "te": text_encoder, "ema_unet": ema_unet, "ema_te": ema_te, "opt": opt}
+    start = workdir.resume(TEACHER_CKPT, modules, None, "teacher")[0]  # the data come from torch's global RNG
     latents, scene_idx = cache["latents"], cache["scene_idx"]
     n = latents.shape[0]
-    meter, t0 = common.Meter(), time.time()
+    meter, t0 = workdir.Meter(), time.time()
     unet.train()
     text_encoder.train()
     loss = torch.tensor(float("nan"))
     for step in range(start, steps):
         for g in opt.param_groups:
-            g["lr"] = common.cosine_lr(step, steps, LR, warmup=200, floor=1.0)  # constant after warm-up; EMA smooths
+            g["lr"] = workdir.cosine_lr(step, steps, LR, warmup=200, floor=1.0)  # constant after warm-up; EMA smooths
         pick = torch.randint(0, n, (BATCH,))
         x0 = latents[pick]
         ids = ids_table[scene_idx[pick]].clone()
@@ -114,14 +104,9 @@ def train_teacher(steps: int = STEPS) -> None:
         if (step + 1) % 100 == 0:
             log.info("teacher step %d/%d  %s", step + 1, steps, meter.line())
         if (step + 1) % 250 == 0 or step + 1 == steps:
-            common.save_checkpoint(CKPT, {
-                "unet": unet.state_dict(), "te": text_encoder.state_dict(), "ema_unet": ema_unet.state_dict(),
-                "ema_te": ema_te.state_dict(), "opt": opt.state_dict(), "step": step + 1,
-                "rng_state": common.rng_state()})
-    ema_unet.save_pretrained(FINAL / "unet", safe_serialization=True)
-    ema_te.save_pretrained(FINAL / "text_encoder", safe_serialization=True)
-    from convert.demo_model.export import record_summary
-
+            workdir.save_resumable(TEACHER_CKPT, modules, step + 1)
+    ema_unet.save_pretrained(TEACHER_FINAL / "unet", safe_serialization=True)
+    ema_te.save_pretrained(TEACHER_FINAL / "text_encoder", safe_serialization=True)
     record_summary("teacher", steps=steps, batch=BATCH, lr=LR, caption_dropout=CAPTION_DROPOUT, ema=EMA_DECAY,
                    pure_noise=f"t ≥ {PURE_NOISE_FROM}, {PURE_NOISE_SHARE:g} of samples, ×{PURE_NOISE_WEIGHT:g}",
                    wall_s=round(time.time() - t0), resumed_from=start, last_loss=round(loss.item(), 5))
@@ -130,10 +115,10 @@ def train_teacher(steps: int = STEPS) -> None:
 
 def save_teacher_snapshot(out) -> None:
     """Write the EMA weights of the latest checkpoint as a teacher folder (for a look mid-training)."""
-    common.setup_torch(SEED)
+    workdir.setup_torch(SEED)
     tokenizer = build_tokenizer(TOKENIZER_DIR)
     te, unet = build_text_encoder(tokenizer), build_unet()
-    state = common.load_checkpoint(CKPT)
+    state = workdir.load_checkpoint(TEACHER_CKPT)
     te.load_state_dict(state["ema_te"])
     unet.load_state_dict(state["ema_unet"])
     unet.save_pretrained(out / "unet", safe_serialization=True)

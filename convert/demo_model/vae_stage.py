@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 import time
 
-from convert.demo_model import common
-from convert.demo_model.common import WORK, log
-from convert.demo_model.data import sample_batch, train_scenes
+from convert.demo_model import workdir
+from convert.demo_model.data import sample_batch, shape_mask, to_tensor, train_scenes
 from convert.demo_model.models import build_vae
+from convert.demo_model.workdir import VAE_CKPT, VAE_FINAL, log, record_summary
 
 SEED = 1
 STEPS = 600
@@ -16,37 +16,20 @@ BATCH = 32
 LR = 1e-3
 FG_WEIGHT = 4.0  # extra loss weight on shape pixels: the small shapes otherwise come out last
 KL_WEIGHT = 1e-5
-CKPT = WORK / "vae" / "ckpt.pt"
-FINAL = WORK / "vae" / "final"
-
-
-def to_tensor(images):
-    """uint8 (B, H, W, 3) → float (B, 3, H, W) in [-1, 1]."""
-    import torch
-
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-
-
-def shape_mask(images):
-    """(B, 1, H, W) 1.0 where a pixel differs from the background (the corner pixel is always background)."""
-    import torch
-
-    arr = torch.from_numpy(images)
-    return (arr != arr[:, :1, :1, :]).any(-1).float().unsqueeze(1)
 
 
 def train_vae(steps: int = STEPS) -> None:
-    torch = common.setup_torch(SEED)
+    torch = workdir.setup_torch(SEED)
     vae = build_vae()
     opt = torch.optim.AdamW(vae.parameters(), lr=LR, weight_decay=0.0)
     rng = random.Random(SEED)
-    start, rng = common.resume(CKPT, vae, opt, rng, "vae")
+    start, rng = workdir.resume(VAE_CKPT, {"model": vae, "opt": opt}, rng, "vae")
     scenes = train_scenes()
-    meter, t0 = common.Meter(), time.time()
+    meter, t0 = workdir.Meter(), time.time()
     vae.train()
     for step in range(start, steps):
         for g in opt.param_groups:
-            g["lr"] = common.cosine_lr(step, steps, LR, warmup=50)
+            g["lr"] = workdir.cosine_lr(step, steps, LR, warmup=50)
         images = sample_batch(scenes, BATCH, rng)[0]
         x = to_tensor(images)
         post = vae.encode(x).latent_dist
@@ -64,10 +47,8 @@ def train_vae(steps: int = STEPS) -> None:
         if (step + 1) % 50 == 0:
             log.info("vae step %d/%d  %s  kl %.1f", step + 1, steps, meter.line(), kl.item())
         if (step + 1) % 100 == 0 or step + 1 == steps:
-            common.save_resumable(CKPT, vae, opt, step + 1, rng)
+            workdir.save_resumable(VAE_CKPT, {"model": vae, "opt": opt}, step + 1, rng)
     finalize_vae(vae)
-    from convert.demo_model.export import record_summary
-
     record_summary("vae", steps=steps, batch=BATCH, lr=LR, kl_weight=KL_WEIGHT, wall_s=round(time.time() - t0),
                    resumed_from=start)
     log.info("vae: done in %.0f s", time.time() - t0)
@@ -75,7 +56,7 @@ def train_vae(steps: int = STEPS) -> None:
 
 def finalize_vae(vae) -> None:
     """Set ``scaling_factor`` = 1 / std of latents and save the diffusers folder."""
-    torch = common.setup_torch(SEED + 100)
+    torch = workdir.setup_torch(SEED + 100)
     vae.eval()
     rng = random.Random(SEED + 100)
     with torch.no_grad():
@@ -86,4 +67,4 @@ def finalize_vae(vae) -> None:
     vae.register_to_config(scaling_factor=round(1.0 / std, 5))
     err = (y - x).abs().mean().item()
     log.info("vae: latent std %.4f → scaling_factor %.5f; mean abs recon error %.4f (of 2)", std, 1.0 / std, err)
-    vae.save_pretrained(FINAL, safe_serialization=True)
+    vae.save_pretrained(VAE_FINAL, safe_serialization=True)

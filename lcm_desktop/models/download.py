@@ -40,7 +40,7 @@ from ..core.errors import DownloadError
 from .catalog import CatalogEntry
 from .disk import DiskUsage, file_size, format_size, free_space
 from .hub_errors import hub_errors
-from .progress import DownloadCancelled, DownloadProgress, ProgressTracker, cancel_message
+from .progress import DownloadCancelled, DownloadProgress, ProgressTracker
 
 RECEIPT_DIR = ".lcm-desktop"
 PARTIAL_SUFFIX = ".incomplete"
@@ -173,13 +173,13 @@ def pull_repo(
     partial = {f.path: file_size(storage / "blobs" / (f.blob_name + PARTIAL_SUFFIX)) for f in todo}
     _check_disk_space(sum(f.size - min(partial[f.path], f.size) for f in todo), cache, disk_usage, repo_id)
 
-    tracker = ProgressTracker(plan, on_progress, cancel)
+    tracker = ProgressTracker(plan.repo_id, plan.total_bytes, len(plan.files), on_progress, cancel)
     tracker.start(sum(f.size for f in plan.files if f.path in done), len(done), partial)
     _prepare_storage(storage, revision, plan.commit)
     verified = [f for f in plan.files if f.path in done]
     for remote in todo:
         if cancel.is_set():
-            raise DownloadCancelled(cancel_message(repo_id))
+            raise DownloadCancelled.for_repo(repo_id)
         _fetch_file(plan, remote, storage, tracker, cache, endpoint, token)
         verified.append(remote)
         if len(verified) < len(plan.files):  # a resumed pull need not hash these again
@@ -189,7 +189,7 @@ def pull_repo(
     return snapshot
 
 
-def _fetch_file(plan: DownloadPlan, remote: RemoteFile, storage: Path, tracker: "ProgressTracker",
+def _fetch_file(plan: DownloadPlan, remote: RemoteFile, storage: Path, tracker: ProgressTracker,
                 cache: Path, endpoint: str | None, token: str | bool | None) -> None:
     """One file: resume its partial blob, verify, publish as a blob, link into the snapshot."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
@@ -200,7 +200,7 @@ def _fetch_file(plan: DownloadPlan, remote: RemoteFile, storage: Path, tracker: 
     blob, part = blobs / remote.blob_name, blobs / (remote.blob_name + PARTIAL_SUFFIX)
     lock = cache / ".locks" / storage.name / f"{remote.blob_name}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
-    tracker.begin_file(remote, file_size(part))
+    tracker.begin_file(remote.path, file_size(part))
     with WeakFileLock(str(lock)), hub_errors(plan.repo_id, plan.revision, part):
         if blob.exists() and verify_file(blob, remote) is not None:
             blob.unlink()  # a damaged blob left by someone else: fetch it again
@@ -213,7 +213,7 @@ def _fetch_file(plan: DownloadPlan, remote: RemoteFile, storage: Path, tracker: 
             if resume > remote.size:
                 part.unlink()
                 resume = 0
-            tracker.begin_file(remote, resume)
+            tracker.begin_file(remote.path, resume)
             # As hf_hub_download does: Xet-backed files stream from the resolve URL over plain HTTP;
             # others from where it redirects, without our token if that is another host (a CDN).
             source = url if meta.xet_file_data is not None else meta.location
@@ -222,7 +222,7 @@ def _fetch_file(plan: DownloadPlan, remote: RemoteFile, storage: Path, tracker: 
                 headers.pop("authorization", None)
             with open(part, "ab") as handle:
                 http_get(source, handle, resume_size=resume, expected_size=remote.size, headers=headers,
-                         displayed_filename=remote.path, tqdm_class=tracker.bar_class(remote))
+                         displayed_filename=remote.path, tqdm_class=tracker.bar_class())
             problem = verify_file(part, remote)
             if problem is not None:
                 part.unlink(missing_ok=True)
@@ -236,7 +236,7 @@ def _fetch_file(plan: DownloadPlan, remote: RemoteFile, storage: Path, tracker: 
                                   endpoint=_endpoint(endpoint), token=token)
     if Path(pointer).resolve() != blob.resolve() and verify_file(Path(pointer), remote) is not None:
         raise DownloadError(f"{remote.path} of {plan.repo_id} changed on the Hub during the pull; pull again.")
-    tracker.end_file(remote)
+    tracker.end_file(remote.size)
 
 
 # -- verification -----------------------------------------------------------------------------

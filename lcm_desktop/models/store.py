@@ -159,7 +159,9 @@ class ModelStore:
                 os.replace(folder, trash)  # the model disappears at once; the bytes go next
                 shutil.rmtree(trash, ignore_errors=True)
                 return size
-        raise ModelNotFoundError(f"No installed model named {name!r}; `lcm-desktop models list` shows what is installed.")
+        raise ModelNotFoundError(
+            f"No installed model named {name!r}; `lcm-desktop models list` shows what is installed."
+        )
 
     def disk_usage(self) -> list[InstalledModel]:
         """Installed models including other repos in the shared Hugging Face cache, largest first."""

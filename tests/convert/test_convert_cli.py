@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +13,8 @@ import pytest
 from convert.__main__ import main
 from lcm_desktop.core.errors import ConversionError, ParityError
 from lcm_desktop.core.manifest import load_manifest
+
+from cli_output import error_line
 
 
 @pytest.fixture()
@@ -28,13 +29,6 @@ def _fails(capsys, argv, match: str) -> str:
     err = error_line(capsys.readouterr().err)
     assert match in err, err
     return err
-
-
-def error_line(stderr: str) -> str:
-    """The one error line (in-process, the libraries' progress bars share stderr; see the subprocess test)."""
-    lines = [line for line in re.split(r"[\r\n]+", stderr) if line.startswith("error: ")]
-    assert len(lines) == 1 and stderr.rstrip().endswith(lines[0]), stderr
-    return lines[0]
 
 
 def _leftovers(parent: Path) -> list[str]:

@@ -10,6 +10,8 @@ import torch
 from lcm_desktop.core.errors import ConversionError, UnsafeModelError
 from lcm_desktop.core.manifest import load_manifest
 
+from cli_output import error_line
+
 pytest.importorskip("peft", reason="diffusers' LoRA loading needs peft")
 
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
@@ -84,8 +86,6 @@ def test_lora_for_another_base_is_a_clear_error(tiny_sd, tiny_sdxl, tmp_path, ca
     xl_lora = make_tiny_lora(tiny_sdxl, tmp_path / "xl", StableDiffusionXLPipeline)
     out = tmp_path / "out"
     assert main([str(tiny_sd), "--out", str(out), "--lcm-lora", str(xl_lora), "--components", "unet"]) == 2
-    from test_convert_cli import error_line
-
     assert "does not match this base model" in error_line(capsys.readouterr().err)
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 

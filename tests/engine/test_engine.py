@@ -84,7 +84,9 @@ def test_native_size_and_defaults(engine):
     result = engine.generate(GenerationRequest("a moon", steps=1, seed=0))
     assert result.images[0].size == (64, 64)  # UNet sample_size 8 × VAE factor 8
     assert result.request.guidance_scale == 8.5
-    assert result.timings.encode >= 0 and result.timings.decode > 0
+    timings = result.timings
+    assert len(timings.steps) == 1 and min(timings.encode, timings.steps[0], timings.decode) > 0
+    assert timings.encode + sum(timings.steps) + timings.decode <= timings.total
 
 
 def test_cancel_stops_within_one_step(engine):
@@ -115,10 +117,13 @@ def test_cancel_before_start_runs_nothing(engine):
 
 def test_progress_reports_every_step_with_latents(engine):
     seen = []
-    engine.generate(GenerationRequest("a cat", steps=4, seed=1, batch_size=2), on_step=seen.append)
+    result = engine.generate(GenerationRequest("a cat", steps=4, seed=1, batch_size=2), on_step=seen.append)
     assert [p.step for p in seen] == [1, 2, 3, 4] and all(p.total == 4 for p in seen)
+    elapsed = [p.elapsed for p in seen]
+    assert all(a < b for a, b in zip(elapsed, elapsed[1:])) and elapsed[-1] <= result.timings.total
     assert seen[-1].denoised.shape == (2, 4, 8, 8)
-    assert seen[0].elapsed <= seen[-1].elapsed
+    final = np.stack([np.asarray(im) for im in _decode_with(engine.components.decoder, seen[-1].denoised)])
+    assert np.array_equal(final.astype(np.int16), _pixels(result))  # the last step's latents are the picture
 
 
 def test_preview_uses_tiny_decoder(engine):

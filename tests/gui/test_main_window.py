@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import threading
 import time
 
 import pytest
@@ -74,9 +75,14 @@ def test_missing_history_file_is_shown_as_missing(qtbot, window, tiny_lcm):
     window.close()
     again = create_window(model=tiny_lcm, paths=AppPaths.default())
     qtbot.addWidget(again)
+    again.show()
     item = again.gallery.item(0)
     assert "missing" in item.toolTip().lower()
-    again._show_entry(item.data(Qt.ItemDataRole.UserRole))  # must not crash
+    shown = again.view.path
+    qtbot.mouseClick(again.gallery.viewport(), Qt.MouseButton.LeftButton,
+                     pos=again.gallery.visualItemRect(item).center())
+    assert again.statusBar().currentMessage() == f"File missing: {output.paths[0]}"
+    assert again.view.path == shown  # nothing was loaded in its place
     again.close()
 
 
@@ -101,15 +107,19 @@ def test_cancel_mid_run(qtbot, window):
 
 
 def test_live_mode_supersedes_stale_request(qtbot, window, monkeypatch):
+    """The first live job is held inside its first UNet call until a newer request has superseded it."""
     from lcm_desktop.engine.torch_backend import TorchDenoiser
 
     real_call = TorchDenoiser.__call__
+    entered, gate = threading.Event(), threading.Event()
 
-    def slow_call(self, *args, **kwargs):  # make each step last long enough to be superseded
-        time.sleep(0.25)
+    def gated_call(self, *args, **kwargs):  # on the engine thread
+        entered.set()
+        if not gate.wait(timeout=60):
+            raise RuntimeError("the test never opened the gate")
         return real_call(self, *args, **kwargs)
 
-    monkeypatch.setattr(TorchDenoiser, "__call__", slow_call)
+    monkeypatch.setattr(TorchDenoiser, "__call__", gated_call)
     worker = window.engine.worker
     window.panel.steps.setValue(8)
     finished, cancelled, started, steps = [], [], [], []
@@ -119,13 +129,17 @@ def test_live_mode_supersedes_stale_request(qtbot, window, monkeypatch):
     worker.progress.connect(lambda job, step, total, rate: steps.append((job, step)))
     window.panel.prompt.setPlainText("a dog")
     window.panel.live.setChecked(True)
-    qtbot.waitUntil(lambda: bool(steps), timeout=30_000)
+    qtbot.waitUntil(lambda: bool(started) and entered.is_set(), timeout=30_000)
     first = started[0]
+    assert window._job_id == first and steps == []  # held in step 1
     window.panel.prompt.setPlainText("a horse")  # edit while the first is running
+    qtbot.waitUntil(lambda: window._job_id != first, timeout=30_000)  # the newer request was submitted
+    gate.set()
     qtbot.waitUntil(lambda: bool(finished) and finished[-1] == window._job_id and not window.busy, timeout=30_000)
     window.panel.live.setChecked(False)
-    assert first in cancelled and first not in finished  # stopped at a step boundary, not run to the end
-    assert max(step for job, step in steps if job == first) < 8
+    assert cancelled == [first] and first not in finished  # stopped at a step boundary, not run to the end
+    assert [step for job, step in steps if job == first] == [1]
+    assert [step for job, step in steps if job == finished[-1]] == list(range(1, 9))
     assert [e.prompt for e in window.history.entries()] == ["a horse"]
     assert window.panel.seed_lock.isChecked()
 

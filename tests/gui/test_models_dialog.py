@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import textwrap
 
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
@@ -75,13 +76,29 @@ def test_convert_runs_a_child_process_and_cancel_cleans_up(qtbot, dialog, tiny_l
     import_model(source, paths=AppPaths.default())
     dialog.refresh()
     dialog.select("conv-model")
-    # a stand-in converter that prints phases and waits: the real one is tested in tests/convert
+    # A stand-in converter with the real one's contract (tests/convert/test_convert_cli.py checks that one):
+    # it works in a hidden .partial folder beside --out and removes it on SIGTERM, not on SIGKILL.
     script = tmp_path / "fake_convert.py"
-    script.write_text("import sys, time\nprint('phase 1/4: text encoder', flush=True)\ntime.sleep(30)\n")
+    script.write_text(textwrap.dedent("""\
+        import shutil, signal, sys, time
+        from pathlib import Path
+        out = Path(sys.argv[sys.argv.index("--out") + 1])
+        work = out.parent / f".{out.name}.1234.partial"
+        work.mkdir()
+        (work / "TextEncoder.mlpackage").write_text("half")
+        def stop(signum, frame):
+            shutil.rmtree(work)
+            sys.exit(2)
+        signal.signal(signal.SIGTERM, stop)
+        print("phase 1/4: text encoder", flush=True)
+        time.sleep(60)
+        """))
     dialog.convert(program=[sys.executable, str(script)])
     qtbot.waitUntil(lambda: "phase 1/4" in dialog.status.text(), timeout=15_000)
+    coreml = AppPaths.default().data / "coreml"
+    assert [p.name for p in coreml.iterdir()] == [".conv-model-coreml.1234.partial"]  # work in progress
     assert dialog.cancel_button.isEnabled()
     with qtbot.waitSignal(dialog.modelsChanged, timeout=15_000):
         dialog.cancel()
     assert dialog.status.text() == "Conversion cancelled."
-    assert not (AppPaths.default().data / "coreml" / "conv-model-coreml").exists()
+    assert list(coreml.iterdir()) == []  # the child was terminated (SIGTERM) and cleaned up; no model appeared

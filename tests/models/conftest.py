@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hub_server import HubServer
-from model_helpers import folder_files
+from models.hub_server import HubServer
+from models.model_helpers import folder_files
 
 
 @pytest.fixture

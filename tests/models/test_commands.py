@@ -19,7 +19,7 @@ from lcm_desktop.cli import guarded
 from lcm_desktop.cli import models as models_command
 from lcm_desktop.models.resolve import resolve_model
 from lcm_desktop.models.download import hub_cache_dir
-from model_helpers import TINY_PATTERNS, hub_entry, write_catalog
+from models.model_helpers import TINY_PATTERNS, hub_entry, write_catalog
 
 REPO = "tiny/lcm"
 UNET = "unet/diffusion_pytorch_model.safetensors"

@@ -14,7 +14,7 @@ from lcm_desktop.core.paths import AppPaths
 from lcm_desktop.models.catalog import load_catalog
 from lcm_desktop.models.importer import import_model
 from lcm_desktop.models.store import delete_model, installed_models
-from model_helpers import folder_files
+from models.model_helpers import folder_files
 
 
 def _imported_root():
@@ -123,7 +123,7 @@ def test_single_file_checkpoint_is_converted_offline_with_identical_weights(tiny
     from safetensors.torch import load_file
     from transformers import CLIPTokenizer
 
-    from ldm_checkpoint import write_ldm_checkpoint
+    from models.ldm_checkpoint import write_ldm_checkpoint
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     checkpoint = write_ldm_checkpoint(tiny_sd, tmp_path / "tiny-sd15.safetensors")
@@ -148,8 +148,8 @@ def test_sdxl_single_file_checkpoint_is_converted_with_both_text_encoders(tmp_pa
     from safetensors.torch import load_file
     from transformers import CLIPTokenizer
 
-    from ldm_checkpoint import write_ldm_checkpoint
-    from model_helpers import make_tiny_sdxl_checkpoint_model
+    from models.ldm_checkpoint import write_ldm_checkpoint
+    from models.model_helpers import make_tiny_sdxl_checkpoint_model
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     model = make_tiny_sdxl_checkpoint_model(tmp_path / "tiny-sdxl")

@@ -13,7 +13,7 @@ from lcm_desktop.models.catalog import load_catalog
 from lcm_desktop.models.resolve import resolve_model
 from lcm_desktop.models.download import pull
 from lcm_desktop.models.store import delete_model
-from model_helpers import TINY_PATTERNS, folder_files, hub_entry, write_catalog
+from models.model_helpers import TINY_PATTERNS, folder_files, hub_entry, write_catalog
 
 FP16_PATTERNS = ["model_index.json", "scheduler/*.json", "*/config.json", "*/*.fp16.safetensors",
                  "tokenizer/*.json", "tokenizer/merges.txt"]

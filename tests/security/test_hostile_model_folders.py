@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hostile_helpers import edit_index, one_line_error, write_payload
+from security.hostile_helpers import edit_index, one_line_error, write_payload
 
 ROOT = Path(__file__).resolve().parents[2]
 UNET_WEIGHTS = Path("unet") / "diffusion_pytorch_model.safetensors"

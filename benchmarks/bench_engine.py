@@ -11,6 +11,7 @@ the result is the ratio ours/diffusers, which is what we compare across machines
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -130,10 +131,14 @@ def main() -> int:
         tiny = decoder == "tiny"
         timings = {"ours": [], "diffusers": []}
         peaks = {"ours": 0, "diffusers": 0}
-        for name, fn in (("ours", lambda: run_ours(tiny)), ("diffusers", lambda: run_diffusers(pipes[decoder]))):
+        runners = {
+            "ours": functools.partial(run_ours, tiny),
+            "diffusers": functools.partial(run_diffusers, pipes[decoder]),
+        }
+        for fn in runners.values():
             fn()  # warm-up
         for _ in range(args.rounds):
-            for name, fn in (("ours", lambda: run_ours(tiny)), ("diffusers", lambda: run_diffusers(pipes[decoder]))):
+            for name, fn in runners.items():
                 rss.reset()
                 start = time.perf_counter()
                 image, calls = fn()

@@ -45,7 +45,9 @@ class SplitEinsumAttnProcessor:
         if attention_mask is not None:
             raise ConversionError("split_einsum attention does not support attention masks; use --attention original.")
         if getattr(attn, "norm_q", None) is not None or getattr(attn, "norm_k", None) is not None:
-            raise ConversionError("split_einsum attention does not support q/k normalisation; use --attention original.")
+            raise ConversionError(
+                "split_einsum attention does not support q/k normalisation; use --attention original."
+            )
         residual = hidden_states
         if attn.spatial_norm is not None:
             hidden_states = attn.spatial_norm(hidden_states, temb)

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 import torch
 
-from lcm_desktop.core.manifest import TEXT_ENCODER, TEXT_ENCODER_2, TINY_DECODER, UNET, VAE_DECODER, VAE_ENCODER
-
 from convert.attention import set_attention
 from convert.options import ConvertOptions
 from convert.source import SourceModel
@@ -24,6 +22,7 @@ from convert.wrappers import (
     VAEDecoderWrapper,
     VAEEncoderWrapper,
 )
+from lcm_desktop.core.manifest import TEXT_ENCODER, TEXT_ENCODER_2, TINY_DECODER, UNET, VAE_DECODER, VAE_ENCODER
 
 
 @dataclass
@@ -48,15 +47,27 @@ def plan_jobs(pipe, source: SourceModel, options: ConvertOptions, taesd=None) ->
     jobs: list[Job] = []
     if "text_encoder" in options.components:
         hidden_layer = -2 if source.family == "sdxl" else None
-        for name, module in ((TEXT_ENCODER, pipe.text_encoder), (TEXT_ENCODER_2, getattr(pipe, "text_encoder_2", None))):
+        for name, module in (
+            (TEXT_ENCODER, pipe.text_encoder),
+            (TEXT_ENCODER_2, getattr(pipe, "text_encoder_2", None)),
+        ):
             if module is not None:
-                jobs.append(Job(name, TextEncoderWrapper(module, hidden_layer), "trace", _text_encoder_eager(module, hidden_layer)))
+                jobs.append(
+                    Job(
+                        name,
+                        TextEncoderWrapper(module, hidden_layer),
+                        "trace",
+                        _text_encoder_eager(module, hidden_layer),
+                    )
+                )
     if "unet" in options.components:
         cfg = pipe.unet.config
         text_embeds_dim = None
         if cfg.addition_embed_type == "text_time":
             text_embeds_dim = cfg.projection_class_embeddings_input_dim - 6 * cfg.addition_time_embed_dim
-        wrapper = UnetWrapper(pipe.unet, batch_size=options.batch_size, latent_hw=latent_hw, text_embeds_dim=text_embeds_dim)
+        wrapper = UnetWrapper(
+            pipe.unet, batch_size=options.batch_size, latent_hw=latent_hw, text_embeds_dim=text_embeds_dim
+        )
         jobs.append(Job(UNET, wrapper, "export", _unet_eager(pipe.unet, wrapper.input_names), pipe.unet))
     # SDXL's VAE overflows in fp16 (its config says force_upcast, as diffusers' pipelines read it): keep fp32.
     vae_precision = "float32" if source.family == "sdxl" and source.vae_config.get("force_upcast", False) else "float16"

@@ -11,10 +11,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from convert.export import import_coremltools
 from lcm_desktop.core.errors import ConversionError
 from lcm_desktop.core.manifest import PALETTIZE_BITS
-
-from convert.export import import_coremltools
 
 log = logging.getLogger(__name__)
 
@@ -43,5 +42,7 @@ def palettize(package: Path, bits: int, out_path: Path) -> Path:
         compressed = cto.palettize_weights(model, config)
         compressed.save(str(out_path))
     except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise ConversionError(f"palettizing {package.name} to {bits} bits failed ({type(exc).__name__}: {exc}).") from exc
+        raise ConversionError(
+            f"palettizing {package.name} to {bits} bits failed ({type(exc).__name__}: {exc})."
+        ) from exc
     return out_path

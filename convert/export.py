@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from convert.options import TARGETS
 from lcm_desktop.core.errors import ConversionError
 from lcm_desktop.core.manifest import TensorSpec
-
-from convert.options import TARGETS
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,13 @@ def resolve_lora_file(path: Path) -> Path:
     """The LoRA's ``.safetensors`` file: ``path`` itself, or the standard file name inside a folder."""
     path = Path(path)
     if path.is_dir():
-        candidates = [path / LORA_WEIGHT_NAME] if (path / LORA_WEIGHT_NAME).is_file() else sorted(path.glob("*.safetensors"))
+        candidates = (
+            [path / LORA_WEIGHT_NAME] if (path / LORA_WEIGHT_NAME).is_file() else sorted(path.glob("*.safetensors"))
+        )
         if len(candidates) != 1:
             raise ModelFormatError(
-                f"{path} should hold exactly one .safetensors LoRA file (found {len(candidates)}); pass the file itself."
+                f"{path} should hold exactly one .safetensors LoRA file (found {len(candidates)}); "
+                "pass the file itself."
             )
         path = candidates[0]
     if not path.is_file():
@@ -54,7 +57,9 @@ def fuse_lcm_lora(pipe, lora_path: Path, scale: float = 1.0) -> int:
         ) from exc
     after = pipe.unet.state_dict()
     if set(after) != set(before):
-        raise ConversionError(f"fusing {lora_file.name} left LoRA layers in the UNet; the LoRA format is not supported.")
+        raise ConversionError(
+            f"fusing {lora_file.name} left LoRA layers in the UNet; the LoRA format is not supported."
+        )
     changed = sum(1 for k, v in after.items() if not torch.equal(v, before[k]))
     if changed == 0:
         raise ConversionError(

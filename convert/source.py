@@ -14,11 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lcm_desktop.core.errors import ConversionError, ModelFormatError, UnsafeModelError
 from lcm_desktop.core.clip_vocab import merges_text, parse_merges
+from lcm_desktop.core.errors import ConversionError, ModelFormatError, UnsafeModelError
 from lcm_desktop.core.manifest import SourceInfo
 from lcm_desktop.core.model_files import (
-    check_regular, copy_data_file, data_files, link_root, open_regular, read_json, read_text,
+    check_regular,
+    copy_data_file,
+    data_files,
+    link_root,
+    open_regular,
+    read_json,
+    read_text,
 )
 from lcm_desktop.core.model_folder import check_data_files, component_classes
 from lcm_desktop.core.model_info import vae_scale_factor
@@ -143,7 +149,9 @@ def load_pipeline(source: SourceModel, components: tuple[str, ...]):
         pipe = cls.from_pretrained(source.path, use_safetensors=True, dtype=torch.float32, local_files_only=True,
                                    variant=variant, **skip)
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
-        raise ModelFormatError(f"{source.path} could not be loaded by diffusers ({type(exc).__name__}: {exc}).") from exc
+        raise ModelFormatError(
+            f"{source.path} could not be loaded by diffusers ({type(exc).__name__}: {exc})."
+        ) from exc
     for name in sorted(needed):
         module = getattr(pipe, name, None)
         if module is None:
@@ -160,10 +168,14 @@ def load_tiny_decoder(path: Path):
     path = Path(path)
     config = path / "config.json"
     if not config.is_file():
-        raise ModelFormatError(f"{path} has no config.json; --tiny-decoder must be an AutoencoderTiny folder (e.g. taesd).")
+        raise ModelFormatError(
+            f"{path} has no config.json; --tiny-decoder must be an AutoencoderTiny folder (e.g. taesd)."
+        )
     cls = _read_json(config).get("_class_name")
     if cls != "AutoencoderTiny":
-        raise ConversionError(f"unsupported architecture: --tiny-decoder {path.name} is {cls or 'unknown'}, not AutoencoderTiny.")
+        raise ConversionError(
+            f"unsupported architecture: --tiny-decoder {path.name} is {cls or 'unknown'}, not AutoencoderTiny."
+        )
     _check_weights(path)
     try:
         taesd = AutoencoderTiny.from_pretrained(path, use_safetensors=True, local_files_only=True, dtype=torch.float32)
@@ -181,7 +193,9 @@ def _hash_file(path: Path, digest: Any) -> None:
 def content_hash(path: Path) -> str:
     """sha256 over every file of a model folder (relative names and contents, in sorted order)."""
     digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = (
+        [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    )
     for file in files:
         digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
         _hash_file(file, digest)

@@ -144,4 +144,5 @@ class VAEEncoderWrapper(nn.Module):
 
 
 class TinyDecoderWrapper(VAEDecoderWrapper):
-    """AutoencoderTiny (TAESD): ``z`` (1, 4, h, w), latents / its scaling_factor (1.0) → ``image`` (1, 3, H, W) in [-1, 1]."""
+    """AutoencoderTiny (TAESD): ``z`` (1, 4, h, w), latents / its scaling_factor (1.0) → ``image`` (1, 3, H, W)
+    in [-1, 1]."""

@@ -101,7 +101,9 @@ class ImageWriter:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise OutputError(f"Cannot create the output folder {folder} ({exc.strerror or exc}); {self._fix}.") from exc
+            raise OutputError(
+                f"Cannot create the output folder {folder} ({exc.strerror or exc}); {self._fix}."
+            ) from exc
         saved: list[SavedImage] = []
 
         def record(path: Path, params: ImageParameters, seed: int) -> None:

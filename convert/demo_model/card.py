@@ -14,7 +14,10 @@ from convert.demo_model.models import TEXT_HIDDEN, UNET_CONFIG, VAE_CONFIG
 from convert.demo_model.results import Config, Kind, Rows, find
 from convert.demo_model.workdir import write_text
 
-_HEAD = "| configuration | shape colour | background | shape | position | size | s / image |\n|---|---|---|---|---|---|---|\n"
+_HEAD = (
+    "| configuration | shape colour | background | shape | position | size | s / image |\n"
+    "|---|---|---|---|---|---|---|\n"
+)
 
 
 def _table(rows: Rows) -> str:
@@ -42,7 +45,9 @@ def _targets(rows: Rows, guidance: float) -> str:
     above = [a for a in attrs if lcm4[a] > t4[a]]
     lines.append(f"- LCM@4 above teacher@4 on {len(above)} of 4 attributes ({', '.join(above) or 'none'})")
     for a in ("background", "shape_colour"):
-        lines.append(f"- LCM@4 {a.replace('_', ' ')} ≥ 90 %: {100 * lcm4[a]:.1f} % — {'met' if lcm4[a] >= 0.9 else 'NOT met'}")
+        lines.append(
+            f"- LCM@4 {a.replace('_', ' ')} ≥ 90 %: {100 * lcm4[a]:.1f} % — {'met' if lcm4[a] >= 0.9 else 'NOT met'}"
+        )
     secs = lcm4["sec_per_image"]
     lines.append(f"- 4-step image well under a second: {secs:.3f} s — {'met' if secs < 0.5 else 'NOT met'}")
     return "\n".join(lines) + "\n"

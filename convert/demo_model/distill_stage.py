@@ -20,7 +20,11 @@ from convert.demo_model import workdir
 from convert.demo_model.data import train_scenes
 from convert.demo_model.latents import latent_cache
 from convert.demo_model.models import (
-    SCHEDULER_CONFIG, TIME_COND_PROJ_DIM, build_ddpm_scheduler, build_unet, tokenize,
+    SCHEDULER_CONFIG,
+    TIME_COND_PROJ_DIM,
+    build_ddpm_scheduler,
+    build_unet,
+    tokenize,
 )
 from convert.demo_model.teacher_stage import ema_update, noised_inputs
 from convert.demo_model.workdir import DISTILL_CKPT, DISTILL_FINAL, TEACHER_FINAL, TOKENIZER_DIR, log, record_summary
@@ -141,6 +145,17 @@ def distill(steps: int = STEPS) -> None:
         if (step + 1) % 200 == 0 or step + 1 == steps:
             workdir.save_resumable(DISTILL_CKPT, modules, step + 1)
     target.save_pretrained(DISTILL_FINAL / "unet", safe_serialization=True)
-    record_summary("distill", steps=steps, batch=BATCH, lr=LR, lr_schedule=f"cosine to {LR_FLOOR:g}×", skip=SKIP,
-                   guidance_range=list(GUIDANCE_RANGE), ema=EMA_DECAY, loss="l2", wall_s=round(time.time() - t0), resumed_from=start)
+    record_summary(
+        "distill",
+        steps=steps,
+        batch=BATCH,
+        lr=LR,
+        lr_schedule=f"cosine to {LR_FLOOR:g}×",
+        skip=SKIP,
+        guidance_range=list(GUIDANCE_RANGE),
+        ema=EMA_DECAY,
+        loss="l2",
+        wall_s=round(time.time() - t0),
+        resumed_from=start,
+    )
     log.info("distill: done in %.0f s", time.time() - t0)

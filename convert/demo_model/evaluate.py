@@ -23,7 +23,14 @@ from convert.demo_model.models import build_ddim_scheduler
 from convert.demo_model.results import CEILING, Config, Kind
 from convert.demo_model.ship import RECOMMENDED_GUIDANCE, RECOMMENDED_STEPS, shipped_files
 from convert.demo_model.workdir import (
-    DOC, RESULTS, SHIPPED, TEACHER_FINAL, TEACHER_SHIPPED, load_summary, log, write_text,
+    DOC,
+    RESULTS,
+    SHIPPED,
+    TEACHER_FINAL,
+    TEACHER_SHIPPED,
+    load_summary,
+    log,
+    write_text,
 )
 
 LCM_STEPS = (1, 2, 4, 8)
@@ -156,7 +163,7 @@ def evaluate() -> None:
         rows[config] = score(teacher, steps, TEACHER_GUIDANCE)
         log.info("eval %s: %s", config.label, rows[config])
     result = {"rows": rows, "sweep": sweep, "machine": machine(load),
-              "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
               "n_prompts": len(held_out_scenes())}
     write_text(RESULTS, results.to_json(result))
     params = {n: sum(p.numel() for p in getattr(lcm, n).parameters()) / 1e6 for n in ("unet", "text_encoder", "vae")}

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     CEILING = "ceiling"  # the analyzer on VAE round trips of the true pictures
     LCM = "lcm"
     TEACHER = "teacher"  # DDIM with classifier-free guidance

@@ -13,8 +13,16 @@ from pathlib import Path
 from convert.demo_model.data import vocabulary
 from convert.demo_model.models import MAX_LENGTH, build_lcm_scheduler, build_tokenizer
 from convert.demo_model.workdir import (
-    DISTILL_FINAL, REPO, SHIPPED, SHIPPED_SUMMARY_NAME, TEACHER_FINAL, TEACHER_SHIPPED, TOKENIZER_DIR, VAE_FINAL,
-    load_summary, log,
+    DISTILL_FINAL,
+    REPO,
+    SHIPPED,
+    SHIPPED_SUMMARY_NAME,
+    TEACHER_FINAL,
+    TEACHER_SHIPPED,
+    TOKENIZER_DIR,
+    VAE_FINAL,
+    load_summary,
+    log,
 )
 from lcm_desktop.core.clip_vocab import word_level_vocab, write_tokenizer_files
 

@@ -76,7 +76,9 @@ def guarded(command, call: Callable[[], int], *, cancelled: str = "cancelled") -
 
 def configure(verbose: bool, *, network: bool = False) -> None:
     """Logging, and the libraries' environment: offline unless the command downloads (`models pull`)."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     if not network:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # generation never touches the network
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")

@@ -30,9 +30,13 @@ FLAGS = {"prompt": "PROMPT", "negative_prompt": "--negative", "steps": "--steps"
 def add_parser(sub) -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="make images from a prompt and save them as PNGs")
     gen.add_argument("prompt", nargs="?", default=None, help="what to draw (default: the model's example prompt)")
-    gen.add_argument("--model", help="catalog id, imported or converted model name, or a model folder (default: built-in)")
+    gen.add_argument(
+        "--model", help="catalog id, imported or converted model name, or a model folder (default: built-in)"
+    )
     gen.add_argument("--negative", default="", help="negative prompt (used by models with classifier-free guidance)")
-    gen.add_argument("--steps", type=int, default=None, help="denoising steps (1–8 typical, up to 50; default: the model's)")
+    gen.add_argument(
+        "--steps", type=int, default=None, help="denoising steps (1–8 typical, up to 50; default: the model's)"
+    )
     gen.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's)")
     gen.add_argument("--width", type=int, default=None, help="pixels, multiple of 8 (default: the model's native)")
     gen.add_argument("--height", type=int, default=None, help="pixels, multiple of 8 (default: the model's native)")
@@ -62,8 +66,15 @@ def run(args: argparse.Namespace) -> int:
 
     # Validate everything that can be checked before loading anything heavy, in the user's words.
     request = GenerationRequest(
-        prompt=args.prompt or "", negative_prompt=args.negative, steps=4 if args.steps is None else args.steps, guidance_scale=args.guidance,
-        width=args.width, height=args.height, seed=args.seed, batch_size=args.batch, tiny_decoder=args.fast_decode,
+        prompt=args.prompt or "",
+        negative_prompt=args.negative,
+        steps=4 if args.steps is None else args.steps,
+        guidance_scale=args.guidance,
+        width=args.width,
+        height=args.height,
+        seed=args.seed,
+        batch_size=args.batch,
+        tiny_decoder=args.fast_decode,
     )
     info = _model(args)
     request = replace(request, prompt=args.prompt if args.prompt is not None else
@@ -93,7 +104,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _summary(result, load_seconds: float, count: int) -> str:
     req, t = result.request, result.timings
-    note = " (negative prompt ignored: this model has no classifier-free guidance)" if result.negative_prompt_ignored else ""
+    note = (
+        " (negative prompt ignored: this model has no classifier-free guidance)"
+        if result.negative_prompt_ignored
+        else ""
+    )
     return (f"{count} image(s) {req.width}x{req.height}, {req.steps} steps, guidance {req.guidance_scale:g}, "
             f"seed {req.seed} | load {load_seconds:.2f}s, encode {t.encode:.2f}s, {t.per_step:.2f}s/step, "
             f"decode {t.decode:.2f}s, total {t.total + load_seconds:.2f}s on {result.backend}{note}")
@@ -145,7 +160,9 @@ def _loader(args: argparse.Namespace, info: ModelInfo):
 
         tiny_decoder = resolve_model(str(args.tiny_decoder))
     elif args.fast_decode:
-        raise InvalidRequestError("--fast-decode", True, "used with --tiny-decoder (an AutoencoderTiny folder or taesd)")
+        raise InvalidRequestError(
+            "--fast-decode", True, "used with --tiny-decoder (an AutoencoderTiny folder or taesd)"
+        )
     inspect_model_folder(info.path)  # weights present, safetensors only, not truncated: before any work
     return TorchLoader(info.path, device=args.device, dtype=args.dtype, tiny_decoder=tiny_decoder)
 
@@ -174,7 +191,9 @@ def _output_paths(out: Path | None, request, *, overwrite: bool):
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"Cannot create the output folder {folder} ({exc.strerror or exc}); choose another --out.") from exc
+        raise OutputError(
+            f"Cannot create the output folder {folder} ({exc.strerror or exc}); choose another --out."
+        ) from exc
     if not os.access(folder, os.W_OK):
         raise OutputError(f"The output folder {folder} is not writable; choose another --out.")
     clean_stale_parts(folder)

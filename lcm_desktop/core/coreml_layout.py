@@ -25,8 +25,9 @@ from .manifest import (
     validate_manifest,
 )
 
-
-_APPLE_PACKAGE = re.compile(r"(?:^|_)(text_encoder_2|text_encoder|unet|unet_chunk\d|vae_decoder|vae_encoder)\.mlpackage$")
+_APPLE_PACKAGE = re.compile(
+    r"(?:^|_)(text_encoder_2|text_encoder|unet|unet_chunk\d|vae_decoder|vae_encoder)\.mlpackage$"
+)
 _APPLE_NAMES = {"text_encoder": TEXT_ENCODER, "text_encoder_2": TEXT_ENCODER_2, "unet": UNET,
                 "vae_decoder": VAE_DECODER, "vae_encoder": VAE_ENCODER}
 _APPLE_DTYPES = {65568: "float32", 65552: "float16", 131104: "int32"}
@@ -46,7 +47,8 @@ def _read_package_io(package: Path) -> tuple[tuple[TensorSpec, ...], tuple[Tenso
         import coremltools
     except ImportError as exc:
         raise BackendUnavailableError(
-            "Reading a Core ML model without a manifest needs coremltools; install it with pip install 'lcm-desktop[coreml]'."
+            "Reading a Core ML model without a manifest needs coremltools; "
+            "install it with pip install 'lcm-desktop[coreml]'."
         ) from exc
     try:
         spec = coremltools.utils.load_spec(str(package))
@@ -87,7 +89,9 @@ def manifest_from_apple_layout(folder: Path) -> Manifest | None:
         components.append(ComponentSpec(name, package.name, inputs, outputs))
     unet = next((c for c in components if c.name == UNET), None)
     if unet is None or unet.input("sample") is None:
-        raise ModelFormatError(f"{folder} has no Unet package with a 'sample' input; it is not a Stable Diffusion model.")
+        raise ModelFormatError(
+            f"{folder} has no Unet package with a 'sample' input; it is not a Stable Diffusion model."
+        )
     b, c, h, w = unet.input("sample").shape
     sdxl = unet.input("text_embeds") is not None
     cond = unet.input("timestep_cond")

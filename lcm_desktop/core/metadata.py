@@ -52,7 +52,7 @@ class ImageParameters:
         return json.dumps({"version": JSON_VERSION, **data}, ensure_ascii=False, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "ImageParameters | None":
+    def from_json(cls, text: str) -> ImageParameters | None:
         """Parameters from an ``lcm_desktop`` chunk; ``None`` if it is not one we can trust."""
         if len(text) > MAX_JSON_CHARS:
             return None
@@ -91,7 +91,7 @@ class ImageParameters:
         return "\n".join(lines)
 
     @classmethod
-    def parse(cls, text: str) -> "ImageParameters":
+    def parse(cls, text: str) -> ImageParameters:
         """Read an A1111-style parameters text; unknown keys go to ``extra``."""
         lines = text.strip("\n").split("\n")
         settings: dict[str, str] = {}

@@ -38,7 +38,7 @@ class AppPaths:
     logs: Path
 
     @classmethod
-    def default(cls) -> "AppPaths":
+    def default(cls) -> AppPaths:
         """Platform folders (platformdirs), overridable as a whole with ``LCM_DESKTOP_HOME``."""
         home = os.environ.get("LCM_DESKTOP_HOME")
         if home:
@@ -54,7 +54,7 @@ class AppPaths:
             logs=Path(dirs.user_log_dir),
         )
 
-    def ensure(self) -> "AppPaths":
+    def ensure(self) -> AppPaths:
         for folder in (self.data, self.cache, self.output, self.logs):
             folder.mkdir(parents=True, exist_ok=True)
         return self

@@ -85,7 +85,7 @@ class GenerationRequest:
 
     def resolved(
         self, *, width: int, height: int, guidance_scale: float, seed: int | None = None
-    ) -> "GenerationRequest":
+    ) -> GenerationRequest:
         """A copy with every ``None`` filled in (the given defaults, a random seed)."""
         return replace(
             self,

@@ -107,7 +107,9 @@ def _torch_statuses() -> list[BackendStatus]:
     elif sys.platform != "darwin":
         found.append(BackendStatus(mps, False, "MPS exists only on macOS"))
     else:
-        found.append(BackendStatus(mps, False, "MPS not available: needs Apple Silicon, macOS 12.3+ and an arm64 Python"))
+        found.append(
+            BackendStatus(mps, False, "MPS not available: needs Apple Silicon, macOS 12.3+ and an arm64 Python")
+        )
     return found
 
 

@@ -15,8 +15,8 @@ import torch
 
 from ..core.errors import BackendUnavailableError, LcmError, ModelCorruptError, ModelFormatError, UnsafeModelError
 from ..core.model_files import read_json, repair_advice
-from ..core.model_info import vae_scale_factor
 from ..core.model_folder import LOADED_CLASSES, ModelFolder, check_data_files, check_safetensors, inspect_model_folder
+from ..core.model_info import vae_scale_factor
 from .components import DenoiserInfo, ModelComponents, PromptEmbedding
 from .prompt_fit import PromptFit, fit_for_tokenizer
 

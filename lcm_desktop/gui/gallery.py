@@ -65,7 +65,7 @@ class Gallery(QListWidget):
     def entries(self) -> list[HistoryEntry]:
         return [self.item(i).data(ENTRY_ROLE) for i in range(self.count())]
 
-    def mimeData(self, items):  # noqa: N802 (Qt override): dragging a thumbnail carries the PNG
+    def mimeData(self, items):
         entry = items[0].data(ENTRY_ROLE) if items else None
         if entry is None or not entry.exists:
             return super().mimeData(items)
@@ -73,5 +73,5 @@ class Gallery(QListWidget):
         self.dragStarted.emit(mime)
         return mime
 
-    def mimeTypes(self):  # noqa: N802
+    def mimeTypes(self):
         return ["text/uri-list", "application/x-qt-image"]

@@ -65,11 +65,11 @@ class ImageActions:
             self.statusBar().showMessage(f"File missing: {entry.path}", 6000)
 
     # -- drop in -------------------------------------------------------------------------------
-    def dragEnterEvent(self, event):  # noqa: N802
+    def dragEnterEvent(self, event):
         if any(url.toLocalFile().lower().endswith(".png") for url in event.mimeData().urls()):
             event.acceptProposedAction()
 
-    def dropEvent(self, event):  # noqa: N802
+    def dropEvent(self, event):
         for url in event.mimeData().urls():
             path = Path(url.toLocalFile())
             if path.suffix.lower() == ".png" and self.restore_from_png(path):

@@ -65,7 +65,7 @@ class ImageView(QWidget):
         return image_mime_data(self._path, self._image)
 
     # -- painting -------------------------------------------------------------------------------
-    def paintEvent(self, event):  # noqa: N802 (Qt naming)
+    def paintEvent(self, event):
         painter = QPainter(self)
         painter.fillRect(self.rect(), self.palette().window().color().darker(108))
         if self._pixmap is None:
@@ -89,12 +89,12 @@ class ImageView(QWidget):
             painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, "preview")
 
     # -- drag out -------------------------------------------------------------------------------
-    def mousePressEvent(self, event):  # noqa: N802
+    def mousePressEvent(self, event):
         if event.button() == Qt.MouseButton.LeftButton:
             self._press = event.position().toPoint()
         super().mousePressEvent(event)
 
-    def mouseMoveEvent(self, event):  # noqa: N802
+    def mouseMoveEvent(self, event):
         if (self._press is not None and self._path is not None and not self._is_preview
                 and (event.position().toPoint() - self._press).manhattanLength() >= QApplication.startDragDistance()):
             self._press = None

@@ -356,7 +356,7 @@ class MainWindow(ImageActions, QMainWindow):
         s.setValue("guidance", self.panel.guidance.value())
         s.sync()
 
-    def closeEvent(self, event):  # noqa: N802
+    def closeEvent(self, event):
         self._live_timer.stop()
         self._save_settings()
         self.engine.stop()

@@ -30,7 +30,11 @@ def usable_models(paths: AppPaths, builtin: Path) -> list[UsableModel]:
         catalog = store.catalog
         for model in store.installed:
             # bases alone make poor 4-step images; tiny decoders are not models to pick
-            if model.status is not InstallState.COMPLETE or model.path is None or model.kind in ("tiny-decoder", "base"):
+            if (
+                model.status is not InstallState.COMPLETE
+                or model.path is None
+                or model.kind in ("tiny-decoder", "base")
+            ):
                 continue
             if model.source in (Source.IMPORTED, Source.COREML):
                 suffix = "  (Core ML)" if model.source is Source.COREML else ""

@@ -7,8 +7,18 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QProgressBar,
-    QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout,
+    QAbstractItemView,
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
 )
 
 from ..core.paths import AppPaths, converter_command
@@ -237,12 +247,12 @@ class ModelsDialog(QDialog):
         self.task.start()
         self._update_buttons()
 
-    def dragEnterEvent(self, event):  # noqa: N802
+    def dragEnterEvent(self, event):
         urls = event.mimeData().urls()
         if urls and all(u.isLocalFile() for u in urls):
             event.acceptProposedAction()
 
-    def dropEvent(self, event):  # noqa: N802
+    def dropEvent(self, event):
         for url in event.mimeData().urls():
             self.import_path(Path(url.toLocalFile()))
             event.acceptProposedAction()
@@ -282,7 +292,7 @@ class ModelsDialog(QDialog):
         show_error(self, "Models", message, details, "modelsError")
         self.last_error = message
 
-    def closeEvent(self, event):  # noqa: N802
+    def closeEvent(self, event):
         self.cancel()
         if self.task is not None:
             self.task.wait()

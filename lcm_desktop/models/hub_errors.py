@@ -14,7 +14,7 @@ class hub_errors:
     def __init__(self, repo_id: str, revision: str, partial: Path | None = None):
         self.repo_id, self.revision, self.partial = repo_id, revision, partial
 
-    def __enter__(self) -> "hub_errors":
+    def __enter__(self) -> hub_errors:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -28,7 +28,11 @@ class hub_errors:
     def _message(self, exc: Exception) -> str | None:
         import httpx2
         from huggingface_hub.errors import (
-            GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError,
+            GatedRepoError,
+            HfHubHTTPError,
+            OfflineModeIsEnabled,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
         )
 
         repo = self.repo_id

@@ -109,7 +109,8 @@ def detect_family(keys: set[str], filename: str) -> str:
         return "sd"
     if any(k.startswith(("unet.", "lora_", "lora_unet_")) or ".lora_" in k for k in keys):
         raise ModelFormatError(
-            f"{filename} looks like LoRA weights, not a full checkpoint; LoRAs are applied to a base model, not imported."
+            f"{filename} looks like LoRA weights, not a full checkpoint; "
+            "LoRAs are applied to a base model, not imported."
         )
     raise ModelFormatError(
         f"{filename} is not an SD 1.5 or SDXL checkpoint (no UNet and text encoder in the original layout); "
@@ -153,7 +154,8 @@ def _convert(source: Path, family: str, config_dir: Path, out: Path) -> None:
         )
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ModelFormatError(
-            f"{source.name} could not be converted as an {family.upper()} checkpoint ({str(exc).splitlines()[0][:160]})."
+            f"{source.name} could not be converted as an {family.upper()} checkpoint "
+            f"({str(exc).splitlines()[0][:160]})."
         ) from exc
     pipe.save_pretrained(out, safe_serialization=True)
 
@@ -167,7 +169,9 @@ def _target(name: str, catalog: Catalog | None, paths: AppPaths | None) -> Path:
     catalog = catalog or load_catalog()
     paths = paths or AppPaths.default()
     if not NAME_RE.match(name):
-        raise InvalidRequestError("--name", name, "1–64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        raise InvalidRequestError(
+            "--name", name, "1–64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
     if name in catalog:
         raise InvalidRequestError("--name", name, "different from the catalog ids (choose another --name)")
     target = paths.data / IMPORTED_DIR / name
@@ -217,6 +221,8 @@ class _Staging:
                 return False
             except OSError as err:
                 shutil.rmtree(self.path, ignore_errors=True)
-                raise ModelFormatError(f"Could not finish the import into {self.target} ({err.strerror or err}).") from err
+                raise ModelFormatError(
+                    f"Could not finish the import into {self.target} ({err.strerror or err})."
+                ) from err
         shutil.rmtree(self.path, ignore_errors=True)
         return False

@@ -224,8 +224,17 @@ def _hub_models(catalog: Catalog, cache: Path) -> list[InstalledModel]:
         size = repo.size_on_disk + partial
         revision = _current_revision(repo, entry)
         if entry is None:
-            models.append(InstalledModel(repo.repo_id, "other", Source.CACHE, revision.snapshot_path if revision else None,
-                                         size, COMPLETE, repo_id=repo.repo_id))
+            models.append(
+                InstalledModel(
+                    repo.repo_id,
+                    "other",
+                    Source.CACHE,
+                    revision.snapshot_path if revision else None,
+                    size,
+                    COMPLETE,
+                    repo_id=repo.repo_id,
+                )
+            )
             continue
         status, detail = _hub_status(entry, repo, revision, partial)
         models.append(InstalledModel(entry.id, entry.kind, Source.HUB, revision.snapshot_path if revision else None,
@@ -290,7 +299,9 @@ def _layout_status(entry: CatalogEntry, folder: Path) -> tuple[InstallState, str
 
 def _delete_hub_repo(entry: CatalogEntry, cache: Path) -> int:
     info = _scan(cache)
-    repo = next((r for r in info.repos if r.repo_id == entry.repo_id and r.repo_type == "model"), None) if info else None
+    repo = (
+        next((r for r in info.repos if r.repo_id == entry.repo_id and r.repo_type == "model"), None) if info else None
+    )
     if repo is None:
         from .download import repo_storage
 

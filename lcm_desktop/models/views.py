@@ -13,10 +13,9 @@ import uuid
 from pathlib import Path
 
 from ..core.errors import ModelCorruptError, ModelNotFoundError
-from ..core.paths import AppPaths
+from ..core.paths import AppPaths, builtin_model_path
 from .catalog import Catalog, CatalogEntry
 from .disk import format_size
-from ..core.paths import builtin_model_path
 from .store import COMPLETE, CORRUPT, VIEWS_DIR, InstalledModel, ModelStore, _folder_status
 
 
@@ -65,7 +64,9 @@ def _require_complete(entry: CatalogEntry, store: ModelStore, needed_by: str | N
     for_whom = f" (needed by {needed_by})" if needed_by else ""
     if model is None or model.path is None:
         if entry.source == "builtin":
-            raise ModelNotFoundError(f"The built-in model is missing from {builtin_model_path()}; reinstall LCM Desktop.")
+            raise ModelNotFoundError(
+                f"The built-in model is missing from {builtin_model_path()}; reinstall LCM Desktop."
+            )
         raise ModelNotFoundError(
             f"{entry.id}{for_whom} is not downloaded yet; run `lcm-desktop models pull {entry.id}` "
             f"(about {format_size(entry.size_bytes)})."

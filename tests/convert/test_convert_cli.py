@@ -9,12 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_output import error_line
 
 from convert.__main__ import main
 from lcm_desktop.core.errors import ConversionError, ParityError
 from lcm_desktop.core.manifest import load_manifest
-
-from cli_output import error_line
 
 
 @pytest.fixture()
@@ -208,7 +207,9 @@ def test_only_what_the_requested_components_need_is_read(source_copy, tmp_path, 
     assert main([str(source_copy), "--out", str(tmp_path / "out"), "--components", "vae_decoder"]) == 0
     assert not (tmp_path / "out" / "vocab.json").exists()
     assert [c.name for c in load_manifest(tmp_path / "out").components] == ["VAEDecoder"]
-    _fails(capsys, [source_copy, "--out", tmp_path / "o2", "--components", "text_encoder"], "has no text_encoder/ folder")
+    _fails(
+        capsys, [source_copy, "--out", tmp_path / "o2", "--components", "text_encoder"], "has no text_encoder/ folder"
+    )
 
 
 def test_unknown_pipeline_class(source_copy, tmp_path, capsys):

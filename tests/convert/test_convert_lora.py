@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_output import error_line
 
 from lcm_desktop.core.errors import ConversionError, UnsafeModelError
 from lcm_desktop.core.manifest import load_manifest
-
-from cli_output import error_line
 
 pytest.importorskip("peft", reason="diffusers' LoRA loading needs peft")
 
@@ -43,7 +42,9 @@ def sd_lora(tiny_sd, tmp_path_factory) -> Path:
 def _unet_out(unet) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        return unet(torch.randn(1, 4, 8, 8, generator=g), torch.tensor(259.0), torch.randn(1, 77, 32, generator=g)).sample
+        return unet(
+            torch.randn(1, 4, 8, 8, generator=g), torch.tensor(259.0), torch.randn(1, 77, 32, generator=g)
+        ).sample
 
 
 def test_fused_unet_equals_diffusers_lora_model(tiny_sd, sd_lora):

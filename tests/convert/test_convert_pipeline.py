@@ -18,8 +18,19 @@ def _spec_io(package):
 
 def test_folder_has_apple_layout_tokenizer_scheduler_and_manifest(coreml_lcm, tiny_lcm):
     names = {p.name for p in coreml_lcm.iterdir()}
-    assert {"TextEncoder.mlpackage", "Unet.mlpackage", "VAEDecoder.mlpackage", "VAEEncoder.mlpackage", "TinyDecoder.mlpackage",
-            "vocab.json", "merges.txt", "tokenizer", "scheduler", "manifest.json", "lcm_desktop.json"} <= names
+    assert {
+        "TextEncoder.mlpackage",
+        "Unet.mlpackage",
+        "VAEDecoder.mlpackage",
+        "VAEEncoder.mlpackage",
+        "TinyDecoder.mlpackage",
+        "vocab.json",
+        "merges.txt",
+        "tokenizer",
+        "scheduler",
+        "manifest.json",
+        "lcm_desktop.json",
+    } <= names
     assert not [n for n in names if n.startswith(".")], "no temporary files are left behind"
     assert json.loads((coreml_lcm / "scheduler" / "scheduler_config.json").read_text())["_class_name"] == "LCMScheduler"
     assert json.loads((coreml_lcm / "lcm_desktop.json").read_text()) == {"width": 64, "height": 64}

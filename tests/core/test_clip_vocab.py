@@ -1,7 +1,12 @@
 from __future__ import annotations
 
 from lcm_desktop.core.clip_vocab import (
-    BOS, EOS, clip_vocab_from_bpe, open_clip_bpe_file, word_level_vocab, write_tokenizer_files,
+    BOS,
+    EOS,
+    clip_vocab_from_bpe,
+    open_clip_bpe_file,
+    word_level_vocab,
+    write_tokenizer_files,
 )
 
 

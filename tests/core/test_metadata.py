@@ -16,7 +16,9 @@ def test_round_trip_through_a_png(tmp_path):
 
 
 def test_text_is_a1111_format():
-    text = ImageParameters(prompt="cat", steps=4, guidance_scale=8.0, seed=1, width=512, height=512, model="m").to_text()
+    text = ImageParameters(
+        prompt="cat", steps=4, guidance_scale=8.0, seed=1, width=512, height=512, model="m"
+    ).to_text()
     assert text == "cat\nSteps: 4, Sampler: LCM, CFG scale: 8, Seed: 1, Size: 512x512, Model: m"
 
 

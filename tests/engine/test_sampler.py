@@ -146,7 +146,6 @@ def test_guidance_embedding_equals_diffusers():
 def test_lcm_lora_fused_base_matches_diffusers(tiny_sd, tmp_path):
     """An SD base with an LCM-LoRA: our load-time fusion equals diffusers' load_lora_weights + fuse_lora."""
     from diffusers import LCMScheduler, StableDiffusionPipeline
-
     from tiny_models import make_tiny_lora
 
     lora = make_tiny_lora(tiny_sd, tmp_path / "lora")
@@ -154,7 +153,9 @@ def test_lcm_lora_fused_base_matches_diffusers(tiny_sd, tmp_path):
     pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
     pipe.load_lora_weights(str(lora))
     pipe.fuse_lora()
-    with_lora = _assert_parity(Engine(TorchLoader(tiny_sd, lora=lora)), pipe, GenerationRequest("a dog", guidance_scale=1.5, steps=2, seed=4))
+    with_lora = _assert_parity(
+        Engine(TorchLoader(tiny_sd, lora=lora)), pipe, GenerationRequest("a dog", guidance_scale=1.5, steps=2, seed=4)
+    )
     plain = Engine(tiny_sd).generate(GenerationRequest("a dog", guidance_scale=1.5, steps=2, seed=4))
     assert not np.array_equal(np.asarray(plain.images[0]), np.asarray(with_lora.images[0]))
 
@@ -162,8 +163,9 @@ def test_lcm_lora_fused_base_matches_diffusers(tiny_sd, tmp_path):
 def test_lora_in_the_folder_is_fused_and_a_foreign_lora_is_a_clear_error(tiny_sd, tiny_sdxl, tmp_path):
     import shutil
 
-    from lcm_desktop.core.errors import ModelFormatError
     from tiny_models import make_tiny_lora
+
+    from lcm_desktop.core.errors import ModelFormatError
 
     lora = make_tiny_lora(tiny_sd, tmp_path / "lora")
     folder = tmp_path / "base-plus-lora"

@@ -17,8 +17,13 @@ def test_self_test_opens_generates_and_exits_zero(tiny_lcm, tmp_path):
 def test_self_test_fails_on_a_broken_model(tmp_path):
     env = {**os.environ, "LCM_DESKTOP_HOME": str(tmp_path / "home"), "QT_QPA_PLATFORM": "offscreen"}
     (tmp_path / "empty").mkdir()
-    proc = subprocess.run([sys.executable, "-m", "lcm_desktop", "gui", "--self-test", "--model", str(tmp_path / "empty")],
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lcm_desktop", "gui", "--self-test", "--model", str(tmp_path / "empty")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1 and "model_index.json" in proc.stderr
 
 

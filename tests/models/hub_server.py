@@ -98,7 +98,7 @@ class HubServer:
     def cdn_gets(self) -> list[tuple[str, str, str | None]]:
         return [e for e in self.log if e[0] == "GET" and e[1].startswith("/cdn/")]
 
-    def start(self) -> "HubServer":
+    def start(self) -> HubServer:
         self._thread.start()
         return self
 

@@ -39,11 +39,10 @@ def make_tiny_sdxl_checkpoint_model(path: Path, seed: int = 0) -> Path:
     diffusers' single-file loader tells CLIP-L from OpenCLIP-G by that width, so the shared tiny
     SDXL (both 32 wide) cannot stand in for an SDXL checkpoint.
     """
+    import tiny_models
     import torch
     from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
-
-    import tiny_models
 
     path = Path(path)
     torch.manual_seed(seed)

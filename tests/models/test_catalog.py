@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from models.model_helpers import hub_entry, write_catalog
+
 from lcm_desktop.core.errors import ModelFormatError, ModelNotFoundError
 from lcm_desktop.models.catalog import load_catalog
 

@@ -12,14 +12,14 @@ import time
 
 import numpy as np
 import pytest
+from models.model_helpers import TINY_PATTERNS, hub_entry, write_catalog
 
-from lcm_desktop.core.errors import ModelNotFoundError
-from lcm_desktop.models.catalog import load_catalog
 from lcm_desktop.cli import guarded
 from lcm_desktop.cli import models as models_command
-from lcm_desktop.models.resolve import resolve_model
+from lcm_desktop.core.errors import ModelNotFoundError
+from lcm_desktop.models.catalog import load_catalog
 from lcm_desktop.models.download import hub_cache_dir
-from models.model_helpers import TINY_PATTERNS, hub_entry, write_catalog
+from lcm_desktop.models.resolve import resolve_model
 
 REPO = "tiny/lcm"
 UNET = "unet/diffusion_pytorch_model.safetensors"
@@ -149,7 +149,9 @@ def test_failures_are_one_line_and_exit_2(catalog, capsys, tmp_path, argv, messa
 
 def test_resolve_model_paths_names_and_errors(catalog, tiny_lcm, tmp_path):
     assert resolve_model(str(tiny_lcm), catalog) == tiny_lcm
-    with pytest.raises(ModelNotFoundError, match=r"tiny-lcm is not downloaded yet; run `lcm-desktop models pull tiny-lcm`"):
+    with pytest.raises(
+        ModelNotFoundError, match=r"tiny-lcm is not downloaded yet; run `lcm-desktop models pull tiny-lcm`"
+    ):
         resolve_model("tiny-lcm", catalog)
     with pytest.raises(ModelNotFoundError, match=r"No model 'tiny-lcn'.*did you mean tiny-lcm"):
         resolve_model("tiny-lcn", catalog)

@@ -12,7 +12,12 @@ import pytest
 from lcm_desktop.core.errors import DownloadError
 from lcm_desktop.models import download
 from lcm_desktop.models.download import (
-    DownloadCancelled, hub_cache_dir, pull, pull_repo, read_receipt, repo_storage,
+    DownloadCancelled,
+    hub_cache_dir,
+    pull,
+    pull_repo,
+    read_receipt,
+    repo_storage,
 )
 
 REPO = "tiny/lcm"
@@ -105,7 +110,9 @@ def test_cancel_mid_file_then_resume_gives_identical_files(hub, big_repo, small_
     hub.log.clear()
     hashed = []
     real_verify = download.verify_file
-    monkeypatch.setattr(download, "verify_file", lambda path, remote: hashed.append(remote.path) or real_verify(path, remote))
+    monkeypatch.setattr(
+        download, "verify_file", lambda path, remote: hashed.append(remote.path) or real_verify(path, remote)
+    )
     snapshot = pull_repo(REPO, "main", PATTERNS)
     assert _snapshot_files(snapshot)[BIG] == big_repo[BIG]
     assert sorted(hashed) == [BIG, "vae/diffusion_pytorch_model.safetensors"]  # finished files are not re-hashed

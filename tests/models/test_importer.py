@@ -7,6 +7,7 @@ import shutil
 import types
 
 import pytest
+from models.model_helpers import folder_files
 
 from lcm_desktop.core.errors import InvalidRequestError, ModelCorruptError, ModelFormatError, UnsafeModelError
 from lcm_desktop.core.model_folder import PICKLE_HINT
@@ -14,7 +15,6 @@ from lcm_desktop.core.paths import AppPaths
 from lcm_desktop.models.catalog import load_catalog
 from lcm_desktop.models.importer import import_model
 from lcm_desktop.models.store import delete_model, installed_models
-from models.model_helpers import folder_files
 
 
 def _imported_root():
@@ -120,10 +120,9 @@ def test_single_file_checkpoint_is_converted_offline_with_identical_weights(tiny
                                                                              monkeypatch):
     import torch
     from huggingface_hub import constants
+    from models.ldm_checkpoint import write_ldm_checkpoint
     from safetensors.torch import load_file
     from transformers import CLIPTokenizer
-
-    from models.ldm_checkpoint import write_ldm_checkpoint
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     checkpoint = write_ldm_checkpoint(tiny_sd, tmp_path / "tiny-sd15.safetensors")
@@ -145,11 +144,10 @@ def test_single_file_checkpoint_is_converted_offline_with_identical_weights(tiny
 def test_sdxl_single_file_checkpoint_is_converted_with_both_text_encoders(tmp_path, monkeypatch):
     import torch
     from huggingface_hub import constants
-    from safetensors.torch import load_file
-    from transformers import CLIPTokenizer
-
     from models.ldm_checkpoint import write_ldm_checkpoint
     from models.model_helpers import make_tiny_sdxl_checkpoint_model
+    from safetensors.torch import load_file
+    from transformers import CLIPTokenizer
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     model = make_tiny_sdxl_checkpoint_model(tmp_path / "tiny-sdxl")
@@ -182,19 +180,30 @@ def test_shipped_single_file_configs_match_the_reference_architectures():
     assert (xl_unet["cross_attention_dim"], xl_unet["projection_class_embeddings_input_dim"]) == (2048, 2816)
     for family in ("sd", "sdxl"):
         index = json.loads((root / family / "model_index.json").read_text())
-        for component, (library, _cls) in ((k, v) for k, v in index.items() if isinstance(v, list) and v[0]):
+        for component, _entry in ((k, v) for k, v in index.items() if isinstance(v, list) and v[0]):
             if not component.startswith("tokenizer"):
                 assert (root / family / component).is_dir(), (family, component)
 
 
 @pytest.mark.parametrize(
     "keys, expected",
-    [({"model.diffusion_model.x", "cond_stage_model.transformer.text_model.y"}, "sd"),
-     ({"model.diffusion_model.x", "conditioner.embedders.1.model.z", "conditioner.embedders.0.transformer.y"}, "sdxl"),
-     ({"lora_unet_down_blocks_0.lora_down.weight"}, ModelFormatError),
-     ({"model.diffusion_model.x", "cond_stage_model.transformer.y", "model.diffusion_model.time_embedding.cond_proj.weight"},
-      ModelFormatError),
-     ({"something.else"}, ModelFormatError)],
+    [
+        ({"model.diffusion_model.x", "cond_stage_model.transformer.text_model.y"}, "sd"),
+        (
+            {"model.diffusion_model.x", "conditioner.embedders.1.model.z", "conditioner.embedders.0.transformer.y"},
+            "sdxl",
+        ),
+        ({"lora_unet_down_blocks_0.lora_down.weight"}, ModelFormatError),
+        (
+            {
+                "model.diffusion_model.x",
+                "cond_stage_model.transformer.y",
+                "model.diffusion_model.time_embedding.cond_proj.weight",
+            },
+            ModelFormatError,
+        ),
+        ({"something.else"}, ModelFormatError),
+    ],
 )
 def test_checkpoint_family_detection(keys, expected):
     from lcm_desktop.models.importer import detect_family

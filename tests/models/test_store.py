@@ -7,12 +7,12 @@ import threading
 import types
 
 import pytest
+from models.model_helpers import TINY_PATTERNS, hub_entry, write_catalog
 
 from lcm_desktop.core.errors import DownloadError, ModelNotFoundError
 from lcm_desktop.models.catalog import load_catalog
 from lcm_desktop.models.download import DownloadCancelled, hub_cache_dir, pull
 from lcm_desktop.models.store import delete_model, disk_usage, installed_models, model_rows
-from models.model_helpers import TINY_PATTERNS, hub_entry, write_catalog
 
 REPO = "tiny/lcm"
 UNET = "unet/diffusion_pytorch_model.safetensors"

@@ -6,14 +6,14 @@ import shutil
 
 import numpy as np
 import pytest
+from models.model_helpers import TINY_PATTERNS, folder_files, hub_entry, write_catalog
 
 from lcm_desktop.core.errors import ModelNotFoundError
 from lcm_desktop.core.paths import AppPaths
 from lcm_desktop.models.catalog import load_catalog
-from lcm_desktop.models.resolve import resolve_model
 from lcm_desktop.models.download import pull
+from lcm_desktop.models.resolve import resolve_model
 from lcm_desktop.models.store import delete_model
-from models.model_helpers import TINY_PATTERNS, folder_files, hub_entry, write_catalog
 
 FP16_PATTERNS = ["model_index.json", "scheduler/*.json", "*/config.json", "*/*.fp16.safetensors",
                  "tokenizer/*.json", "tokenizer/merges.txt"]
@@ -71,10 +71,11 @@ def test_a_unet_only_lcm_is_assembled_with_its_base(hub, tiny_lcm, tiny_sd, tmp_
 
 
 def test_a_lora_and_its_base_are_one_usable_model(hub, tiny_sd, tmp_path):
+    from tiny_models import make_tiny_lora
+
     from lcm_desktop.core.request import GenerationRequest
     from lcm_desktop.engine.engine import Engine
     from lcm_desktop.engine.loaders import TorchLoader
-    from tiny_models import make_tiny_lora
 
     lora = make_tiny_lora(tiny_sd, tmp_path / "lora")
     hub.add("tiny/lora", {"pytorch_lora_weights.safetensors": lora.read_bytes()})
@@ -89,5 +90,7 @@ def test_a_lora_and_its_base_are_one_usable_model(hub, tiny_sd, tmp_path):
     view = resolve_model("tiny-lora", catalog)
     request = GenerationRequest("a blue square", steps=2, seed=3, guidance_scale=1.0)
     fused = np.asarray(Engine(view).generate(request).images[0])
-    np.testing.assert_array_equal(fused, np.asarray(Engine(TorchLoader(tiny_sd, lora=lora)).generate(request).images[0]))
+    np.testing.assert_array_equal(
+        fused, np.asarray(Engine(TorchLoader(tiny_sd, lora=lora)).generate(request).images[0])
+    )
     assert not np.array_equal(fused, np.asarray(Engine(tiny_sd).generate(request).images[0]))

@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from security.hostile_helpers import one_line_error
+
 from lcm_desktop.cli import main
 from lcm_desktop.core.paths import builtin_model_path
 

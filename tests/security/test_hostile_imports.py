@@ -10,8 +10,8 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from security.hostile_helpers import edit_index, write_payload
+
 from lcm_desktop.core.paths import AppPaths
 
 CODE_FILES = ("payload.py", "payload.pyc", "payload.so", "payload.dylib", "run.sh", "setup.cfg", "model.ckpt",

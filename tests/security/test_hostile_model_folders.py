@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from security.hostile_helpers import edit_index, one_line_error, write_payload
 
 ROOT = Path(__file__).resolve().parents[2]

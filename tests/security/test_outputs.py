@@ -32,7 +32,9 @@ def _one_line_error(err: str, needle: str) -> None:
 
 # -- class 3: no silent overwrite ---------------------------------------------------------------
 def test_same_second_same_seed_default_names_never_collide(tiny_lcm, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(generate_command.time, "strftime", lambda fmt: "20261130-120000")  # both runs "in the same second"
+    monkeypatch.setattr(
+        generate_command.time, "strftime", lambda fmt: "20261130-120000"
+    )  # both runs "in the same second"
     out = tmp_path / "imgs"
     argv = ["generate", "a red circle", "--model", tiny_lcm, "--seed", "5", "--steps", "1", "--out", out, "--quiet"]
     first = _run(capsys, *argv)

@@ -73,7 +73,8 @@ def _pull(args, catalog: Catalog) -> int:
             bar.close()
     print(snapshot)
     if entry.requires:
-        from ..models.store import InstallState, find_installed
+        from ..models.installed import InstallState
+        from ..models.store import find_installed
 
         base = find_installed(entry.requires, catalog)
         if base is None or base.status is not InstallState.COMPLETE:
@@ -99,7 +100,8 @@ def _import(args, catalog: Catalog) -> int:
 
 
 def _du(args, catalog: Catalog) -> int:
-    from ..models.store import InstallState, disk_usage
+    from ..models.installed import InstallState
+    from ..models.store import disk_usage
 
     models = disk_usage(catalog)
     width = max([len(m.name) for m in models] + [4])

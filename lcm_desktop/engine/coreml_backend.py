@@ -25,6 +25,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from ..core.clip_vocab import parse_merges
+from ..core.coreml_layout import read_coreml_manifest
 from ..core.errors import BackendUnavailableError, InvalidRequestError, ModelCorruptError, ModelFormatError
 from ..core.manifest import (
     TEXT_ENCODER,
@@ -37,11 +39,9 @@ from ..core.manifest import (
     Manifest,
     TensorSpec,
 )
-from ..core.clip_vocab import parse_merges
 from ..core.model_files import read_json, read_text
 from ..core.paths import resource_path
 from .components import DenoiserInfo, ModelComponents, PromptEmbedding
-from ..core.coreml_layout import read_coreml_manifest
 from .prompt_fit import PromptFit, fit_prompt
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,8 @@ class UsableModel:
 
 def usable_models(paths: AppPaths, builtin: Path) -> list[UsableModel]:
     """Complete, loadable models: pulled catalog models (LoRAs with their base), imported and Core ML ones."""
-    from ..models.store import InstallState, ModelStore, Source
+    from ..models.installed import InstallState, Source
+    from ..models.store import ModelStore
     from ..models.views import usable_folder
 
     found: list[UsableModel] = []

@@ -103,7 +103,8 @@ class ModelsDialog(QDialog):
 
     # -- listing --------------------------------------------------------------------------------
     def refresh(self) -> None:
-        from ..models.store import ModelStore, Source
+        from ..models.installed import Source
+        from ..models.store import ModelStore
 
         selected = self.selected_name()
         store = ModelStore(paths=self.paths)  # one scan for the table and the total

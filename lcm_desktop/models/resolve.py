@@ -13,7 +13,8 @@ from pathlib import Path
 from ..core.errors import ModelNotFoundError
 from ..core.paths import AppPaths
 from .catalog import Catalog
-from .store import ModelStore, Source
+from .installed import Source
+from .store import ModelStore
 from .views import usable_folder
 
 

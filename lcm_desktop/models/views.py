@@ -16,7 +16,8 @@ from ..core.errors import ModelCorruptError, ModelNotFoundError
 from ..core.paths import AppPaths, builtin_model_path
 from .catalog import Catalog, CatalogEntry
 from .disk import format_size
-from .store import COMPLETE, CORRUPT, VIEWS_DIR, InstalledModel, ModelStore, _folder_status
+from .installed import COMPLETE, CORRUPT, InstalledModel
+from .store import VIEWS_DIR, ModelStore, _folder_status
 
 
 def usable_folder(entry: CatalogEntry, catalog: Catalog | None = None, paths: AppPaths | None = None,

@@ -27,7 +27,7 @@ from lcm_desktop.core.model_files import (
     read_text,
 )
 from lcm_desktop.core.model_folder import check_data_files, component_classes
-from lcm_desktop.core.model_info import vae_scale_factor
+from lcm_desktop.core.model_info import describe_model, vae_scale_factor
 
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
 SUPPORTED = {
@@ -89,7 +89,7 @@ def inspect_source(path: Path, components: tuple[str, ...]) -> SourceModel:
     if not (path / "unet" / "config.json").is_file():
         raise ModelFormatError(f"{path} has no unet/config.json; the model folder is missing its UNet.")
     unet_config = _read_json(path / "unet" / "config.json")
-    family = "sdxl" if unet_config.get("addition_embed_type") == "text_time" else "sd"
+    family = describe_model(path).family  # the one rule for SD- vs SDXL-class, shared with the app
     needed = {"unet"}
     if "text_encoder" in components:
         needed |= set(("text_encoder", "text_encoder_2") if family == "sdxl" else ("text_encoder",))

@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tiny-decoder", type=Path,
                         help="AutoencoderTiny folder (e.g. madebyollin/taesd) to convert too, for previews and fast decodes")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="skip executing each saved package against PyTorch (faster; nothing checks the packages)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
     return parser
 
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             size=parse_size(args.size) if args.size else None, palettize=args.palettize,
             components=parse_components(args.components), min_target=args.min_target,
             batch_size=args.batch_size, force=args.force, tiny_decoder=args.tiny_decoder,
+            verify=not args.no_verify,
         )
         run(options, progress=lambda line: print(line, flush=True))
     except LcmError as exc:

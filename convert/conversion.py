@@ -145,7 +145,8 @@ def _convert_into(work: Path, source, options: ConvertOptions, ct_version: str, 
 
 
 def convert_component(job: Job, work: Path, options: ConvertOptions, say: Progress, tag: str) -> ComponentSpec:
-    """Capture, check against eager, convert, palettize, check the saved I/O (and, on a Mac, Core ML's outputs)."""
+    """Capture, check against eager, convert, palettize, check the saved I/O, execute the saved package
+    (reference executor; unless ``options.verify`` is off) and, on a Mac, Core ML's outputs."""
     generator = torch.Generator().manual_seed(0)
     inputs = job.wrapper.example_inputs(generator)
     with torch.no_grad():
@@ -179,11 +180,17 @@ def convert_component(job: Job, work: Path, options: ConvertOptions, say: Progre
 
     spec = ComponentSpec(job.name, path.name, tuple(input_specs), output_specs)
     validate.check_package_io(path, spec)
+    if options.verify:
+        t = time.perf_counter()
+        checked = validate.check_reference_vs_torch(job.name, path, input_specs, job.wrapper.output_names, inputs,
+                                                    reference, validate.min_psnr_db(options.palettize))
+        parity += checked
+        say(f"{tag} {job.name}: executed the saved package, vs PyTorch {_psnrs(checked)} in {time.perf_counter() - t:.1f} s")
     if validate.coreml_available():
         t = time.perf_counter()
-        parity += validate.check_coreml_vs_torch(job.name, path, input_specs, job.wrapper.output_names, inputs, reference)
-        psnrs = ", ".join(f"{p.output} {p.value:.1f} dB" for p in parity if p.metric == "psnr_db")
-        say(f"{tag} {job.name}: Core ML vs PyTorch {psnrs} in {time.perf_counter() - t:.1f} s")
+        checked = validate.check_coreml_vs_torch(job.name, path, input_specs, job.wrapper.output_names, inputs, reference)
+        parity += checked
+        say(f"{tag} {job.name}: Core ML vs PyTorch {_psnrs(checked)} in {time.perf_counter() - t:.1f} s")
     return ComponentSpec(job.name, path.name, tuple(input_specs), output_specs, _size(path), content_hash(path),
                          tuple(parity), job.precision)
 
@@ -205,6 +212,10 @@ def _replace(work: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         old.unlink(missing_ok=True)
+
+
+def _psnrs(results) -> str:
+    return ", ".join(f"{p.output} {p.value:.1f} dB" for p in results)
 
 
 def _floats(values) -> tuple[float, ...] | None:

@@ -32,6 +32,7 @@ class ConvertOptions:
     batch_size: int = 1
     force: bool = False
     tiny_decoder: Path | None = None  # an AutoencoderTiny (TAESD) folder, converted as TinyDecoder
+    verify: bool = True  # execute each saved package (reference executor) and check its PSNR against PyTorch
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", Path(self.source))

@@ -64,8 +64,9 @@ class TensorSpec:
 class ParityResult:
     """One comparison of a converted component's output against PyTorch.
 
-    ``check``: ``"traced_vs_eager"`` (fp32 wrapper vs the diffusers module, any platform) or
-    ``"coreml_vs_torch"`` (Core ML prediction vs PyTorch, macOS only).  ``metric``:
+    ``check``: ``"traced_vs_eager"`` (fp32 wrapper vs the diffusers module, any platform),
+    ``"reference_vs_torch"`` (the saved package run by the reference executor vs PyTorch, any
+    platform) or ``"coreml_vs_torch"`` (Core ML prediction vs PyTorch, macOS only).  ``metric``:
     ``"relative_error"`` (lower is better) or ``"psnr_db"`` (higher is better).
     """
 

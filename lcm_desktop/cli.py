@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", type=Path, default=None, help="output folder, or a .png file name")
     gen.add_argument("--backend", choices=["torch", "coreml"], default="torch",
                      help="torch (a diffusers folder) or coreml (a folder made by `python -m convert`, macOS)")
-    gen.add_argument("--compute-units", default="ALL", help="Core ML: ALL, CPU_AND_NE, CPU_AND_GPU or CPU_ONLY")
+    gen.add_argument("--compute-units", default="ALL",
+                     help="Core ML: ALL, CPU_AND_NE, CPU_AND_GPU or CPU_ONLY; REFERENCE runs the packages on the "
+                          "reference executor (any OS, slow: for checking a conversion)")
     gen.add_argument("--device", default=None, help="PyTorch: auto (default), mps, cuda or cpu")
     gen.add_argument("--dtype", default=None, help="auto (default), float32, float16 or bfloat16")
     gen.add_argument("--tiny-decoder", type=Path, default=None, help="AutoencoderTiny folder or catalog id (taesd)")

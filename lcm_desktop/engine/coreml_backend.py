@@ -40,10 +40,12 @@ from ..core.manifest import (
 from ..core.paths import resource_path
 from .components import DenoiserInfo, ModelComponents, PromptEmbedding
 from .coreml_layout import read_coreml_manifest
+from .coreml_reference import REFERENCE, ReferenceRuntime
 
 log = logging.getLogger(__name__)
 
-COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY")
+# REFERENCE: not Core ML but our reference executor (any OS, slow, for debugging; see coreml_reference.py).
+COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY", REFERENCE)
 _NP_DTYPES = {"float32": np.float32, "float16": np.float16, "int32": np.int32}
 
 
@@ -67,7 +69,8 @@ class CoreMLToolsRuntime:
     def __init__(self) -> None:
         if sys.platform != "darwin":
             raise BackendUnavailableError(
-                f"The Core ML backend needs macOS (Core ML does not exist on {sys.platform}); use the PyTorch backend."
+                f"The Core ML backend needs macOS (Core ML does not exist on {sys.platform}); use the PyTorch backend "
+                "(or --compute-units REFERENCE to check a converted model slowly on the reference executor)."
             )
         try:
             import coremltools
@@ -314,9 +317,10 @@ def load_coreml_components(
 ) -> ModelComponents:
     """Load a converted Core ML folder (or a folder of Apple ml-stable-diffusion packages) into the loop's components.
 
-    ``compute_units``: ALL, CPU_AND_NE (Neural Engine), CPU_AND_GPU or CPU_ONLY.  ``cache_dir``:
-    where compiled models are kept (the app's cache folder).  ``runtime``: Core ML itself by
-    default (macOS only: BackendUnavailableError elsewhere).
+    ``compute_units``: ALL, CPU_AND_NE (Neural Engine), CPU_AND_GPU or CPU_ONLY; or REFERENCE, the
+    reference executor (any OS, slow: for debugging).  ``cache_dir``: where compiled models are
+    kept (the app's cache folder; unused by REFERENCE).  ``runtime``: Core ML itself by default
+    (macOS only: BackendUnavailableError elsewhere).
     """
     folder = Path(folder).expanduser()
     if compute_units not in COMPUTE_UNITS:
@@ -328,12 +332,17 @@ def load_coreml_components(
         manifest.require(name)
     if manifest.family == "sdxl":
         manifest.require(TEXT_ENCODER_2)
-    runtime = runtime if runtime is not None else CoreMLToolsRuntime()
-    cache = CompiledModelCache(Path(cache_dir), runtime)
+    if compute_units == REFERENCE:  # packages run as they are: nothing to compile or cache
+        runtime = runtime if runtime is not None else ReferenceRuntime()
+        locate = lambda spec: folder / spec.file  # noqa: E731
+    else:
+        runtime = runtime if runtime is not None else CoreMLToolsRuntime()
+        cache = CompiledModelCache(Path(cache_dir), runtime)
+        locate = lambda spec: cache.compiled_path(folder, spec)  # noqa: E731
 
     def model(name: str) -> CoreMLModel:
         spec = manifest.require(name)
-        return CoreMLModel(spec, runtime.load(cache.compiled_path(folder, spec), compute_units))
+        return CoreMLModel(spec, runtime.load(locate(spec), compute_units))
 
     tokenizers = _load_tokenizers(folder, manifest)
     encoders = [TEXT_ENCODER, TEXT_ENCODER_2] if manifest.family == "sdxl" else [TEXT_ENCODER]

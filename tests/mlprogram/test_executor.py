@@ -134,3 +134,29 @@ def test_an_op_that_fails_names_the_op_and_the_package(coreml_lcm):
     executor = Executor(dataclasses.replace(program, ops=(*program.ops[:conv], broken, *program.ops[conv + 1:])))
     with pytest.raises(ModelFormatError, match=rf"VAEDecoder.mlpackage: op '{op.name}' \(conv\) could not run"):
         executor.predict({"z": np.zeros((1, 4, 8, 8), np.float32)})
+
+
+def _documented_ops() -> tuple[set[str], set[str]]:
+    """(every op in the coverage table of docs/REFERENCE_EXECUTOR.md, the ones marked as emitted by our converter)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "REFERENCE_EXECUTOR.md").read_text(encoding="utf-8")
+    table = [line.split("|")[2] for line in text.split("## Op coverage")[1].split("\n## ")[0].splitlines()
+             if line.startswith("| ") and not line.startswith("| family")]
+    ops = {name for cell in table for name in re.findall(r"`([a-z_0-9]+)`", cell)}
+    emitted = {name for cell in table for name in re.findall(r"\*\*`([a-z_0-9]+)`\*\*", cell)}
+    return ops, emitted
+
+
+def test_the_documented_op_coverage_is_true(coreml_lcm, coreml_lcm_original_6bit, coreml_sdxl):
+    from lcm_desktop.mlprogram.ops import OPS
+
+    documented, emitted = _documented_ops()
+    assert documented == set(OPS)
+    seen = set()
+    for folder in (coreml_lcm, coreml_lcm_original_6bit, coreml_sdxl):
+        for package in folder.glob("*.mlpackage"):
+            seen |= set(load_program(package).op_types())
+    assert seen <= emitted, sorted(seen - emitted)
+    assert {"conv", "einsum", "constexpr_lut_to_dense", "gather_nd", "upsample_nearest_neighbor", "tanh"} <= seen

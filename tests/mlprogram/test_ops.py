@@ -63,6 +63,27 @@ def test_unary_ops_match_torch(name, ref):
     close(OPS[name]({"x": x}), ref(t(x)), tol=2e-6 if name != "exp" else 1e-5)
 
 
+@pytest.mark.parametrize("name, ref", [
+    ("exp2", torch.exp2), ("tan", torch.tan), ("sinh", torch.sinh), ("cosh", torch.cosh), ("asin", torch.asin),
+    ("acos", torch.acos), ("atan", torch.atan), ("atanh", torch.atanh), ("identity", lambda x: x),
+])
+def test_other_unary_ops_match_torch(name, ref):
+    x = np.tanh(rand(4, 33)) * 0.9  # inside every domain
+    close(OPS[name]({"x": x}), ref(t(x)), tol=2e-6)
+
+
+def test_logical_threshold_and_elu():
+    a, b = rand(3, 4) > 0, rand(3, 4) > 0
+    for name, ref in (("logical_and", torch.logical_and), ("logical_or", torch.logical_or),
+                      ("logical_xor", torch.logical_xor)):
+        close(OPS[name]({"x": a, "y": b}), ref(t(a), t(b)))
+    close(OPS["logical_not"]({"x": a}), torch.logical_not(t(a)))
+    x = rand(3, 7)
+    close(OPS["threshold"]({"x": x, "alpha": np.float32(0.2)}), torch.clamp(t(x), min=0.2))
+    close(OPS["elu"]({"x": x}), F.elu(t(x)))
+    close(OPS["elu"]({"x": x, "alpha": np.float32(0.5)}), F.elu(t(x), 0.5))
+
+
 def test_sigmoid_does_not_overflow_at_extremes():
     x = np.array([-1e4, -90.0, 0.0, 90.0, 1e4], np.float32)
     close(OPS["sigmoid"]({"x": x}), torch.sigmoid(t(x)))
@@ -170,6 +191,29 @@ def test_softmax_and_reductions():
     close(OPS["reduce_mean"]({"x": x}), t(x).mean())
     close(OPS["reduce_argmax"]({"x": x, "axis": np.int32(-1)}), t(x).argmax(-1))
     close(OPS["reduce_argmax"]({"x": x, "axis": np.int32(1), "keep_dims": np.bool_(True)}), t(x).argmax(1, keepdim=True))
+
+
+def test_other_reductions_match_torch():
+    x = rand(2, 3, 4) + 0.2
+    axes = np.array([0, 2], np.int32)
+    close(OPS["reduce_prod"]({"x": x, "axes": axes}), t(x).prod(2).prod(0), tol=1e-5)
+    close(OPS["reduce_min"]({"x": x, "axes": axes, "keep_dims": np.bool_(True)}), t(x).amin((0, 2), keepdim=True))
+    close(OPS["reduce_sum_square"]({"x": x, "axes": axes}), (t(x) ** 2).sum((0, 2)), tol=1e-5)
+    close(OPS["reduce_l1_norm"]({"x": x, "axes": axes}), t(x).abs().sum((0, 2)), tol=1e-5)
+    close(OPS["reduce_l2_norm"]({"x": x, "axes": axes}), t(x).norm(dim=(0, 2)), tol=1e-5)
+    close(OPS["reduce_log_sum_exp"]({"x": x, "axes": axes}), torch.logsumexp(t(x), (0, 2)), tol=1e-5)
+    close(OPS["reduce_log_sum_exp"]({"x": x, "axes": axes, "keep_dims": np.bool_(True)}),
+          torch.logsumexp(t(x), (0, 2), keepdim=True), tol=1e-5)
+    close(OPS["reduce_argmin"]({"x": x, "axis": np.int32(1)}), t(x).argmin(1))
+
+
+def test_every_op_of_the_executor_is_tested_here():
+    import re
+    from pathlib import Path
+
+    source = Path(__file__).read_text(encoding="utf-8")
+    tested = set(re.findall(r'OPS\["(\w+)"\]', source)) | set(re.findall(r'\("(\w+)", (?:torch|F|lambda)', source))
+    assert sorted(set(OPS) - tested) == []
 
 
 def test_normalizations_match_torch():

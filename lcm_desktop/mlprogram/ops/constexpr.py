@@ -14,12 +14,18 @@ from .common import f32, ints, scalar
 
 
 def unpack_indices(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
-    """``count`` ``bits``-bit indices packed LSB first, byte after byte (the iOS16 layout)."""
-    stream = np.unpackbits(np.asarray(packed, dtype=np.uint8).reshape(-1), bitorder="little")
-    if stream.size < bits * count:
-        raise ValueError(f"{packed.size} bytes hold fewer than {count} indices of {bits} bits")
-    fields = stream[: bits * count].reshape(count, bits).astype(np.uint16)
-    return (fields << np.arange(bits, dtype=np.uint16)).sum(axis=1)
+    """``count`` ``bits``-bit indices packed LSB first, byte after byte (the iOS16 layout).
+
+    Every width a table can have (1, 2, 4, 6, 8 bits) divides 24, so each 3 bytes, read as one
+    little-endian 24-bit number, hold 24 / bits whole indices: a few passes over uint32 arrays.
+    """
+    data = np.asarray(packed, dtype=np.uint8).reshape(-1)
+    if 24 % bits or data.size * 8 < bits * count:
+        raise ValueError(f"{data.size} bytes do not hold {count} indices of {bits} bits")
+    data = np.concatenate([data, np.zeros(-data.size % 3, np.uint8)]).astype(np.uint32).reshape(-1, 3)
+    words = data[:, 0] | (data[:, 1] << 8) | (data[:, 2] << 16)
+    shifts = np.arange(0, 24, bits, dtype=np.uint32)
+    return ((words[:, None] >> shifts) & np.uint32(2**bits - 1)).reshape(-1)[:count]
 
 
 def lut_to_dense(a: dict[str, Any]) -> np.ndarray:

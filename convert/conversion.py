@@ -188,7 +188,8 @@ def convert_component(job: Job, work: Path, options: ConvertOptions, say: Progre
         say(f"{tag} {job.name}: executed the saved package, vs PyTorch {_psnrs(checked)} in {time.perf_counter() - t:.1f} s")
     if validate.coreml_available():
         t = time.perf_counter()
-        checked = validate.check_coreml_vs_torch(job.name, path, input_specs, job.wrapper.output_names, inputs, reference)
+        checked = validate.check_coreml_vs_torch(job.name, path, input_specs, job.wrapper.output_names, inputs, reference,
+                                                 threshold=validate.min_psnr_db(options.palettize))
         parity += checked
         say(f"{tag} {job.name}: Core ML vs PyTorch {_psnrs(checked)} in {time.perf_counter() - t:.1f} s")
     return ComponentSpec(job.name, path.name, tuple(input_specs), output_specs, _size(path), content_hash(path),

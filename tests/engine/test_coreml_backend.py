@@ -377,3 +377,28 @@ def test_reference_packages_must_be_ml_programs_it_knows(coreml_lcm, tmp_path):
     first = dataclasses.replace(program.ops[0], type="fancy_new_op")
     with pytest.raises(ModelFormatError, match=r"Unet.mlpackage uses the ML Program op 'fancy_new_op'.*Core ML on a Mac"):
         Executor(dataclasses.replace(program, ops=(first, *program.ops[1:])))
+
+
+def test_the_builtin_model_converted_on_linux_makes_the_pytorch_image(tmp_path, capsys):
+    """The issue's bar: convert the built-in model (PSNR printed per component, from executing the saved
+    packages), then generate on the converted folder with REFERENCE: the PyTorch image of the same request."""
+    from PIL import Image
+
+    from convert.__main__ import main as convert_main
+    from convert.validate import psnr
+    from lcm_desktop.cli import builtin_model_path, main
+
+    out = tmp_path / "lcm-demo-coreml"
+    assert convert_main([str(builtin_model_path()), "--out", str(out), "--components", "text_encoder,unet,vae_decoder"]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if "executed the saved package" in line]
+    assert [line.split(":")[0] for line in printed] == ["[1/3] TextEncoder", "[2/3] Unet", "[3/3] VAEDecoder"]
+    from lcm_desktop.core.manifest import load_manifest
+
+    assert all(p.passed for c in load_manifest(out).components for p in c.parity)
+    request = ["a large yellow circle on a green background, top left", "--seed", "3", "--guidance", "6", "--quiet"]
+    assert main(["generate", *request, "--backend", "coreml", "--compute-units", "REFERENCE", "--model", str(out),
+                 "--out", str(tmp_path / "coreml.png")]) == 0
+    assert main(["generate", *request, "--out", str(tmp_path / "torch.png")]) == 0
+    ours, ref = (np.asarray(Image.open(tmp_path / f"{n}.png"), dtype=np.float64) for n in ("coreml", "torch"))
+    assert ours.shape == ref.shape and ours.std() > 20
+    assert psnr(ours, ref) >= 35  # measured: 61 dB, at most one 8-bit level apart

@@ -38,9 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="minimum deployment target (default macOS14)")
     parser.add_argument("--batch-size", type=int, choices=(1, 2), default=1,
                         help="UNet rows per call: 1 for LCMs (default), 2 for classic classifier-free guidance")
-    parser.add_argument("--tiny-decoder", type=Path,
-                        help="AutoencoderTiny folder (e.g. madebyollin/taesd) to convert too, for previews and fast decodes")
+    parser.add_argument(
+        "--tiny-decoder",
+        type=Path,
+        help="AutoencoderTiny folder (e.g. madebyollin/taesd) to convert too, for previews and fast decodes",
+    )
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="skip executing each saved package against PyTorch (faster; nothing checks the packages)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
     return parser
 
@@ -51,7 +56,9 @@ def _interrupt(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     if not args.verbose:
         # Before torch/diffusers/transformers/coremltools are imported: their progress bars and notices.
         for name in ("TQDM_DISABLE",):
@@ -62,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         for noisy in ("coremltools", "diffusers", "transformers", "torch"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
     # A cancelled conversion (the app terminates its child process) cleans up as Ctrl-C does.
-    previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
+    previous = (
+        signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
+    )
     try:
         from convert.conversion import run
         from convert.options import ConvertOptions, parse_components, parse_size
@@ -72,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             size=parse_size(args.size) if args.size else None, palettize=args.palettize,
             components=parse_components(args.components), min_target=args.min_target,
             batch_size=args.batch_size, force=args.force, tiny_decoder=args.tiny_decoder,
+            verify=not args.no_verify,
         )
         run(options, progress=lambda line: print(line, flush=True))
     except LcmError as exc:

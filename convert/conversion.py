@@ -17,20 +17,27 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-
-from lcm_desktop.core.errors import ConversionError, LcmError
-from lcm_desktop.core.manifest import MANIFEST_NAME, ComponentSpec, Manifest, TensorSpec, load_manifest, save_manifest
 
 from convert import validate
 from convert.components import Job, image_size, install_attention, plan_jobs
 from convert.compress import palettize
 from convert.export import capture, import_coremltools, run_captured, to_mlpackage
 from convert.options import ConvertOptions
-from convert.source import content_hash, copy_tokenizers_and_scheduler, inspect_source, load_pipeline, source_info, weights_bytes
+from convert.source import (
+    content_hash,
+    copy_tokenizers_and_scheduler,
+    inspect_source,
+    load_pipeline,
+    source_info,
+    weights_bytes,
+)
+from lcm_desktop.core.errors import ConversionError, LcmError
+from lcm_desktop.core.manifest import MANIFEST_NAME, ComponentSpec, Manifest, TensorSpec, load_manifest, save_manifest
+from lcm_desktop.core.model_info import describe_model
 
 log = logging.getLogger(__name__)
 
@@ -137,17 +144,25 @@ def _convert_into(work: Path, source, options: ConvertOptions, ct_version: str, 
         coremltools_version=ct_version,
         torch_version=torch.__version__,
         minimum_deployment_target=options.min_target,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         notes=tuple(notes),
     )
-    # The app's recommendations file: the one size this conversion runs at (also for non-square sizes).
-    (work / "lcm_desktop.json").write_text(json.dumps({"width": width, "height": height}) + "\n", encoding="utf-8")
+    # The app's recommendations file: the one size this conversion runs at (also for non-square sizes), and
+    # what the source recommends (steps, guidance, its example prompt), so the Core ML model starts the same.
+    defaults = describe_model(source.path).defaults
+    recommended = {"width": width, "height": height, "steps": defaults.steps, "guidance_scale": defaults.guidance_scale}
+    if options.lcm_lora is not None:  # a plain UNet with an LCM-LoRA fused in: guidance 1 means no CFG batch
+        recommended["guidance_scale"] = 1.0
+    if defaults.example_prompt:
+        recommended["example_prompt"] = defaults.example_prompt
+    (work / "lcm_desktop.json").write_text(json.dumps(recommended, indent=2) + "\n", encoding="utf-8")
     save_manifest(manifest, work)
     return manifest
 
 
 def convert_component(job: Job, work: Path, options: ConvertOptions, say: Progress, tag: str) -> ComponentSpec:
-    """Capture, check against eager, convert, palettize, check the saved I/O (and, on a Mac, Core ML's outputs)."""
+    """Capture, check against eager, convert, palettize, check the saved I/O, execute the saved package
+    (reference executor; unless ``options.verify`` is off) and, on a Mac, Core ML's outputs."""
     generator = torch.Generator().manual_seed(0)
     inputs = job.wrapper.example_inputs(generator)
     with torch.no_grad():
@@ -158,10 +173,15 @@ def convert_component(job: Job, work: Path, options: ConvertOptions, say: Progre
     graph = capture(job.wrapper, inputs, job.route)
     parity = validate.check_traced_vs_eager(job.name, job.wrapper.output_names, run_captured(graph, inputs), reference)
     worst = max(p.value for p in parity)
-    say(f"{tag} {job.name}: captured ({job.route}) in {time.perf_counter() - t:.1f} s, relative error vs eager {worst:.2e}")
+    say(
+        f"{tag} {job.name}: captured ({job.route}) in {time.perf_counter() - t:.1f} s, "
+        f"relative error vs eager {worst:.2e}"
+    )
 
     input_specs = [TensorSpec(n, tuple(x.shape)) for n, x in zip(job.wrapper.input_names, inputs, strict=True)]
-    output_specs = tuple(TensorSpec(n, tuple(y.shape)) for n, y in zip(job.wrapper.output_names, reference, strict=True))
+    output_specs = tuple(
+        TensorSpec(n, tuple(y.shape)) for n, y in zip(job.wrapper.output_names, reference, strict=True)
+    )
     path = work / f"{job.name}.mlpackage"
     t = time.perf_counter()
     to_mlpackage(graph, input_specs, job.wrapper.output_names, path, options.min_target, job.precision)
@@ -181,11 +201,21 @@ def convert_component(job: Job, work: Path, options: ConvertOptions, say: Progre
 
     spec = ComponentSpec(job.name, path.name, tuple(input_specs), output_specs)
     validate.check_package_io(path, spec)
+    if options.verify:
+        t = time.perf_counter()
+        checked = validate.check_reference_vs_torch(job.name, path, input_specs, job.wrapper.output_names, inputs,
+                                                    reference, validate.min_psnr_db(options.palettize))
+        parity += checked
+        say(
+            f"{tag} {job.name}: executed the saved package, vs PyTorch {_psnrs(checked)} "
+            f"in {time.perf_counter() - t:.1f} s"
+        )
     if validate.coreml_available():
         t = time.perf_counter()
-        parity += validate.check_coreml_vs_torch(job.name, path, input_specs, job.wrapper.output_names, inputs, reference)
-        psnrs = ", ".join(f"{p.output} {p.value:.1f} dB" for p in parity if p.metric == "psnr_db")
-        say(f"{tag} {job.name}: Core ML vs PyTorch {psnrs} in {time.perf_counter() - t:.1f} s")
+        checked = validate.check_coreml_vs_torch(job.name, path, input_specs, job.wrapper.output_names, inputs,
+                                                 reference, threshold=validate.min_psnr_db(options.palettize))
+        parity += checked
+        say(f"{tag} {job.name}: Core ML vs PyTorch {_psnrs(checked)} in {time.perf_counter() - t:.1f} s")
     return ComponentSpec(job.name, path.name, tuple(input_specs), output_specs, _size(path), content_hash(path),
                          tuple(parity), job.precision)
 
@@ -219,6 +249,10 @@ def _replace(work: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         old.unlink(missing_ok=True)
+
+
+def _psnrs(results) -> str:
+    return ", ".join(f"{p.output} {p.value:.1f} dB" for p in results)
 
 
 def _floats(values) -> tuple[float, ...] | None:

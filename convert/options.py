@@ -32,6 +32,7 @@ class ConvertOptions:
     batch_size: int = 1
     force: bool = False
     tiny_decoder: Path | None = None  # an AutoencoderTiny (TAESD) folder, converted as TinyDecoder
+    verify: bool = True  # execute each saved package (reference executor) and check its PSNR against PyTorch
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", Path(self.source))
@@ -42,7 +43,9 @@ class ConvertOptions:
         if self.attention not in ATTENTIONS:
             raise ConversionError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}.")
         if self.palettize is not None and self.palettize not in PALETTIZE_BITS:
-            raise ConversionError(f"--palettize must be one of {', '.join(map(str, PALETTIZE_BITS))}, got {self.palettize!r}.")
+            raise ConversionError(
+                f"--palettize must be one of {', '.join(map(str, PALETTIZE_BITS))}, got {self.palettize!r}."
+            )
         if self.min_target not in TARGETS:
             raise ConversionError(f"--min-target must be one of {', '.join(TARGETS)}, got {self.min_target!r}.")
         if self.batch_size not in (1, 2):
@@ -50,7 +53,8 @@ class ConvertOptions:
         unknown = [c for c in self.components if c not in COMPONENT_CHOICES]
         if unknown or not self.components:
             raise ConversionError(
-                f"--components must name some of {', '.join(COMPONENT_CHOICES)}, got {','.join(self.components) or 'nothing'}."
+                f"--components must name some of {', '.join(COMPONENT_CHOICES)}, "
+                f"got {','.join(self.components) or 'nothing'}."
             )
         if self.size is not None:
             width, height = self.size

@@ -11,8 +11,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pytest  # noqa: E402
-import tiny_models  # noqa: E402  (tests/ is on pythonpath, see pyproject.toml)
+import pytest
+import tiny_models
 
 _LOOPBACK = ("127.", "::1", "localhost")
 
@@ -66,3 +66,22 @@ def tiny_sdxl_lcm(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_taesd(tmp_path_factory) -> Path:
     return tiny_models.make_tiny_taesd(tmp_path_factory.mktemp("models") / "tiny-taesd")
+
+
+# Conversions of the tiny models, each done once per test session and shared (read-only) by the tests.
+@pytest.fixture(scope="session")
+def coreml_lcm(tmp_path_factory, tiny_lcm, tiny_taesd) -> Path:
+    """The tiny guidance-embedding LCM, all components and a tiny decoder, split_einsum attention, fp16."""
+    return tiny_models.converted(tmp_path_factory, tiny_lcm, tiny_decoder=tiny_taesd)
+
+
+@pytest.fixture(scope="session")
+def coreml_lcm_original_6bit(tmp_path_factory, tiny_lcm) -> Path:
+    """The same model with the original attention and 6-bit k-means palettization."""
+    return tiny_models.converted(tmp_path_factory, tiny_lcm, attention="original", palettize=6)
+
+
+@pytest.fixture(scope="session")
+def coreml_sdxl(tmp_path_factory, tiny_sdxl) -> Path:
+    """The tiny SDXL-class model (two text encoders, size conditioning), decoder only of the VAE."""
+    return tiny_models.converted(tmp_path_factory, tiny_sdxl, components=("text_encoder", "unet", "vae_decoder"))

@@ -31,3 +31,16 @@ def test_doctor_json_and_a_bad_model(tmp_path, capsys):
     assert "model_index.json" in data["model"]["error"]
     assert all(b["available"] or b["why"] for b in data["backends"])  # every unavailable backend says why
     assert data["system"]["python"] and data["packages"]["torch"] != "not installed"
+
+
+def test_doctor_lists_the_reference_executor_as_a_debugging_backend_and_does_not_time_it(coreml_lcm, capsys):
+    import sys
+
+    assert main(["doctor", "--model", str(coreml_lcm)]) == 0
+    out = capsys.readouterr().out
+    [line] = [line for line in out.splitlines() if "reference executor (REFERENCE)" in line]
+    assert line.strip().startswith("✓") and "debugging only" in line
+    assert "Core ML (converted)" in out
+    if sys.platform != "darwin":
+        assert "reference-executor PSNR is in the model's manifest.json" in out
+        assert "Generation (" not in out  # nothing timed: Core ML is missing and REFERENCE is never timed

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from lcm_desktop.core.clip_vocab import EOS, BOS, word_level_vocab, write_tokenizer_files
+from lcm_desktop.core.clip_vocab import BOS, EOS, word_level_vocab, write_tokenizer_files
 
 WORDS = (
     "a an the of on in with and , . photo painting cat dog red green blue yellow circle square "
@@ -192,3 +192,34 @@ def make_tiny_lora(base: Path, out: Path, seed: int = 1) -> Path:
     pipeline = StableDiffusionXLPipeline if (Path(base) / "text_encoder_2").is_dir() else StableDiffusionPipeline
     pipeline.save_lora_weights(out, unet_lora_layers=state, safe_serialization=True)
     return Path(out) / "pytorch_lora_weights.safetensors"
+
+
+def converted(tmp_path_factory, source: Path, **options) -> Path:
+    """The folder ``python -m convert`` makes of ``source`` with ``options``; converted on first use.
+
+    Keyed under the session's base temp folder, so every test directory reuses the same conversions.
+    """
+    import hashlib
+
+    from convert.conversion import run
+    from convert.options import ConvertOptions
+
+    key = hashlib.sha256(repr((str(source), sorted(options.items()))).encode()).hexdigest()[:12]
+    out = tmp_path_factory.getbasetemp() / "coreml-conversions" / f"{Path(source).name}-{key}"
+    if not (out / "manifest.json").is_file():
+        run(ConvertOptions(source=source, out=out, **options))
+    return out
+
+
+def wrappers_for(folder: Path) -> dict:
+    """Component name → the wrapper (fp32, attention installed) the conversion of ``folder`` captured."""
+    from convert.components import build_wrappers
+    from convert.options import ConvertOptions
+    from lcm_desktop.core.manifest import load_manifest
+
+    m = load_manifest(folder)
+    comps = {"TextEncoder": "text_encoder", "Unet": "unet", "VAEDecoder": "vae_decoder", "VAEEncoder": "vae_encoder"}
+    options = ConvertOptions(source=Path(m.source.path), out=folder, attention=m.attention,
+                             components=tuple(comps[c.name] for c in m.components if c.name in comps),
+                             tiny_decoder=m.source.tiny_decoder, batch_size=m.batch_size)
+    return build_wrappers(options)

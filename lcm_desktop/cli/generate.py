@@ -17,8 +17,9 @@ from pathlib import Path
 from ..core.errors import BackendUnavailableError, InvalidRequestError, OutputError
 from ..core.model_info import ModelInfo, describe_model
 from ..core.paths import AppPaths, builtin_model_path
+from ..engine.backends import CHOICES
 
-COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY")  # checked again by the Core ML backend
+COMPUTE_UNITS = ("ALL",) + tuple(c.compute_units for c in CHOICES if c.compute_units)
 DTYPES = ("auto", "float32", "fp32", "float16", "fp16", "bfloat16", "bf16")
 FALLBACK_PROMPT = "a red circle"  # for a model that ships no example prompt
 # The request's field names as the flags the user typed them (used by the CLI's error mapping).
@@ -48,7 +49,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                      help="auto (default: by the model's kind), torch (a diffusers folder) or coreml "
                           "(a folder made by `python -m convert`, macOS)")
     gen.add_argument("--compute-units", default="ALL", choices=COMPUTE_UNITS, metavar="UNITS",
-                     help=f"Core ML: {', '.join(COMPUTE_UNITS)}")
+                     help=f"Core ML: {', '.join(COMPUTE_UNITS)} (REFERENCE: the packages run op by op in numpy, "
+                          "on any OS: slow, for checking a conversion)")
     gen.add_argument("--device", default=None, type=_device, help="PyTorch: auto (default), mps, cuda[:N] or cpu")
     gen.add_argument("--dtype", default=None, choices=DTYPES, metavar="DTYPE",
                      help="auto (default), float32, float16 or bfloat16")
@@ -125,13 +127,14 @@ def _model(args: argparse.Namespace) -> ModelInfo:
     """``--model`` resolved and described; the backend chosen for it (``auto``) and checked against it."""
     from ..models.resolve import resolve_model
 
-    if args.backend == "coreml" and sys.platform != "darwin":
-        raise BackendUnavailableError(
-            f"Core ML needs macOS (this is {sys.platform}); run the model's diffusers folder with --backend torch."
-        )
     info = describe_model(resolve_model(args.model) if args.model else builtin_model_path())
     if args.backend == "auto":
         args.backend = "coreml" if info.kind.is_coreml else "torch"
+    if args.backend == "coreml" and sys.platform != "darwin" and args.compute_units != "REFERENCE":
+        raise BackendUnavailableError(
+            f"Core ML needs macOS (this is {sys.platform}); run the model's diffusers folder with --backend torch "
+            "(or check a converted folder, slowly, with --compute-units REFERENCE)."
+        )
     if (args.backend == "coreml") != info.kind.is_coreml:
         if info.kind.is_coreml:
             raise InvalidRequestError("--backend", args.backend, f"coreml for {info.name}, a converted Core ML model")

@@ -64,8 +64,9 @@ class TensorSpec:
 class ParityResult:
     """One comparison of a converted component's output against PyTorch.
 
-    ``check``: ``"traced_vs_eager"`` (fp32 wrapper vs the diffusers module, any platform) or
-    ``"coreml_vs_torch"`` (Core ML prediction vs PyTorch, macOS only).  ``metric``:
+    ``check``: ``"traced_vs_eager"`` (fp32 wrapper vs the diffusers module, any platform),
+    ``"reference_vs_torch"`` (the saved package run by the reference executor vs PyTorch, any
+    platform) or ``"coreml_vs_torch"`` (Core ML prediction vs PyTorch, macOS only).  ``metric``:
     ``"relative_error"`` (lower is better) or ``"psnr_db"`` (higher is better).
     """
 
@@ -243,13 +244,16 @@ def load_manifest(folder: Path) -> Manifest:
     path = folder / MANIFEST_NAME
     if not path.exists():
         raise ModelFormatError(
-            f"{folder} has no {MANIFEST_NAME}: it is not a converted Core ML model (convert it with `python -m convert`)."
+            f"{folder} has no {MANIFEST_NAME}: it is not a converted Core ML model "
+            "(convert it with `python -m convert`)."
         )
     data = read_json(path)  # regular file, bounded, a JSON object: else one line naming the file
     try:
         manifest = Manifest.from_dict(data)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFormatError(f"{path} is not a manifest this app can read ({exc!r}); convert the model again.") from exc
+        raise ModelFormatError(
+            f"{path} is not a manifest this app can read ({exc!r}); convert the model again."
+        ) from exc
     validate_manifest(manifest, folder)
     return manifest
 

@@ -39,6 +39,7 @@ class BackendChoice:
     device: str | None = None  # PyTorch: cpu, cuda, mps
     compute_units: str | None = None  # Core ML: CPU_AND_NE, CPU_AND_GPU, CPU_ONLY
     in_app: bool = True  # offered in the app's backend menu (doctor lists every choice)
+    debugging: bool = False  # a tool for checking converted packages, not for making images (never timed)
 
     def loader(self, folder: Path, *, tiny_decoder: Path | None = None, cache_dir: Path | None = None,
                dtype: str | None = None) -> Loader:
@@ -62,6 +63,9 @@ CHOICES = (
     BackendChoice("coreml-ne", "Core ML · Neural Engine", BackendKind.COREML, compute_units="CPU_AND_NE"),
     BackendChoice("coreml-gpu", "Core ML · GPU", BackendKind.COREML, compute_units="CPU_AND_GPU"),
     BackendChoice("coreml-cpu", "Core ML · CPU", BackendKind.COREML, compute_units="CPU_ONLY", in_app=False),
+    # The converted packages run op by op in numpy on any OS (lcm_desktop/mlprogram): slow, for checking them.
+    BackendChoice("coreml-reference", "Core ML · reference executor (REFERENCE)", BackendKind.COREML,
+                  compute_units="REFERENCE", in_app=False, debugging=True),
 )
 TORCH_PREFERENCE = ("mps", "cuda", "cpu")
 COREML_PREFERENCE = ("coreml-ne", "coreml-gpu", "coreml-cpu")
@@ -125,6 +129,8 @@ def _coreml_statuses() -> list[BackendStatus]:
     for c in (c for c in CHOICES if c.kind is BackendKind.COREML):
         if missing:
             found.append(BackendStatus(c, False, missing))
+        elif c.compute_units == "REFERENCE":
+            found.append(BackendStatus(c, True))  # coremltools reads the packages; numpy runs them, on any OS
         elif sys.platform != "darwin":
             found.append(BackendStatus(c, False, "Core ML runs models only on macOS (conversion works here)"))
         elif c.compute_units == "CPU_AND_NE" and platform.machine() != "arm64":

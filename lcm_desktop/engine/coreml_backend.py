@@ -13,21 +13,16 @@ Tests inject a runtime whose predictors run the same wrappers in PyTorch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import shutil
-import sys
-import tempfile
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
 
 from ..core.clip_vocab import parse_merges
 from ..core.coreml_layout import read_coreml_manifest
-from ..core.errors import BackendUnavailableError, InvalidRequestError, ModelCorruptError, ModelFormatError
+from ..core.errors import InvalidRequestError, ModelCorruptError, ModelFormatError
 from ..core.manifest import (
     TEXT_ENCODER,
     TEXT_ENCODER_2,
@@ -42,87 +37,15 @@ from ..core.manifest import (
 from ..core.model_files import read_json, read_text
 from ..core.paths import resource_path
 from .components import DenoiserInfo, ModelComponents, PromptEmbedding
+from .coreml_reference import REFERENCE, ReferenceRuntime
+from .coreml_runtime import CompiledModelCache, CoreMLRuntime, CoreMLToolsRuntime, Predictor
 from .prompt_fit import PromptFit, fit_prompt
 
 log = logging.getLogger(__name__)
 
-COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY")
+# REFERENCE: not Core ML but our reference executor (any OS, slow, for debugging; see coreml_reference.py).
+COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY", REFERENCE)
 _NP_DTYPES = {"float32": np.float32, "float16": np.float16, "int32": np.int32}
-
-
-class Predictor(Protocol):
-    """What ``coremltools.models.MLModel``/``CompiledMLModel`` offer: dict of arrays in, dict of arrays out."""
-
-    def predict(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
-
-
-class CoreMLRuntime(Protocol):
-    def compile(self, package: Path, destination: Path) -> None:
-        """Compile ``package`` (.mlpackage) into the folder ``destination`` (.mlmodelc)."""
-
-    def load(self, compiled: Path, compute_units: str) -> Predictor:
-        """Load a compiled model for the given compute units."""
-
-
-class CoreMLToolsRuntime:
-    """The real runtime: coremltools on macOS (Core ML itself)."""
-
-    def __init__(self) -> None:
-        if sys.platform != "darwin":
-            raise BackendUnavailableError(
-                f"The Core ML backend needs macOS (Core ML does not exist on {sys.platform}); use the PyTorch backend."
-            )
-        try:
-            import coremltools
-        except ImportError as exc:
-            raise BackendUnavailableError(
-                "The Core ML backend needs coremltools; install it with pip install 'lcm-desktop[coreml]'."
-            ) from exc
-        self.ct = coremltools
-
-    def compile(self, package: Path, destination: Path) -> None:
-        compiled = self.ct.utils.compile_model(str(package), str(destination))
-        if Path(compiled) != destination:
-            shutil.move(str(compiled), destination)
-
-    def load(self, compiled: Path, compute_units: str) -> Predictor:
-        return self.ct.models.CompiledMLModel(str(compiled), compute_units=self.ct.ComputeUnit[compute_units])
-
-
-class CompiledModelCache:
-    """``cache_dir/<package hash>/<Name>.mlmodelc``: compiled once, reused by every later load."""
-
-    def __init__(self, cache_dir: Path, runtime: CoreMLRuntime):
-        self.root = Path(cache_dir)
-        self.runtime = runtime
-
-    def compiled_path(self, folder: Path, spec: ComponentSpec) -> Path:
-        package = folder / spec.file
-        if package.suffix == ".mlmodelc":  # already compiled (Apple's Resources layout)
-            return package
-        key = spec.sha256[:32] if spec.sha256 else _stat_key(package)
-        target = self.root / key / f"{spec.name}.mlmodelc"
-        if target.exists():
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{spec.name}.", suffix=".compiling", dir=target.parent))
-        try:
-            log.info("compiling %s (first load only)", package)
-            self.runtime.compile(package, work / target.name)
-            if not target.exists():
-                (work / target.name).rename(target)
-        except BackendUnavailableError:
-            raise
-        except Exception as exc:  # Core ML raises its own types; any of them means "cannot compile"
-            raise ModelCorruptError(f"Core ML could not compile {package.name} ({exc}); convert the model again.") from exc
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        return target
-
-
-def _stat_key(path: Path) -> str:
-    stat = path.stat()
-    return hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:32]
 
 
 class CoreMLModel:
@@ -137,11 +60,15 @@ class CoreMLModel:
         feed = {}
         for tensor_spec in self.spec.inputs:
             if tensor_spec.name not in inputs:
-                raise InvalidRequestError(f"{self.spec.name}.{tensor_spec.name}", None, f"a {tensor_spec.describe()} input")
+                raise InvalidRequestError(
+                    f"{self.spec.name}.{tensor_spec.name}", None, f"a {tensor_spec.describe()} input"
+                )
             feed[tensor_spec.name] = _to_array(self.spec.name, tensor_spec, inputs[tensor_spec.name])
         extra = set(inputs) - {s.name for s in self.spec.inputs}
         if extra:
-            raise InvalidRequestError(f"{self.spec.name} inputs", sorted(extra), f"only {[s.name for s in self.spec.inputs]}")
+            raise InvalidRequestError(
+                f"{self.spec.name} inputs", sorted(extra), f"only {[s.name for s in self.spec.inputs]}"
+            )
         self.calls += 1
         out = self.predictor.predict(feed)
         result = {}
@@ -322,9 +249,10 @@ def load_coreml_components(
 ) -> ModelComponents:
     """Load a converted Core ML folder (or a folder of Apple ml-stable-diffusion packages) into the loop's components.
 
-    ``compute_units``: ALL, CPU_AND_NE (Neural Engine), CPU_AND_GPU or CPU_ONLY.  ``cache_dir``:
-    where compiled models are kept (the app's cache folder).  ``runtime``: Core ML itself by
-    default (macOS only: BackendUnavailableError elsewhere).
+    ``compute_units``: ALL, CPU_AND_NE (Neural Engine), CPU_AND_GPU or CPU_ONLY; or REFERENCE, the
+    reference executor (any OS, slow: for debugging).  ``cache_dir``: where compiled models are
+    kept (the app's cache folder; unused by REFERENCE).  ``runtime``: Core ML itself by default
+    (macOS only: BackendUnavailableError elsewhere).
     """
     folder = Path(folder).expanduser()
     if compute_units not in COMPUTE_UNITS:
@@ -336,12 +264,17 @@ def load_coreml_components(
         manifest.require(name)
     if manifest.family == "sdxl":
         manifest.require(TEXT_ENCODER_2)
-    runtime = runtime if runtime is not None else CoreMLToolsRuntime()
-    cache = CompiledModelCache(Path(cache_dir), runtime)
+    if compute_units == REFERENCE:  # packages run as they are: nothing to compile or cache
+        runtime = runtime if runtime is not None else ReferenceRuntime()
+        locate = lambda spec: folder / spec.file  # noqa: E731
+    else:
+        runtime = runtime if runtime is not None else CoreMLToolsRuntime()
+        cache = CompiledModelCache(Path(cache_dir), runtime)
+        locate = lambda spec: cache.compiled_path(folder, spec)  # noqa: E731
 
     def model(name: str) -> CoreMLModel:
         spec = manifest.require(name)
-        return CoreMLModel(spec, runtime.load(cache.compiled_path(folder, spec), compute_units))
+        return CoreMLModel(spec, runtime.load(locate(spec), compute_units))
 
     tokenizers = _load_tokenizers(folder, manifest)
     encoders = [TEXT_ENCODER, TEXT_ENCODER_2] if manifest.family == "sdxl" else [TEXT_ENCODER]
@@ -357,7 +290,9 @@ def load_coreml_components(
         image_encoder=image_encoder,
         tiny_decoder=tiny_decoder,
         scheduler_config=_scheduler_config(
-            folder / manifest.scheduler_config if manifest.scheduler_config else resource_path("configs", "lcm_scheduler.json")
+            folder / manifest.scheduler_config
+            if manifest.scheduler_config
+            else resource_path("configs", "lcm_scheduler.json")
         ),
         force_zeros_for_empty_prompt=manifest.force_zeros_for_empty_prompt,
         backend=f"coreml:{compute_units}",
@@ -380,7 +315,9 @@ def _load_tokenizers(folder: Path, manifest: Manifest) -> list:
             merges = parse_merges(read_text(folder / "merges.txt"))
             tokenizers.append(CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77))
     except (OSError, ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise ModelCorruptError(f"The tokenizer in {folder} could not be loaded ({exc}); convert the model again.") from exc
+        raise ModelCorruptError(
+            f"The tokenizer in {folder} could not be loaded ({exc}); convert the model again."
+        ) from exc
     while len(tokenizers) < wanted:  # SDXL with one tokenizer folder: both encoders share its vocabulary
         tokenizers.append(tokenizers[0])
     return tokenizers

@@ -1,27 +1,22 @@
 """Component-by-component agreement of two backends (e.g. Core ML vs PyTorch) through the loop's Protocols.
 
-PSNR as Apple's ml-stable-diffusion reports it: 20·log10(max|reference| / RMSE); a converted
-component passes at ≥ 35 dB.  Inputs are random but seeded, shaped as the candidate accepts them.
+PSNR and its thresholds are ``core.parity``'s (Apple's 20·log10(max|reference| / RMSE), pass at ≥ 35 dB).
+Inputs are random but seeded, shaped as the candidate accepts them.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from ..core.parity import psnr as core_psnr
 from .components import ModelComponents
 from .sampler import guidance_embedding
 
-PASS_DB = 35.0
 PROMPT = "a photo of an astronaut riding a horse on the moon"
 
 
 def psnr(reference: torch.Tensor, candidate: torch.Tensor) -> float:
-    reference, candidate = reference.double().cpu(), candidate.double().cpu()
-    rmse = torch.sqrt(torch.mean((reference - candidate) ** 2)).item()
-    peak = reference.abs().max().item()
-    return math.inf if rmse == 0 else 20 * math.log10((peak + 1e-5) / (rmse + 1e-10))
+    return core_psnr(candidate.double().cpu().numpy(), reference.double().cpu().numpy())
 
 
 @torch.inference_mode()

@@ -221,7 +221,12 @@ class MainWindow(ImageActions, QMainWindow):
             return False
         if not backend.kind.runs(info.kind):
             kind = "Core ML" if info.kind.is_coreml else "PyTorch"
-            self._error(f"{model.name} is a {kind} model; choose a {kind} backend for it.", "")
+            combo = self.panel.backend
+            offered = any(combo.model().item(i).isEnabled() and choice(combo.itemData(i)).kind.runs(info.kind)
+                          for i in range(combo.count()))
+            fix = f"choose a {kind} backend for it" if offered else f"no {kind} backend runs on this machine" + (
+                " (Core ML runs models only on macOS)" if info.kind.is_coreml else "")
+            self._error(f"{model.name} is a {kind} model; {fix}.", "")
             return False
         job = Job(self.engine.next_id(), request, model, backend.key, supersede=supersede,
                   output_folder=self.output_folder, cache_dir=self.paths.cache / "coreml",

@@ -33,7 +33,8 @@ def test_folder_has_apple_layout_tokenizer_scheduler_and_manifest(coreml_lcm, ti
     } <= names
     assert not [n for n in names if n.startswith(".")], "no temporary files are left behind"
     assert json.loads((coreml_lcm / "scheduler" / "scheduler_config.json").read_text())["_class_name"] == "LCMScheduler"
-    assert json.loads((coreml_lcm / "lcm_desktop.json").read_text()) == {"width": 64, "height": 64}
+    assert json.loads((coreml_lcm / "lcm_desktop.json").read_text()) == {"width": 64, "height": 64, "steps": 4,
+                                                                         "guidance_scale": 8.5}
     # Apple's vocab.json + merges.txt tokenize exactly as the model's own tokenizer does
     from transformers import CLIPTokenizer
 

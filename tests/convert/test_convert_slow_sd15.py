@@ -1,9 +1,10 @@
 """Full size (``make test-slow``): the real SD1.5 LCM UNet architecture, random weights, 512×512.
 
 Converts in a child process (as the app does), measuring wall time and peak RSS there; then
-palettizes the fp16 package to 6 bits in another child.  Prints one ``CORE ML CONVERSION``
-line per phase with the figures recorded in docs/PERFORMANCE.md.  Needs ~8 GB of RAM and
-~6 GB of disk.
+palettizes the fp16 package to 6 bits in another child; then runs both packages once through the
+reference executor (``lcm_desktop.mlprogram``), each in its own child, against the PyTorch
+output of the same inputs.  Prints one ``CORE ML CONVERSION`` / ``REFERENCE EXECUTOR`` line per
+phase with the figures recorded in docs/PERFORMANCE.md.  Needs ~10 GB of RAM and ~6 GB of disk.
 """
 
 from __future__ import annotations
@@ -61,9 +62,11 @@ def sd15_lcm_unet_source(tmp_path_factory) -> Path:
     return folder
 
 
-def test_sd15_lcm_unet_converts_at_512_and_palettizes_to_6_bits(sd15_lcm_unet_source, tmp_path):
-    out = tmp_path / "sd15-coreml"
-    argv = [str(sd15_lcm_unet_source), "--out", str(out), "--components", "unet", "--size", "512x512"]
+@pytest.fixture(scope="module")
+def sd15_packages(sd15_lcm_unet_source, tmp_path_factory) -> tuple[Path, Path]:
+    """The fp16 conversion (``--no-verify``: the executor is measured on its own below) and its 6-bit palettization."""
+    out = tmp_path_factory.mktemp("sd15-coreml") / "sd15-coreml"
+    argv = [str(sd15_lcm_unet_source), "--out", str(out), "--components", "unet", "--size", "512x512", "--no-verify"]
     seconds, rss, cpu, stdout = _measure(
         f"from convert.__main__ import main\nrc = main({argv!r})\nassert rc == 0, rc", timeout=1800)
     m = load_manifest(out)
@@ -80,7 +83,7 @@ def test_sd15_lcm_unet_converts_at_512_and_palettizes_to_6_bits(sd15_lcm_unet_so
           f"Unet {fp16 / 1e9:.2f} GB, "
           f"traced-vs-eager relative error {parity.value:.1e}\n{stdout}")
 
-    palettized = tmp_path / "Unet-6bit.mlpackage"
+    palettized = out.parent / "Unet-6bit.mlpackage"
     p_seconds, p_rss, p_cpu, _ = _measure(
         "from pathlib import Path\nfrom convert.compress import palettize\n"
         f"palettize(Path({str(out / 'Unet.mlpackage')!r}), 6, Path({str(palettized)!r}))", timeout=1800)
@@ -91,3 +94,63 @@ def test_sd15_lcm_unet_converts_at_512_and_palettizes_to_6_bits(sd15_lcm_unet_so
     assert six < 0.45 * fp16  # 6/16 of the weights plus the lookup tables and small fp16 tensors
     print(f"CORE ML CONVERSION 6-bit: {p_seconds:.0f} s wall, {p_cpu:.0f} s CPU, peak RSS {p_rss / 2**30:.2f} GiB, "
           f"Unet {six / 1e9:.2f} GB")
+    return out / "Unet.mlpackage", palettized
+
+
+def test_sd15_lcm_unet_converts_at_512_and_palettizes_to_6_bits(sd15_packages):
+    fp16, six = sd15_packages
+    assert fp16.is_dir() and six.is_dir()
+
+
+_REFERENCE = """
+import numpy as np, torch
+from pathlib import Path
+from convert.components import build_wrappers
+from convert.options import ConvertOptions
+torch.manual_seed(0)
+wrapper = build_wrappers(ConvertOptions(source=Path({source!r}), out=Path({out!r}), components=("unet",),
+                                        size=(512, 512)))["Unet"]
+inputs = wrapper.example_inputs(torch.Generator().manual_seed(0))
+with torch.no_grad():
+    ref = wrapper(*inputs)
+np.savez({npz!r}, noise_pred=ref.numpy(), **{{n: x.numpy() for n, x in zip(wrapper.input_names, inputs)}})
+"""
+
+_EXECUTE = """
+import time, numpy as np
+from lcm_desktop.mlprogram import Executor, load_program
+feeds = dict(np.load({npz!r}))
+del feeds["noise_pred"]
+t = time.perf_counter()
+executor = Executor(load_program({package!r}))
+loaded = time.perf_counter() - t
+t = time.perf_counter()
+out = executor.predict(feeds)["noise_pred"]
+print("PHASES", loaded, time.perf_counter() - t)
+np.save({result!r}, out)
+"""
+
+
+def test_sd15_packages_run_on_the_reference_executor(sd15_lcm_unet_source, sd15_packages, tmp_path):
+    """Both packages once through the executor, each in its own child: PSNR vs PyTorch, wall time, peak RSS."""
+    import numpy as np
+
+    from convert.validate import min_psnr_db, psnr
+
+    npz = str(tmp_path / "reference.npz")
+    r_seconds, r_rss, _, _ = _measure(_REFERENCE.format(source=str(sd15_lcm_unet_source), out=str(tmp_path / "x"),
+                                                        npz=npz), timeout=1800)
+    reference = np.load(npz)["noise_pred"]
+    print(f"\nPYTORCH REFERENCE fp32 (wrapper, split_einsum): {r_seconds:.0f} s wall incl. loading, "
+          f"peak RSS {r_rss / 2**30:.2f} GiB")
+    for label, package, threshold in (("fp16", sd15_packages[0], min_psnr_db(None)),
+                                      ("6-bit", sd15_packages[1], min_psnr_db(6))):
+        result = str(tmp_path / f"{label}.npy")
+        seconds, rss, cpu, stdout = _measure(_EXECUTE.format(npz=npz, package=str(package), result=result),
+                                             timeout=3600)
+        loaded, ran = (float(v) for v in stdout.split("PHASES")[1].split()[:2])
+        value = psnr(np.load(result), reference)
+        print(f"REFERENCE EXECUTOR {label}: PSNR {value:.1f} dB vs PyTorch (needs ≥ {threshold:g}), "
+              f"{seconds:.0f} s wall (load {loaded:.0f} s, one UNet call {ran:.0f} s), {cpu:.0f} s CPU, "
+              f"peak RSS {rss / 2**30:.2f} GiB")
+        assert value >= threshold

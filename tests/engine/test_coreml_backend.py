@@ -1,38 +1,29 @@
-"""The Core ML backend's logic, off a Mac: a substitute runtime stands in for Core ML.
+"""The Core ML backend's logic, off a Mac: the converted packages run on the reference executor.
 
-Its predictors have ``MLModel.predict``'s dict-in/dict-out API and run the very wrappers the
-converter captured, in fp16 (as Core ML computes), so the backend's plumbing — manifest, input
-checks, layouts, scaling, batching, tokenizer, compiled-model cache — is tested end to end
-against the PyTorch backend.  Real Core ML runs are marked ``macos``.
+``compute_units="REFERENCE"`` runs the very ``.mlpackage``s the converter wrote, op by op, in fp16
+(``lcm_desktop.mlprogram``), so the backend's plumbing — manifest, input checks, layouts,
+scaling, batching, tokenizer — is tested end to end against the PyTorch backend on real
+packages.  A substitute runtime (the captured wrappers in PyTorch) remains only where a test
+needs what the executor cannot give: compilation into the cache, and a predictor that breaks
+the manifest.  Real Core ML runs are marked ``macos``.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from tiny_models import converted, wrappers_for
 
 from lcm_desktop.core.errors import BackendUnavailableError, InvalidRequestError, ModelFormatError
 from lcm_desktop.core.request import GenerationRequest
 from lcm_desktop.engine.components import Decoder, Denoiser, ImageEncoder, TextEncoder
-from lcm_desktop.engine.coreml_backend import CoreMLToolsRuntime, load_coreml_components
-
-
-def _converted(tmp_path_factory, source: Path, **options) -> Path:
-    """Same key and place as tests/convert/conftest.py's ``converted``: one conversion per session."""
-    from convert.conversion import run
-    from convert.options import ConvertOptions
-
-    key = hashlib.sha256(repr((str(source), sorted(options.items()))).encode()).hexdigest()[:12]
-    out = tmp_path_factory.getbasetemp() / "coreml-conversions" / f"{Path(source).name}-{key}"
-    if not (out / "manifest.json").is_file():
-        run(ConvertOptions(source=source, out=out, **options))
-    return out
+from lcm_desktop.engine.coreml_backend import load_coreml_components
+from lcm_desktop.engine.coreml_runtime import CoreMLToolsRuntime
 
 
 class TorchPredictor:
@@ -70,34 +61,17 @@ class SubstituteRuntime:
         return TorchPredictor(self.wrappers[compiled.stem])
 
 
-def _wrappers(folder: Path):
-    from convert.components import build_wrappers
-    from convert.options import ConvertOptions
-    from lcm_desktop.core.manifest import load_manifest
-
-    m = load_manifest(folder)
-    comps = {"TextEncoder": "text_encoder", "Unet": "unet", "VAEDecoder": "vae_decoder", "VAEEncoder": "vae_encoder"}
-    options = ConvertOptions(source=Path(m.source.path), out=folder, attention=m.attention,
-                             components=tuple(comps[c.name] for c in m.components if c.name in comps),
-                             tiny_decoder=m.source.tiny_decoder)
-    return build_wrappers(options)
-
-
-@pytest.fixture(scope="module")
-def coreml_lcm(tmp_path_factory, tiny_lcm, tiny_taesd) -> Path:
-    return _converted(tmp_path_factory, tiny_lcm, tiny_decoder=tiny_taesd)
-
-
 @pytest.fixture(scope="module")
 def lcm_wrappers(coreml_lcm):
-    return _wrappers(coreml_lcm)
+    return wrappers_for(coreml_lcm)
 
 
-@pytest.fixture()
-def coreml(coreml_lcm, lcm_wrappers, tmp_path):
-    runtime = SubstituteRuntime(lcm_wrappers)
-    comps = load_coreml_components(coreml_lcm, compute_units="CPU_AND_NE", cache_dir=tmp_path / "cache", runtime=runtime)
-    return comps, runtime
+@pytest.fixture(scope="module")
+def coreml(coreml_lcm, tmp_path_factory):
+    """The converted tiny LCM on the reference executor (loaded once: the tests only read it)."""
+    cache = tmp_path_factory.mktemp("reference-cache") / "coreml"
+    comps = load_coreml_components(coreml_lcm, compute_units="REFERENCE", cache_dir=cache)
+    return comps, cache
 
 
 @pytest.fixture(scope="module")
@@ -117,16 +91,26 @@ FP16_REL = 1e-2
 
 
 def test_components_follow_the_engine_protocols(coreml):
-    comps, runtime = coreml
+    from lcm_desktop.mlprogram import Executor
+
+    comps, cache = coreml
     assert isinstance(comps.text_encoder, TextEncoder) and isinstance(comps.denoiser, Denoiser)
     assert isinstance(comps.decoder, Decoder) and isinstance(comps.image_encoder, ImageEncoder)
-    assert comps.backend == "coreml:CPU_AND_NE" and comps.family == "sd"
+    assert comps.backend == "coreml:REFERENCE" and comps.family == "sd"
     info = comps.denoiser.info
-    assert (info.in_channels, info.time_cond_proj_dim, info.addition_time_embed, info.fixed_shape) == (4, 32, False, (1, 4, 8, 8))
+    assert (info.in_channels, info.time_cond_proj_dim, info.addition_time_embed, info.fixed_shape) == (
+        4,
+        32,
+        False,
+        (1, 4, 8, 8),
+    )
     assert comps.native_size == (64, 64) and comps.scheduler_config["_class_name"] == "LCMScheduler"
     assert isinstance(comps.tiny_decoder, Decoder)
-    names = ("TextEncoder", "Unet", "VAEDecoder", "VAEEncoder", "TinyDecoder")
-    assert sorted(runtime.loaded) == sorted((n, "CPU_AND_NE") for n in names)
+    models = [comps.denoiser.model, comps.decoder.model, comps.image_encoder.model, comps.tiny_decoder.model,
+              comps.text_encoder.pairs[0][1]]
+    assert all(isinstance(m.predictor, Executor) for m in models)
+    assert sorted(m.predictor.name for m in models) == sorted(f"{m.spec.name}.mlpackage" for m in models)
+    assert not cache.exists(), "the reference executor compiles nothing and caches nothing"
 
 
 def test_text_encoder_matches_torch(coreml, torch_lcm):
@@ -147,9 +131,10 @@ def test_denoiser_matches_torch_and_splits_larger_batches(coreml, torch_lcm):
     cond = torch.randn(2, 32, generator=g)
     t = torch.tensor(759)
     ref = torch_lcm.denoiser(sample, t, hidden, timestep_cond=cond)
+    before = comps.denoiser.calls
     ours = comps.denoiser(sample, t, hidden, timestep_cond=cond)  # B=2 on a B=1 UNet: two calls
     assert ours.shape == (2, 4, 8, 8) and ours.dtype == torch.float32
-    assert comps.denoiser.calls == 2
+    assert comps.denoiser.calls - before == 2
     assert _rel(ours, ref) < FP16_REL
     assert _rel(ours[1], ours[0]) > 0.1  # rows were not mixed up or repeated
 
@@ -171,7 +156,7 @@ def test_the_sampler_loop_makes_the_torch_image(coreml, torch_lcm):
     request = GenerationRequest("a red circle on a blue background", steps=2, seed=7)
     ours = Engine(loader=lambda: comps).generate(request)
     ref = Engine(loader=lambda: torch_lcm).generate(request)
-    assert ours.backend == "coreml:CPU_AND_NE" and ours.denoiser_calls == 2
+    assert ours.backend == "coreml:REFERENCE" and ours.denoiser_calls == 2
     a = np.asarray(ours.images[0], dtype=np.float64)
     b = np.asarray(ref.images[0], dtype=np.float64)
     assert a.shape == b.shape == (64, 64, 3)
@@ -179,7 +164,9 @@ def test_the_sampler_loop_makes_the_torch_image(coreml, torch_lcm):
 
     # fp16 rounding moves pixels by about one 8-bit level: ~45 dB; a plumbing mistake is < 20 dB
     assert psnr(a, b) >= 40 and np.abs(a - b).max() <= 16
-    other = Engine(loader=lambda: comps).generate(GenerationRequest("a red circle on a blue background", steps=2, seed=8))
+    other = Engine(loader=lambda: comps).generate(
+        GenerationRequest("a red circle on a blue background", steps=2, seed=8)
+    )
     assert np.abs(np.asarray(other.images[0], dtype=np.float64) - b).mean() > 5  # the seed matters
 
 
@@ -203,7 +190,9 @@ def test_a_size_that_was_not_converted_is_a_clear_error(coreml):
     with pytest.raises(InvalidRequestError, match="64x64.*--size"):
         Engine(loader=lambda: comps).generate(GenerationRequest("a cat", steps=1, width=128, height=128))
     with pytest.raises(InvalidRequestError, match="64x64.*--size"):
-        comps.denoiser(torch.zeros(1, 4, 16, 16), torch.tensor(999), torch.zeros(1, 77, 32), timestep_cond=torch.zeros(1, 32))
+        comps.denoiser(
+            torch.zeros(1, 4, 16, 16), torch.tensor(999), torch.zeros(1, 77, 32), timestep_cond=torch.zeros(1, 32)
+        )
 
 
 def test_wrong_inputs_are_clear_errors(coreml):
@@ -257,8 +246,8 @@ def test_default_runtime_off_a_mac_says_so(coreml_lcm, tmp_path):
 def test_sdxl_components_match_torch(tmp_path_factory, tiny_sdxl, tmp_path):
     from lcm_desktop.engine.torch_backend import load_torch_components
 
-    folder = _converted(tmp_path_factory, tiny_sdxl, components=("text_encoder", "unet", "vae_decoder"))
-    comps = load_coreml_components(folder, cache_dir=tmp_path, runtime=SubstituteRuntime(_wrappers(folder)))
+    folder = converted(tmp_path_factory, tiny_sdxl, components=("text_encoder", "unet", "vae_decoder"))
+    comps = load_coreml_components(folder, compute_units="REFERENCE", cache_dir=tmp_path)
     ref = load_torch_components(tiny_sdxl, device="cpu", dtype="float32")
     assert comps.family == "sdxl" and comps.denoiser.info.addition_time_embed and comps.image_encoder is None
     ours, theirs = comps.text_encoder.encode("a dog"), ref.text_encoder.encode("a dog")
@@ -294,7 +283,7 @@ def test_real_core_ml_matches_torch(coreml_lcm, torch_lcm, tmp_path):
     assert psnr(ours, ref) >= 35
 
 
-def test_a_folder_in_apple_layout_loads_without_a_manifest(coreml_lcm, lcm_wrappers, tmp_path):
+def test_a_folder_in_apple_layout_loads_without_a_manifest(coreml_lcm, tmp_path):
     """Packages named as Apple's torch2coreml names them, with only vocab.json + merges.txt beside them."""
     import shutil
 
@@ -304,37 +293,41 @@ def test_a_folder_in_apple_layout_loads_without_a_manifest(coreml_lcm, lcm_wrapp
         shutil.copytree(coreml_lcm / f"{ours}.mlpackage", folder / f"Stable_Diffusion_version_tiny_{apples}.mlpackage")
     for file in ("vocab.json", "merges.txt"):
         shutil.copy(coreml_lcm / file, folder / file)
-    apple = load_coreml_components(folder, cache_dir=tmp_path / "cache", runtime=SubstituteRuntime(lcm_wrappers))
-    ours = load_coreml_components(coreml_lcm, cache_dir=tmp_path / "cache2", runtime=SubstituteRuntime(lcm_wrappers))
+    apple = load_coreml_components(folder, compute_units="REFERENCE", cache_dir=tmp_path / "cache")
+    ours = load_coreml_components(coreml_lcm, compute_units="REFERENCE", cache_dir=tmp_path / "cache2")
     m = apple.extras["manifest"]
-    assert (m.family, m.attention, m.width, m.time_cond_proj_dim, m.vae_scaling_factor) == ("sd", "split_einsum", 64, 32, 0.18215)
+    assert (m.family, m.attention, m.width, m.time_cond_proj_dim, m.vae_scaling_factor) == (
+        "sd",
+        "split_einsum",
+        64,
+        32,
+        0.18215,
+    )
     assert apple.scheduler_config["_class_name"] == "LCMScheduler" and apple.image_encoder is None
-    assert torch.equal(apple.text_encoder.encode("a red cat").hidden_states, ours.text_encoder.encode("a red cat").hidden_states)
+    assert torch.equal(
+        apple.text_encoder.encode("a red cat").hidden_states, ours.text_encoder.encode("a red cat").hidden_states
+    )
     latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
     assert torch.equal(apple.decoder.decode(latents), ours.decoder.decode(latents))
     shutil.rmtree(folder / "Stable_Diffusion_version_tiny_unet.mlpackage")
     shutil.copytree(coreml_lcm / "Unet.mlpackage", folder / "Stable_Diffusion_version_tiny_unet_chunk1.mlpackage")
     with pytest.raises(ModelFormatError, match="chunked UNet"):
-        load_coreml_components(folder, cache_dir=tmp_path / "cache", runtime=SubstituteRuntime(lcm_wrappers))
+        load_coreml_components(folder, compute_units="REFERENCE", cache_dir=tmp_path / "cache")
 
 
-def test_a_two_row_unet_runs_cfg_in_one_call_and_one_row_padded(tmp_path_factory, tiny_sd, tmp_path):
+def test_a_two_row_unet_runs_cfg_in_one_call_and_one_row_padded(tmp_path_factory, tiny_sd):
     """--batch-size 2 (classic CFG, e.g. an LCM-LoRA model at guidance > 1; Apple's default UNet batch)."""
     from lcm_desktop.core.manifest import load_manifest
+    from lcm_desktop.engine.coreml_backend import CoreMLDenoiser, CoreMLModel
+    from lcm_desktop.engine.coreml_reference import ReferenceRuntime
     from lcm_desktop.engine.torch_backend import load_torch_components
 
-    folder = _converted(tmp_path_factory, tiny_sd, batch_size=2, components=("unet",))
-    assert load_manifest(folder).require("Unet").input("sample").shape == (2, 4, 8, 8)
-    from convert.components import build_wrappers
-    from convert.options import ConvertOptions
-
-    wrappers = build_wrappers(ConvertOptions(source=tiny_sd, out=folder, components=("unet",), batch_size=2))
+    folder = converted(tmp_path_factory, tiny_sd, batch_size=2, components=("unet",))
     spec = load_manifest(folder).require("Unet")
-    from lcm_desktop.engine.coreml_backend import CompiledModelCache, CoreMLDenoiser, CoreMLModel
-
-    runtime = SubstituteRuntime(wrappers)
-    model = CoreMLModel(spec, runtime.load(CompiledModelCache(tmp_path, runtime).compiled_path(folder, spec), "ALL"))
-    den = CoreMLDenoiser(model, load_manifest(folder))
+    assert spec.input("sample").shape == (2, 4, 8, 8)
+    den = CoreMLDenoiser(
+        CoreMLModel(spec, ReferenceRuntime().load(folder / spec.file, "REFERENCE")), load_manifest(folder)
+    )
     ref = load_torch_components(tiny_sd, device="cpu", dtype="float32").denoiser
     assert den.info.time_cond_proj_dim is None and den.info.fixed_shape == (2, 4, 8, 8)
     g = torch.Generator().manual_seed(6)
@@ -353,7 +346,9 @@ def test_vaes_with_latents_mean_and_std_are_unscaled_as_diffusers_does(coreml):
 
     comps, _ = coreml
     plain = comps.decoder
-    manifest = replace(comps.extras["manifest"], vae_latents_mean=(0.1, -0.2, 0.3, 0.0), vae_latents_std=(2.0, 1.0, 0.5, 1.5))
+    manifest = replace(
+        comps.extras["manifest"], vae_latents_mean=(0.1, -0.2, 0.3, 0.0), vae_latents_std=(2.0, 1.0, 0.5, 1.5)
+    )
     shifted = CoreMLDecoder(plain.model, manifest)
     latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(2))
     mean, std = (torch.tensor(v).view(1, 4, 1, 1) for v in (manifest.vae_latents_mean, manifest.vae_latents_std))
@@ -375,3 +370,67 @@ def test_tiny_decoder_matches_torch_and_serves_fast_decodes(coreml, tiny_taesd, 
     assert _rel(ours, comps.decoder.decode(latents)) > 0.1  # really the tiny decoder, not the VAE
     result = Engine(loader=lambda: comps).generate(GenerationRequest("a cat", steps=1, seed=1, tiny_decoder=True))
     assert result.images[0].size == (64, 64)
+
+
+def test_the_cli_generates_on_linux_with_the_reference_executor(coreml_lcm, tiny_lcm, tmp_path, capsys):
+    """``lcm-desktop generate --backend coreml --compute-units REFERENCE``: the PyTorch image of the same request."""
+    from convert.validate import psnr
+    from lcm_desktop.cli import main
+
+    request = ["a red circle on a blue background", "--seed", "7", "--steps", "2", "--quiet"]
+    assert main(["generate", *request, "--backend", "coreml", "--compute-units", "REFERENCE",
+                 "--model", str(coreml_lcm), "--out", str(tmp_path / "coreml.png")]) == 0, capsys.readouterr().err
+    assert main(["generate", *request, "--model", str(tiny_lcm), "--out", str(tmp_path / "torch.png")]) == 0
+    from PIL import Image
+
+    ours = np.asarray(Image.open(tmp_path / "coreml.png"), dtype=np.float64)
+    ref = np.asarray(Image.open(tmp_path / "torch.png"), dtype=np.float64)
+    assert ours.shape == ref.shape == (64, 64, 3)
+    assert psnr(ours, ref) >= 35  # the fp16 packages' threshold, on the final image
+    assert ours.std() > 5  # a picture, not a flat field that any two backends would agree on
+
+
+def test_reference_packages_must_be_ml_programs_it_knows(coreml_lcm, tmp_path):
+    import dataclasses
+
+    from lcm_desktop.mlprogram import Executor, load_program
+
+    program = load_program(coreml_lcm / "Unet.mlpackage")
+    first = dataclasses.replace(program.ops[0], type="fancy_new_op")
+    with pytest.raises(
+        ModelFormatError, match=r"Unet.mlpackage uses the ML Program op 'fancy_new_op'.*Core ML on a Mac"
+    ):
+        Executor(dataclasses.replace(program, ops=(first, *program.ops[1:])))
+
+
+def test_the_builtin_model_converted_on_linux_makes_the_pytorch_image(tmp_path, capsys):
+    """The issue's bar: convert the built-in model (PSNR printed per component, from executing the saved
+    packages), then generate on the converted folder with REFERENCE: the PyTorch image of the same request."""
+    from PIL import Image
+
+    from convert.__main__ import main as convert_main
+    from convert.validate import psnr
+    from lcm_desktop.cli import main
+    from lcm_desktop.core.paths import builtin_model_path
+
+    out = tmp_path / "lcm-demo-coreml"
+    assert (
+        convert_main([str(builtin_model_path()), "--out", str(out), "--components", "text_encoder,unet,vae_decoder"])
+        == 0
+    )
+    printed = [line for line in capsys.readouterr().out.splitlines() if "executed the saved package" in line]
+    assert [line.split(":")[0] for line in printed] == ["[1/3] TextEncoder", "[2/3] Unet", "[3/3] VAEDecoder"]
+    from lcm_desktop.core.manifest import load_manifest
+
+    assert all(p.passed for c in load_manifest(out).components for p in c.parity)
+    from lcm_desktop.core.model_info import describe_model
+
+    # The converted folder keeps the source's recommendations: no flags needed for the same image.
+    assert describe_model(out).defaults == describe_model(builtin_model_path()).defaults
+    request = ["--seed", "3", "--quiet"]
+    assert main(["generate", *request, "--backend", "coreml", "--compute-units", "REFERENCE", "--model", str(out),
+                 "--out", str(tmp_path / "coreml.png")]) == 0
+    assert main(["generate", *request, "--out", str(tmp_path / "torch.png")]) == 0
+    ours, ref = (np.asarray(Image.open(tmp_path / f"{n}.png"), dtype=np.float64) for n in ("coreml", "torch"))
+    assert ours.shape == ref.shape and ours.std() > 20
+    assert psnr(ours, ref) >= 35  # measured: 61 dB, at most one 8-bit level apart

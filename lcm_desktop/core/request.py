@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from .errors import InvalidRequestError
@@ -21,6 +22,27 @@ MAX_STEPS = 50
 MAX_BATCH = 8
 MAX_GUIDANCE = 30.0
 MAX_SEED = 2**32 - 1
+
+
+LCM_ORIGINAL_STEPS = 50  # the distillation schedule's length (LCMScheduler's ``original_inference_steps``)
+
+
+def schedule_points(strength: float, original_steps: int = LCM_ORIGINAL_STEPS) -> int:
+    """How many points of the LCM distillation schedule a strength leaves (``LCMScheduler.set_timesteps``)."""
+    return int(original_steps * strength)
+
+
+def check_steps_for_strength(steps: int, strength: float, original_steps: int = LCM_ORIGINAL_STEPS) -> None:
+    """Image-to-image runs ``steps`` denoiser calls on the ``schedule_points`` left by ``strength``: too few
+    points for the steps is one ``InvalidRequestError`` naming both values and what works."""
+    points = schedule_points(strength, original_steps)
+    if points >= steps:
+        return
+    least = math.ceil(steps / original_steps * 1000) / 1000
+    while schedule_points(least, original_steps) < steps:  # 29/50 * 50 is 28.999… in floating point
+        least = round(least + 0.001, 3)
+    fewer = f" (or at most {points} step{'s' if points != 1 else ''} at this strength)" if points else ""
+    raise InvalidRequestError("strength", strength, f"at least {least:g} with {steps} steps{fewer}")
 
 
 def random_seed() -> int:
@@ -36,7 +58,7 @@ def _check_int(name: str, value: Any, low: int, high: int, extra: str = "") -> N
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One text-to-image job.
+    """One text-to-image or image-to-image job.
 
     steps: LCM denoising steps (2–8 typical; up to 50 allowed).
     guidance_scale: for guidance-embedding LCMs the embedded w + 1 (pipeline default 8.5);
@@ -44,6 +66,12 @@ class GenerationRequest:
     width/height: pixels, multiples of 8 from 64 to 2048; ``None`` → the model's native size.
     seed: 0 … 2**32−1; image *i* of a batch uses ``seed + i``; ``None`` → random, recorded.
     tiny_decoder: decode the final image with the model's tiny decoder (AutoencoderTiny) when it has one.
+    init_image: the starting image (image-to-image): a path (``Path``) or a PIL image (the app's canvas);
+        ``None`` → text-to-image.  It is read and fitted to width × height when the job runs
+        (``core.init_image``: cover, centre crop); a path is kept as the path, so a request stays cheap to copy.
+    strength: how far from the starting image, in (0, 1]: 1.0 starts from pure noise at the first
+        timestep; 0.3 keeps most of the picture.  ``steps`` is always the number of denoiser calls
+        (LCM: strength shortens the 50-point distillation schedule; see ``engine.sampler``).
     """
 
     prompt: str
@@ -55,6 +83,8 @@ class GenerationRequest:
     seed: int | None = None
     batch_size: int = 1
     tiny_decoder: bool = False
+    init_image: Any = field(default=None, compare=False)
+    strength: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str):
@@ -78,6 +108,25 @@ class GenerationRequest:
                 raise InvalidRequestError(name, value, f"a multiple of {SIDE_MULTIPLE} (from {MIN_SIDE} to {MAX_SIDE})")
         if self.seed is not None:
             _check_int("seed", self.seed, 0, MAX_SEED)
+        self._check_init_image()
+
+    def _check_init_image(self) -> None:
+        s = self.strength
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or not 0.0 < s <= 1.0:
+            raise InvalidRequestError("strength", s, "a number greater than 0 and at most 1")
+        image = self.init_image
+        if image is None:
+            if s != 1.0:
+                raise InvalidRequestError("strength", s, "1 without a starting image (init_image)")
+            return
+        if isinstance(image, str):
+            object.__setattr__(self, "init_image", Path(image))
+        elif not isinstance(image, Path) and not all(hasattr(image, a) for a in ("mode", "size", "convert")):
+            raise InvalidRequestError("init_image", type(image).__name__, "a file path or a PIL image")
+
+    @property
+    def is_img2img(self) -> bool:
+        return self.init_image is not None
 
     @property
     def is_resolved(self) -> bool:

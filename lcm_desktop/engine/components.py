@@ -82,8 +82,15 @@ class Decoder(Protocol):
 
 @runtime_checkable
 class ImageEncoder(Protocol):
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Images (B, 3, H, W) in [-1, 1] → scaled latents (B, 4, H/8, W/8) (for img2img)."""
+    def encode(self, images: torch.Tensor, generators: list[torch.Generator] | None = None) -> torch.Tensor:
+        """Images (1 or B, 3, H, W) in [-1, 1] → scaled latents (B, 4, H/8, W/8), for image-to-image.
+
+        With ``generators`` (B CPU generators, one per image of the batch) row i is a sample of the VAE's
+        posterior drawn from ``generators[i]``, as diffusers' ``retrieve_latents(vae.encode(x), generator)``
+        (one image is encoded once and sampled B times); ``None`` → the posterior's mean.  A tiny
+        autoencoder (AutoencoderTiny) has no posterior: its latents are the same for every generator.
+        The encoder applies its own ``scaling_factor`` (and SDXL's latents mean/std).
+        """
 
 
 @dataclass

@@ -216,20 +216,33 @@ class CoreMLDecoder:
 
 
 class CoreMLImageEncoder:
-    """VAEEncoder: images in [-1, 1] → scaled latents (the posterior's mean, as the PyTorch backend's ``mode()``)."""
+    """VAEEncoder: images in [-1, 1] → the posterior's moments (fixed size, one image per call); sampling with
+    the request's generators (as diffusers' ``DiagonalGaussianDistribution.sample``) and scaling stay here."""
 
     def __init__(self, model: CoreMLModel, manifest: Manifest):
         self.model = model
         self.scaling_factor = manifest.vae_scaling_factor
         self.mean_std = _mean_std(manifest)
 
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
+    def encode(self, images: torch.Tensor, generators: list[torch.Generator] | None = None) -> torch.Tensor:
+        from diffusers.utils.torch_utils import randn_tensor
+
         x = images.detach().float().cpu()
         moments = torch.cat([self.model(x=x[i : i + 1])["latent"] for i in range(x.shape[0])])
-        latents = moments[:, : moments.shape[1] // 2]
+        mean, logvar = moments.chunk(2, dim=1)
+        if generators is None:
+            latents = mean
+        else:
+            if mean.shape[0] == 1:
+                mean, logvar = (t.expand(len(generators), -1, -1, -1) for t in (mean, logvar))
+            std = torch.exp(0.5 * logvar.clamp(-30.0, 20.0))
+            latents = torch.cat([
+                mean[i : i + 1] + std[i : i + 1] * randn_tensor((1, *mean.shape[1:]), generator=g, dtype=mean.dtype)
+                for i, g in enumerate(generators)
+            ])
         if self.mean_std is not None:
-            mean, std = self.mean_std
-            return (latents - mean) * self.scaling_factor / std
+            mean_, std_ = self.mean_std
+            return (latents - mean_) * self.scaling_factor / std_
         return latents * self.scaling_factor
 
 

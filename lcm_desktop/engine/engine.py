@@ -129,7 +129,13 @@ class Engine:
                 raise InvalidRequestError("tiny_decoder", True, "used only with a model that has a tiny decoder "
                                           "(pass --tiny-decoder with an AutoencoderTiny folder)")
             decoder = comps.tiny_decoder
-        out = sample(comps, request, self.encode, on_step=on_step, cancel=cancel)
+        init_image = None
+        if request.init_image is not None:
+            from ..core.init_image import load_init_image
+
+            init_image = image_tensor(load_init_image(request.init_image, request.width, request.height))
+        out = sample(comps, request, self.encode, on_step=on_step, cancel=cancel, init_image=init_image,
+                     image_encoder=comps.image_encoder)
         decode_start = time.perf_counter()
         images = to_pil(decoder.decode(out.denoised))
         if cancel is not None and cancel.is_set():
@@ -174,6 +180,14 @@ def _weights_hash(info: ModelInfo | None) -> str | None:
     if info is None or info.kind is not ModelKind.DIFFUSERS:
         return None
     return model_hash(inspect_model_folder(info.path))
+
+
+def image_tensor(image: Any) -> torch.Tensor:
+    """An RGB PIL image → (1, 3, H, W) float32 in [-1, 1], as diffusers' image processor makes it."""
+    import numpy as np
+
+    array = np.asarray(image.convert("RGB")).astype(np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1)[None] * 2.0 - 1.0
 
 
 def to_pil(images: torch.Tensor) -> list[Any]:

@@ -6,6 +6,11 @@ prompt, seeds, steps, guidance and size it makes the same latents:
 
 1. check inputs            2. choose the guidance mode     3. encode prompts (cached by the caller)
 4. prepare timesteps       5. prepare latents (one CPU generator per image: seed + i)
+   image-to-image (``LatentConsistencyModelImg2ImgPipeline``): ``strength`` cuts the 50-point distillation
+   schedule to ``int(50·strength)`` points and ``steps`` are spread over them (steps = denoiser calls at
+   any strength; too few points is an error, see ``core.request.check_steps_for_strength``); the latents
+   are the starting image's VAE sample (drawn with generator i), noised to the first timestep with noise
+   drawn from the same generators — the order diffusers draws in, so the pixels match.
 6. guidance embedding / SDXL size conditioning
 7. per step: one denoiser call → scheduler step → callback → cancel check
 The caller decodes the returned ``denoised`` latents.
@@ -21,8 +26,8 @@ from dataclasses import dataclass
 import torch
 
 from ..core.errors import GenerationCancelled, InvalidRequestError
-from ..core.request import GenerationRequest, StepProgress
-from .components import ModelComponents, PromptEmbedding
+from ..core.request import GenerationRequest, StepProgress, check_steps_for_strength
+from .components import ImageEncoder, ModelComponents, PromptEmbedding
 
 
 def guidance_embedding(w: torch.Tensor, embedding_dim: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -64,8 +69,14 @@ def sample(
     encode: Callable[[str], tuple[PromptEmbedding, bool]],
     on_step: Callable[[StepProgress], None] | None = None,
     cancel: threading.Event | None = None,
+    init_image: torch.Tensor | None = None,
+    image_encoder: ImageEncoder | None = None,
 ) -> SamplerOutput:
-    """Run the LCM loop for a resolved request; ``encode(prompt) -> (embedding, cache_hit)``."""
+    """Run the LCM loop for a resolved request; ``encode(prompt) -> (embedding, cache_hit)``.
+
+    Image-to-image: ``init_image`` is the fitted starting image (1, 3, H, W) in [-1, 1] (H, W: the request's
+    size) and ``image_encoder`` turns it into latents (the components' VAE encoder, or a tiny one).
+    """
     from diffusers import LCMScheduler
     from diffusers.utils.torch_utils import randn_tensor
 
@@ -90,6 +101,14 @@ def sample(
                 f"{fixed_w * scale}x{fixed_h * scale}, the size this Core ML model was converted for "
                 "(convert it again with --size to use another)",
             )
+
+    if init_image is not None:
+        if image_encoder is None:
+            raise InvalidRequestError("init_image", "a starting image", "left out for this model: it has no image "
+                                      "encoder (convert it again with its VAE encoder)")
+        if tuple(init_image.shape[-2:]) != (request.height, request.width):
+            raise ValueError(f"init_image is {tuple(init_image.shape)}, not fitted to {request.width}x{request.height}")
+        check_steps_for_strength(request.steps, request.strength, _original_steps(components))
 
     # 2. guidance mode
     cfg = uses_cfg(components, request.guidance_scale)
@@ -116,12 +135,22 @@ def sample(
 
     # 4. timesteps
     scheduler = LCMScheduler.from_config(components.scheduler_config)
-    scheduler.set_timesteps(request.steps, device=device)
+    if init_image is None:
+        scheduler.set_timesteps(request.steps, device=device)
+    else:
+        scheduler.set_timesteps(request.steps, device=device, strength=request.strength)
 
     # 5. latents: one CPU generator per image, so image i is reproducible alone from seed + i
     generators = [torch.Generator("cpu").manual_seed(s) for s in request.seeds]
-    latents = randn_tensor((batch, info.in_channels, h, w), generator=generators, device=device, dtype=dtype)
-    latents = latents * scheduler.init_noise_sigma
+    if init_image is None:
+        latents = randn_tensor((batch, info.in_channels, h, w), generator=generators, device=device, dtype=dtype)
+        latents = latents * scheduler.init_noise_sigma
+    else:
+        started = time.perf_counter()
+        clean = image_encoder.encode(init_image, generators).to(device, dtype)  # (B, 4, h, w), scaled
+        noise = randn_tensor(tuple(clean.shape), generator=generators, device=device, dtype=dtype)
+        latents = scheduler.add_noise(clean, noise, scheduler.timesteps[:1])
+        encode_seconds += time.perf_counter() - started
 
     # 6. guidance embedding (guidance-embedding LCMs) and SDXL size conditioning
     timestep_cond = None
@@ -159,6 +188,13 @@ def sample(
             on_step(StepProgress(i + 1, len(scheduler.timesteps), time.perf_counter() - loop_start, denoised))
     _check_cancel(cancel)
     return SamplerOutput(denoised, calls, step_seconds, encode_seconds, negative_ignored, cache_hit)
+
+
+def _original_steps(components: ModelComponents) -> int:
+    """The length of the distillation schedule the scheduler cuts (``original_inference_steps``, 50 by default)."""
+    from diffusers import LCMScheduler
+
+    return int(LCMScheduler.from_config(components.scheduler_config).config.original_inference_steps)
 
 
 def _check_cancel(cancel: threading.Event | None) -> None:

@@ -140,14 +140,38 @@ class TorchDecoder:
 
 
 class TorchImageEncoder:
+    """AutoencoderKL (posterior sampled with the request's generators) or AutoencoderTiny (direct latents)."""
+
     def __init__(self, vae: torch.nn.Module, device: torch.device):
         self.vae = vae
         self.device = device
+        self._scaling = TorchDecoder(vae, device)  # the same scaling factor and latents mean/std as decoding
 
     @torch.inference_mode()
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        dist = self.vae.encode(images.to(self.device, next(self.vae.parameters()).dtype)).latent_dist
-        return dist.mode() * self.vae.config.scaling_factor
+    def encode(self, images: torch.Tensor, generators: list[torch.Generator] | None = None) -> torch.Tensor:
+        images = images.to(self.device, self._scaling.dtype)
+        if generators is not None and images.shape[0] not in (1, len(generators)):
+            raise ValueError(f"{images.shape[0]} images for {len(generators)} generators")
+        if generators is not None and images.shape[0] > 1:  # as diffusers: each image with its own generator
+            latents = torch.cat([self._latents(images[i : i + 1], [g]) for i, g in enumerate(generators)])
+        else:
+            latents = self._latents(images, generators)
+        mean_std = self._scaling._mean_std
+        if mean_std is not None:
+            mean, std = (t.to(latents.device, latents.dtype) for t in mean_std)
+            return (latents - mean) * self._scaling.scaling_factor / std
+        return latents * self._scaling.scaling_factor
+
+    def _latents(self, images: torch.Tensor, generators: list[torch.Generator] | None) -> torch.Tensor:
+        out = self.vae.encode(images)
+        dist = getattr(out, "latent_dist", None)
+        if dist is None:  # AutoencoderTiny: the latents themselves, whatever the generator
+            latents = out.latents
+        elif generators is None:
+            return dist.mode()
+        else:
+            return torch.cat([dist.sample(g) for g in generators])
+        return latents if generators is None else latents.expand(len(generators), -1, -1, -1)
 
 
 def load_torch_components(

@@ -23,13 +23,20 @@ from .history import History, HistoryEntry
 
 def image_parameters(result: GenerationResult, seed: int, model: str | None = None,
                      model_hash: str | None = None) -> ImageParameters:
-    """The parameters of one image of ``result`` (a negative prompt the model ignored is not recorded)."""
+    """The parameters of one image of ``result`` (a negative prompt the model ignored is not recorded).
+
+    Image-to-image adds ``Denoising strength`` as AUTOMATIC1111 writes it (the starting image is not recorded).
+    """
     req = result.request
+    extra = {DENOISING_STRENGTH: f"{req.strength:g}"} if req.is_img2img else {}
     return ImageParameters(
         prompt=req.prompt, negative_prompt="" if result.negative_prompt_ignored else req.negative_prompt,
         steps=req.steps, guidance_scale=req.guidance_scale, seed=seed, width=req.width, height=req.height,
-        model=model or result.model_name, model_hash=model_hash,
+        model=model or result.model_name, model_hash=model_hash, extra=extra,
     )
+
+
+DENOISING_STRENGTH = "Denoising strength"  # A1111's key for an image-to-image strength
 
 
 class OnExisting(Enum):

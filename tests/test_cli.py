@@ -104,3 +104,56 @@ def test_help_lists_commands(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert info.value.code == 0 and "generate" in out and "gui" in out
+
+
+
+def test_generate_from_an_init_image_records_denoising_strength(tiny_lcm, tmp_path, capsys):
+    from PIL import Image
+
+    start = tmp_path / "sketch.png"
+    Image.new("RGBA", (200, 120), (200, 30, 30, 255)).save(start)
+    out = tmp_path / "from-sketch.png"
+    code, stdout, err = _run(capsys, "generate", "a red circle", "--model", str(tiny_lcm), "--seed", "3",
+                             "--steps", "2", "--init-image", str(start), "--strength", "0.6", "--out", str(out),
+                             "--quiet")
+    assert code == 0, err
+    assert stdout.strip() == str(out) and "from sketch.png at strength 0.6" in err
+    with Image.open(out) as png:
+        text, chunk = png.info["parameters"], png.info["lcm_desktop"]
+        assert png.size == (64, 64)
+    assert "Model: tiny-lcm, Denoising strength: 0.6" in text
+    assert '"Denoising strength": "0.6"' in chunk
+    assert read_png_parameters(out).extra == {"Denoising strength": "0.6"}
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--init-image", "{bad}", "--strength", "0.5"], "`--init-image` must be a picture file (PNG, JPEG"),
+    (["--init-image", "{missing}"], "`--init-image` must be an existing picture file"),
+    (["--init-image", "{good}", "--strength", "1.5"], "`--strength` must be a number greater than 0 and at most 1"),
+    (["--strength", "0.5"], "`--strength` must be used with --init-image, got 0.5."),
+])
+def test_init_image_flags_are_checked_before_the_model_loads(tmp_path, capsys, argv, words):
+    from PIL import Image
+
+    bad = tmp_path / "notes.png"
+    bad.write_text("hello")
+    good = tmp_path / "good.png"
+    Image.new("RGB", (8, 8)).save(good)
+    names = {"bad": bad, "missing": tmp_path / "nope.png", "good": good}
+    argv = [a.format(**names) for a in argv]
+    # no such model: a check that ran after resolving the model would fail with another message
+    code, out, err = _run(capsys, "generate", "x", "--model", str(tmp_path / "no-model"), *argv)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1 and words in err
+
+
+def test_too_few_schedule_points_is_one_line(tiny_lcm, tmp_path, capsys):
+    from PIL import Image
+
+    start = tmp_path / "start.png"
+    Image.new("RGB", (64, 64), (0, 90, 200)).save(start)
+    code, out, err = _run(capsys, "generate", "a cat", "--model", str(tiny_lcm), "--steps", "4", "--init-image",
+                          str(start), "--strength", "0.05", "--out", str(tmp_path / "o"), "--quiet")
+    assert code == 2 and out == ""
+    assert err.strip() == ("error: `--strength` must be at least 0.08 with 4 steps (or at most 2 steps at this "
+                           "strength), got 0.05.")

@@ -25,7 +25,8 @@ FALLBACK_PROMPT = "a red circle"  # for a model that ships no example prompt
 # The request's field names as the flags the user typed them (used by the CLI's error mapping).
 FLAGS = {"prompt": "PROMPT", "negative_prompt": "--negative", "steps": "--steps", "guidance_scale": "--guidance",
          "width": "--width", "height": "--height", "seed": "--seed", "batch_size": "--batch",
-         "tiny_decoder": "--fast-decode"}
+         "tiny_decoder": "--fast-decode", "init_image": "--init-image", "strength": "--strength"}
+DEFAULT_STRENGTH = 0.8  # with --init-image and no --strength: LatentConsistencyModelImg2ImgPipeline's default
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -43,6 +44,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     gen.add_argument("--height", type=int, default=None, help="pixels, multiple of 8 (default: the model's native)")
     gen.add_argument("--seed", type=int, default=None, help="0 … 4294967295 (default: random, printed)")
     gen.add_argument("--batch", type=int, default=1, help="images to make (seeds seed, seed+1, …)")
+    gen.add_argument("--init-image", type=Path, default=None, metavar="PATH",
+                     help="start from this picture (any size: scaled to cover the output size, centre-cropped)")
+    gen.add_argument("--strength", type=float, default=None,
+                     help=f"with --init-image: how far from it, 0 < S <= 1 (default {DEFAULT_STRENGTH:g}); "
+                          "--steps denoising steps always run")
     gen.add_argument("--out", type=Path, default=None, help="output folder, or a .png file name")
     gen.add_argument("--overwrite", action="store_true", help="replace the file named by --out if it exists")
     gen.add_argument("--backend", choices=["auto", "torch", "coreml"], default="auto",
@@ -67,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     from ..outputs import save_images
 
     # Validate everything that can be checked before loading anything heavy, in the user's words.
+    if args.strength is not None and args.init_image is None:
+        raise InvalidRequestError("--strength", args.strength, "used with --init-image")
     request = GenerationRequest(
         prompt=args.prompt or "",
         negative_prompt=args.negative,
@@ -77,7 +85,13 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         batch_size=args.batch,
         tiny_decoder=args.fast_decode,
+        init_image=args.init_image,
+        strength=1.0 if args.init_image is None else DEFAULT_STRENGTH if args.strength is None else args.strength,
     )
+    if args.init_image is not None:
+        from ..core.init_image import check_image_file
+
+        check_image_file(args.init_image)  # a missing or non-picture file: one line, before the model loads
     info = _model(args)
     request = replace(request, prompt=args.prompt if args.prompt is not None else
                       info.defaults.example_prompt or FALLBACK_PROMPT,
@@ -111,7 +125,8 @@ def _summary(result, load_seconds: float, count: int) -> str:
         if result.negative_prompt_ignored
         else ""
     )
-    return (f"{count} image(s) {req.width}x{req.height}, {req.steps} steps, guidance {req.guidance_scale:g}, "
+    start = f", from {req.init_image.name} at strength {req.strength:g}" if req.is_img2img else ""
+    return (f"{count} image(s) {req.width}x{req.height}{start}, {req.steps} steps, guidance {req.guidance_scale:g}, "
             f"seed {req.seed} | load {load_seconds:.2f}s, encode {t.encode:.2f}s, {t.per_step:.2f}s/step, "
             f"decode {t.decode:.2f}s, total {t.total + load_seconds:.2f}s on {result.backend}{note}")
 

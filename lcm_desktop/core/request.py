@@ -65,7 +65,8 @@ class GenerationRequest:
         for plain UNets (LCM-LoRA) > 1 turns on classifier-free guidance with the negative prompt.
     width/height: pixels, multiples of 8 from 64 to 2048; ``None`` → the model's native size.
     seed: 0 … 2**32−1; image *i* of a batch uses ``seed + i``; ``None`` → random, recorded.
-    tiny_decoder: decode the final image with the model's tiny decoder (AutoencoderTiny) when it has one.
+    tiny_decoder: decode the final image with the model's tiny decoder (AutoencoderTiny) when it has one;
+        image-to-image then encodes the starting image with its encoder too (the fast, live path).
     init_image: the starting image (image-to-image): a path (``Path``) or a PIL image (the app's canvas);
         ``None`` → text-to-image.  It is read and fitted to width × height when the job runs
         (``core.init_image``: cover, centre crop); a path is kept as the path, so a request stays cheap to copy.

@@ -105,6 +105,7 @@ class ModelComponents:
     scheduler_config: dict[str, Any]
     image_encoder: ImageEncoder | None = None
     tiny_decoder: Decoder | None = None  # cheap previews / fast final decode (AutoencoderTiny)
+    tiny_image_encoder: ImageEncoder | None = None  # the same tiny autoencoder's encoder: fast image-to-image
     force_zeros_for_empty_prompt: bool = True  # SDXL: zero negative embeddings when no negative prompt
     backend: str = "torch"
     extras: dict[str, Any] = field(default_factory=dict)

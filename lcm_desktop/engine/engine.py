@@ -129,13 +129,15 @@ class Engine:
                 raise InvalidRequestError("tiny_decoder", True, "used only with a model that has a tiny decoder "
                                           "(pass --tiny-decoder with an AutoencoderTiny folder)")
             decoder = comps.tiny_decoder
-        init_image = None
+        init_image, image_encoder = None, comps.image_encoder
+        if request.tiny_decoder and comps.tiny_image_encoder is not None:
+            image_encoder = comps.tiny_image_encoder  # the live path: the tiny autoencoder both ways
         if request.init_image is not None:
             from ..core.init_image import load_init_image
 
             init_image = image_tensor(load_init_image(request.init_image, request.width, request.height))
         out = sample(comps, request, self.encode, on_step=on_step, cancel=cancel, init_image=init_image,
-                     image_encoder=comps.image_encoder)
+                     image_encoder=image_encoder)
         decode_start = time.perf_counter()
         images = to_pil(decoder.decode(out.denoised))
         if cancel is not None and cancel.is_set():

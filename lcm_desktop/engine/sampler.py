@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.errors import GenerationCancelled, InvalidRequestError
+from ..core.errors import GenerationCancelled, InvalidRequestError, ModelFormatError
 from ..core.request import GenerationRequest, StepProgress, check_steps_for_strength
 from .components import ImageEncoder, ModelComponents, PromptEmbedding
 
@@ -104,8 +104,8 @@ def sample(
 
     if init_image is not None:
         if image_encoder is None:
-            raise InvalidRequestError("init_image", "a starting image", "left out for this model: it has no image "
-                                      "encoder (convert it again with its VAE encoder)")
+            raise ModelFormatError(f"{components.name} was converted without an image encoder; convert it again "
+                                   "(with its vae_encoder) to start from an image.")
         if tuple(init_image.shape[-2:]) != (request.height, request.width):
             raise ValueError(f"init_image is {tuple(init_image.shape)}, not fitted to {request.width}x{request.height}")
         check_steps_for_strength(request.steps, request.strength, _original_steps(components))

@@ -209,6 +209,7 @@ def load_torch_components(
     components.extras["folder"] = str(model.path)
     if tiny_decoder is not None:
         components.tiny_decoder = load_tiny_decoder(tiny_decoder, dev, dt)
+        components.tiny_image_encoder = TorchImageEncoder(components.tiny_decoder.vae, dev)
     return components
 
 
@@ -282,6 +283,7 @@ def components_from_modules(
         image_encoder=TorchImageEncoder(vae, dev),
         scheduler_config=dict(scheduler_config),
         tiny_decoder=TorchDecoder(tiny_decoder, dev) if tiny_decoder is not None else None,
+        tiny_image_encoder=TorchImageEncoder(tiny_decoder, dev) if tiny_decoder is not None else None,
         force_zeros_for_empty_prompt=force_zeros_for_empty_prompt,
         backend=f"torch:{dev.type}:{str(dt).removeprefix('torch.')}",
     )

@@ -434,3 +434,25 @@ def test_the_builtin_model_converted_on_linux_makes_the_pytorch_image(tmp_path, 
     ours, ref = (np.asarray(Image.open(tmp_path / f"{n}.png"), dtype=np.float64) for n in ("coreml", "torch"))
     assert ours.shape == ref.shape and ours.std() > 20
     assert psnr(ours, ref) >= 35  # measured: 61 dB, at most one 8-bit level apart
+
+
+def test_image_to_image_through_the_core_ml_encoder(coreml_lcm, lcm_wrappers, torch_lcm, tmp_path):
+    """The VAEEncoder package gives the moments; sampling with the request's generators and scaling stay in
+    Python, so Core ML img2img makes the PyTorch backend's image (substitute runtime: the wrappers in fp16)."""
+    from PIL import Image
+
+    from lcm_desktop.engine.engine import Engine
+
+    comps = load_coreml_components(coreml_lcm, cache_dir=tmp_path / "cache", runtime=SubstituteRuntime(lcm_wrappers))
+    images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    gens = lambda: [torch.Generator().manual_seed(s) for s in (5, 6)]  # noqa: E731
+    ours, ref = comps.image_encoder.encode(images, gens()), torch_lcm.image_encoder.encode(images, gens())
+    assert ours.shape == (2, 4, 8, 8) and _rel(ours, ref) < FP16_REL
+    assert _rel(ours[1], ours[0]) > 0.01  # each image its own sample of the posterior
+    start = Image.new("RGB", (64, 64), (200, 40, 30))
+    request = GenerationRequest("a red circle", steps=2, seed=7, init_image=start, strength=0.5)
+    a = np.asarray(Engine(loader=lambda: comps).generate(request).images[0], dtype=np.float64)
+    b = np.asarray(Engine(loader=lambda: torch_lcm).generate(request).images[0], dtype=np.float64)
+    from convert.validate import psnr
+
+    assert psnr(a, b) >= 40

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -161,3 +163,36 @@ def test_plain_unet_with_cfg_matches_a_reference_from_diffusers_calls(tiny_sd):
     ref = ((ref / 2 + 0.5).clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.int16)
     assert np.abs(np.asarray(result.images[0]).astype(np.int16) - ref).max() <= 1
     assert result.denoiser_calls == 2
+
+
+def test_tiny_autoencoder_encodes_the_start_on_the_fast_path(tiny_lcm, tiny_taesd):
+    from lcm_desktop.engine.loaders import TorchLoader
+
+    engine = Engine(TorchLoader(tiny_lcm, tiny_decoder=tiny_taesd))
+    comps = engine.components
+    image = torch.rand(1, 3, 64, 64) * 2 - 1
+    gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
+    tiny = comps.tiny_image_encoder.encode(image, gens)
+    with torch.no_grad():
+        direct = comps.tiny_decoder.vae.encode(image).latents
+    assert tiny.shape == (2, 4, 8, 8)
+    torch.testing.assert_close(tiny, direct.expand(2, -1, -1, -1))  # no posterior: the same for every seed
+    used = []
+    for encoder in (comps.image_encoder, comps.tiny_image_encoder):
+        original = encoder.encode
+        encoder.encode = lambda *a, _o=original, _e=encoder, **k: used.append(_e) or _o(*a, **k)
+    request = GenerationRequest("a cat", steps=2, seed=1, init_image=_start_image(), strength=0.5)
+    fast = engine.generate(replace(request, tiny_decoder=True))
+    full = engine.generate(request)
+    assert used == [comps.tiny_image_encoder, comps.image_encoder]
+    assert fast.images[0].size == (64, 64) and not np.array_equal(np.asarray(fast.images[0]),
+                                                                   np.asarray(full.images[0]))
+
+
+def test_a_model_without_an_image_encoder_says_convert_again(tiny_lcm):
+    from lcm_desktop.core.errors import ModelFormatError
+
+    engine = Engine(tiny_lcm)
+    engine.components.image_encoder = None
+    with pytest.raises(ModelFormatError, match="converted without an image encoder; convert it again"):
+        engine.generate(GenerationRequest("a cat", steps=2, seed=1, init_image=_start_image(), strength=0.5))

@@ -196,3 +196,36 @@ def test_a_model_without_an_image_encoder_says_convert_again(tiny_lcm):
     engine.components.image_encoder = None
     with pytest.raises(ModelFormatError, match="converted without an image encoder; convert it again"):
         engine.generate(GenerationRequest("a cat", steps=2, seed=1, init_image=_start_image(), strength=0.5))
+
+
+def test_sdxl_class_with_cfg_matches_a_reference_from_diffusers_calls(tiny_sdxl):
+    """SDXL-class (two text encoders, size conditioning) with classifier-free guidance: the same strength
+    semantics, checked against diffusers' own scheduler, VAE and UNet calls."""
+    from diffusers import LCMScheduler, StableDiffusionXLPipeline
+    from diffusers.utils.torch_utils import randn_tensor
+
+    pipe = StableDiffusionXLPipeline.from_pretrained(tiny_sdxl)
+    result = Engine(tiny_sdxl).generate(GenerationRequest("a horse", guidance_scale=2.0, steps=2, seed=3,
+                                                          width=64, height=64, init_image=_start_image(),
+                                                          strength=0.7))
+    gen = torch.Generator().manual_seed(3)
+    scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+    scheduler.set_timesteps(2, strength=0.7)
+    assert scheduler.timesteps.tolist() == [699, 359]
+    with torch.no_grad():
+        cond, uncond, pooled, uncond_pooled = pipe.encode_prompt(
+            "a horse", device=torch.device("cpu"), num_images_per_prompt=1, do_classifier_free_guidance=True)
+        x = torch.from_numpy(np.asarray(_start_image(), dtype=np.float32) / 255).permute(2, 0, 1)[None] * 2 - 1
+        latents = pipe.vae.encode(x).latent_dist.sample(gen) * pipe.vae.config.scaling_factor
+        latents = scheduler.add_noise(latents, randn_tensor(latents.shape, generator=gen), scheduler.timesteps[:1])
+        added = {"text_embeds": torch.cat([uncond_pooled, pooled]),
+                 "time_ids": torch.tensor([[64.0, 64, 0, 0, 64, 64]]).repeat(2, 1)}
+        for t in scheduler.timesteps:
+            pred = pipe.unet(torch.cat([latents] * 2), t, encoder_hidden_states=torch.cat([uncond, cond]),
+                             added_cond_kwargs=added).sample
+            u, c = pred.chunk(2)
+            latents, denoised = scheduler.step(u + 2.0 * (c - u), t, latents, generator=gen, return_dict=False)
+        ref = pipe.vae.decode(denoised / pipe.vae.config.scaling_factor).sample
+    ref = ((ref / 2 + 0.5).clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.int16)
+    assert np.abs(np.asarray(result.images[0]).astype(np.int16) - ref).max() <= 1
+    assert result.denoiser_calls == 2

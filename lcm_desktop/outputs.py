@@ -20,6 +20,8 @@ from .core.metadata import ImageParameters, save_png
 from .core.request import GenerationResult
 from .history import History, HistoryEntry
 
+DENOISING_STRENGTH = "Denoising strength"  # A1111's key for an image-to-image strength
+
 
 def image_parameters(result: GenerationResult, seed: int, model: str | None = None,
                      model_hash: str | None = None) -> ImageParameters:
@@ -35,8 +37,6 @@ def image_parameters(result: GenerationResult, seed: int, model: str | None = No
         model=model or result.model_name, model_hash=model_hash, extra=extra,
     )
 
-
-DENOISING_STRENGTH = "Denoising strength"  # A1111's key for an image-to-image strength
 
 
 class OnExisting(Enum):

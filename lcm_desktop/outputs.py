@@ -38,7 +38,6 @@ def image_parameters(result: GenerationResult, seed: int, model: str | None = No
     )
 
 
-
 class OnExisting(Enum):
     NUMBER = "number"  # default names: take the next free "name-2.png", "name-3.png", …
     FAIL = "fail"  # a name the user chose: an existing file is an error

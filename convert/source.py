@@ -26,10 +26,9 @@ from lcm_desktop.core.model_files import (
     read_json,
     read_text,
 )
-from lcm_desktop.core.model_folder import check_data_files, component_classes
+from lcm_desktop.core.model_folder import PICKLE_SUFFIXES, check_data_files, component_classes
 from lcm_desktop.core.model_info import describe_model, vae_scale_factor
 
-PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
 SUPPORTED = {
     "unet": ("UNet2DConditionModel",),
     "vae": ("AutoencoderKL",),
@@ -68,7 +67,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _check_weights(folder: Path) -> None:
     if any(folder.glob("*.safetensors")):
         return
-    pickles = [p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES]
+    pickles = [p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES]
     if pickles:
         raise UnsafeModelError(
             f"{folder} holds only pickle weights ({', '.join(sorted(pickles))}), which can run code when loaded; "

@@ -9,12 +9,14 @@ file is created exclusively, so two processes saving the same name at once canno
 from __future__ import annotations
 
 import errno
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from .core.atomic import clean_stale_parts
 from .core.errors import OutputError
 from .core.metadata import ImageParameters, save_png
 from .core.request import GenerationResult
@@ -36,6 +38,19 @@ def image_parameters(result: GenerationResult, seed: int, model: str | None = No
         steps=req.steps, guidance_scale=req.guidance_scale, seed=seed, width=req.width, height=req.height,
         model=model or result.model_name, model_hash=model_hash, extra=extra,
     )
+
+
+def prepare_folder(folder: Path, fix: str) -> None:
+    """Make an output folder (checked: a folder, writable) and remove temp files a crashed save left there."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder} is a file, not a folder; {fix}.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"Cannot create the output folder {folder} ({exc.strerror or exc}); {fix}.") from exc
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"The output folder {folder} is not writable; {fix}.")
+    clean_stale_parts(folder)
 
 
 class OnExisting(Enum):
@@ -104,12 +119,7 @@ class ImageWriter:
               model: str | None = None) -> list[SavedImage]:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         suffix = f"-{tag}" if tag else ""
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(
-                f"Cannot create the output folder {folder} ({exc.strerror or exc}); {self._fix}."
-            ) from exc
+        prepare_folder(folder, self._fix)
         saved: list[SavedImage] = []
 
         def record(path: Path, params: ImageParameters, seed: int) -> None:

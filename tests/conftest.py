@@ -85,3 +85,18 @@ def coreml_lcm_original_6bit(tmp_path_factory, tiny_lcm) -> Path:
 def coreml_sdxl(tmp_path_factory, tiny_sdxl) -> Path:
     """The tiny SDXL-class model (two text encoders, size conditioning), decoder only of the VAE."""
     return tiny_models.converted(tmp_path_factory, tiny_sdxl, components=("text_encoder", "unet", "vae_decoder"))
+
+
+@pytest.fixture
+def apple_layout_folder(coreml_lcm, tmp_path) -> Path:
+    """The converted tiny LCM laid out as Apple's ml-stable-diffusion does: named packages, vocab.json and
+    merges.txt, no manifest.json."""
+    import shutil
+
+    folder = tmp_path / "coreml-stable-diffusion-tiny" / "split_einsum" / "packages"
+    folder.mkdir(parents=True)
+    for ours, apples in (("TextEncoder", "text_encoder"), ("Unet", "unet"), ("VAEDecoder", "vae_decoder")):
+        shutil.copytree(coreml_lcm / f"{ours}.mlpackage", folder / f"Stable_Diffusion_version_tiny_{apples}.mlpackage")
+    for file in ("vocab.json", "merges.txt"):
+        shutil.copy(coreml_lcm / file, folder / file)
+    return folder

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -11,44 +10,33 @@ from lcm_desktop.cli import main
 from lcm_desktop.core.model_info import ModelKind, describe_model
 
 
-@pytest.fixture
-def apple_folder(coreml_lcm, tmp_path):
-    folder = tmp_path / "coreml-stable-diffusion-tiny" / "split_einsum" / "packages"
-    folder.mkdir(parents=True)
-    for ours, apples in (("TextEncoder", "text_encoder"), ("Unet", "unet"), ("VAEDecoder", "vae_decoder")):
-        shutil.copytree(coreml_lcm / f"{ours}.mlpackage", folder / f"Stable_Diffusion_version_tiny_{apples}.mlpackage")
-    for file in ("vocab.json", "merges.txt"):
-        shutil.copy(coreml_lcm / file, folder / file)
-    return folder
-
-
-def test_describe_model_says_apple_coreml(apple_folder):
-    info = describe_model(apple_folder)
+def test_describe_model_says_apple_coreml(apple_layout_folder):
+    info = describe_model(apple_layout_folder)
     assert info.kind is ModelKind.APPLE_COREML and info.native_size == (64, 64) and info.fixed_size
 
 
-def test_the_cli_runs_it_as_core_ml(apple_folder, tmp_path, capsys):
+def test_the_cli_runs_it_as_core_ml(apple_layout_folder, tmp_path, capsys):
     # --backend auto picks Core ML for it; off a Mac that is the reference executor or a clear line.
-    code = main(["generate", "a red circle", "--model", str(apple_folder), "--steps", "1", "--seed", "1",
+    code = main(["generate", "a red circle", "--model", str(apple_layout_folder), "--steps", "1", "--seed", "1",
                  "--guidance", "6", "--out", str(tmp_path / "a.png"), "--quiet", "--compute-units", "REFERENCE"])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert out.strip().endswith("a.png") and "on coreml:REFERENCE" in err
-    assert main(["generate", "x", "--model", str(apple_folder), "--backend", "torch", "--quiet"]) == 2
+    assert main(["generate", "x", "--model", str(apple_layout_folder), "--backend", "torch", "--quiet"]) == 2
     assert "a converted Core ML model" in capsys.readouterr().err
 
 
-def test_doctor_reports_it_as_core_ml(apple_folder, capsys):
-    assert main(["doctor", "--model", str(apple_folder), "--no-generate", "--json"]) == 0
+def test_doctor_reports_it_as_core_ml(apple_layout_folder, capsys):
+    assert main(["doctor", "--model", str(apple_layout_folder), "--no-generate", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["model"]["format"] == "Core ML (Apple layout)"
 
 
 @pytest.mark.usefixtures("qapp")
-def test_the_app_offers_core_ml_backends_for_it(qtbot, apple_folder):
+def test_the_app_offers_core_ml_backends_for_it(qtbot, apple_layout_folder):
     from lcm_desktop.core.paths import AppPaths
     from lcm_desktop.gui.app import create_window
 
-    window = create_window(model=apple_folder, paths=AppPaths.default())
+    window = create_window(model=apple_layout_folder, paths=AppPaths.default())
     qtbot.addWidget(window)
     try:
         assert window.model_info.kind is ModelKind.APPLE_COREML

@@ -7,7 +7,6 @@ typed; then: resolve ``--model`` → describe it → choose the backend → engi
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import time
@@ -188,8 +187,7 @@ def _loader(args: argparse.Namespace, info: ModelInfo):
 def _output_paths(out: Path | None, request, *, overwrite: bool):
     """(A function (index, seed) → path, what to do when that file exists); the folder is made now, so a
     bad --out fails before any work.  Stale temp files of crashed saves in that folder are removed."""
-    from ..core.atomic import clean_stale_parts
-    from ..outputs import OnExisting
+    from ..outputs import OnExisting, prepare_folder
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     explicit = out is not None and out.suffix.lower() == ".png"
@@ -204,17 +202,7 @@ def _output_paths(out: Path | None, request, *, overwrite: bool):
 
         def name(index: int, seed: int) -> Path:
             return folder / f"{stamp}-{seed}.png"
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"--out {folder} is a file, not a folder; choose another --out.")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"Cannot create the output folder {folder} ({exc.strerror or exc}); choose another --out."
-        ) from exc
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"The output folder {folder} is not writable; choose another --out.")
-    clean_stale_parts(folder)
+    prepare_folder(folder, "choose another --out")
     if not explicit:
         return name, OnExisting.NUMBER
     for index in range(request.batch_size):  # early advice only: the save itself creates each file exclusively

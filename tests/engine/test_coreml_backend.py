@@ -283,17 +283,11 @@ def test_real_core_ml_matches_torch(coreml_lcm, torch_lcm, tmp_path):
     assert psnr(ours, ref) >= 35
 
 
-def test_a_folder_in_apple_layout_loads_without_a_manifest(coreml_lcm, tmp_path):
+def test_a_folder_in_apple_layout_loads_without_a_manifest(coreml_lcm, apple_layout_folder, tmp_path):
     """Packages named as Apple's torch2coreml names them, with only vocab.json + merges.txt beside them."""
     import shutil
 
-    folder = tmp_path / "coreml-stable-diffusion-tiny" / "split_einsum" / "packages"
-    folder.mkdir(parents=True)
-    for ours, apples in (("TextEncoder", "text_encoder"), ("Unet", "unet"), ("VAEDecoder", "vae_decoder")):
-        shutil.copytree(coreml_lcm / f"{ours}.mlpackage", folder / f"Stable_Diffusion_version_tiny_{apples}.mlpackage")
-    for file in ("vocab.json", "merges.txt"):
-        shutil.copy(coreml_lcm / file, folder / file)
-    apple = load_coreml_components(folder, compute_units="REFERENCE", cache_dir=tmp_path / "cache")
+    apple = load_coreml_components(apple_layout_folder, compute_units="REFERENCE", cache_dir=tmp_path / "cache")
     ours = load_coreml_components(coreml_lcm, compute_units="REFERENCE", cache_dir=tmp_path / "cache2")
     m = apple.extras["manifest"]
     assert (m.family, m.attention, m.width, m.time_cond_proj_dim, m.vae_scaling_factor) == (
@@ -309,6 +303,7 @@ def test_a_folder_in_apple_layout_loads_without_a_manifest(coreml_lcm, tmp_path)
     )
     latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
     assert torch.equal(apple.decoder.decode(latents), ours.decoder.decode(latents))
+    folder = apple_layout_folder
     shutil.rmtree(folder / "Stable_Diffusion_version_tiny_unet.mlpackage")
     shutil.copytree(coreml_lcm / "Unet.mlpackage", folder / "Stable_Diffusion_version_tiny_unet_chunk1.mlpackage")
     with pytest.raises(ModelFormatError, match="chunked UNet"):

@@ -136,31 +136,40 @@ def test_image_encoder_samples_with_the_generators(lcm_img2img):
     assert not torch.allclose(sampled[0], sampled[1]) and not torch.allclose(sampled[:1], mode)
 
 
+def _cfg_reference(pipe, seed, strength, steps, cond, uncond, guidance, added=None) -> np.ndarray:
+    """The img2img image assembled from diffusers' own calls: LCMScheduler.set_timesteps(strength=…), the VAE
+    posterior sampled with the generator, add_noise at the first timestep, then CFG UNet + scheduler steps."""
+    from diffusers import LCMScheduler
+    from diffusers.utils.torch_utils import randn_tensor
+
+    gen = torch.Generator().manual_seed(seed)
+    scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+    scheduler.set_timesteps(steps, strength=strength)
+    with torch.no_grad():
+        x = torch.from_numpy(np.asarray(_start_image(), dtype=np.float32) / 255).permute(2, 0, 1)[None] * 2 - 1
+        latents = pipe.vae.encode(x).latent_dist.sample(gen) * pipe.vae.config.scaling_factor
+        latents = scheduler.add_noise(latents, randn_tensor(latents.shape, generator=gen), scheduler.timesteps[:1])
+        for t in scheduler.timesteps:
+            pred = pipe.unet(torch.cat([latents] * 2), t, encoder_hidden_states=torch.cat([uncond, cond]),
+                             added_cond_kwargs=added).sample
+            u, c = pred.chunk(2)
+            latents, denoised = scheduler.step(u + guidance * (c - u), t, latents, generator=gen, return_dict=False)
+        ref = pipe.vae.decode(denoised / pipe.vae.config.scaling_factor).sample
+    return ((ref / 2 + 0.5).clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.int16)
+
+
 def test_plain_unet_with_cfg_matches_a_reference_from_diffusers_calls(tiny_sd):
     """LCM-LoRA-style plain UNet, guidance 2 (classifier-free guidance): the same strength semantics."""
-    from diffusers import LCMScheduler, StableDiffusionPipeline
-    from diffusers.utils.torch_utils import randn_tensor
+    from diffusers import StableDiffusionPipeline
 
     engine = Engine(tiny_sd)
     pipe = StableDiffusionPipeline.from_pretrained(tiny_sd, safety_checker=None)
     request = GenerationRequest("a dog", negative_prompt="ugly", guidance_scale=2.0, steps=2, seed=5,
                                 init_image=_start_image(), strength=0.6)
     result = engine.generate(request)
-    gen = torch.Generator().manual_seed(5)
-    scheduler = LCMScheduler.from_config(pipe.scheduler.config)
-    scheduler.set_timesteps(2, strength=0.6)
     with torch.no_grad():
         cond, uncond = pipe.encode_prompt("a dog", "cpu", 1, True, "ugly")
-        x = torch.from_numpy(np.asarray(_start_image(), dtype=np.float32) / 255).permute(2, 0, 1)[None] * 2 - 1
-        latents = pipe.vae.encode(x).latent_dist.sample(gen) * pipe.vae.config.scaling_factor
-        noise = randn_tensor(latents.shape, generator=gen)
-        latents = scheduler.add_noise(latents, noise, scheduler.timesteps[:1])
-        for t in scheduler.timesteps:
-            pred = pipe.unet(torch.cat([latents] * 2), t, encoder_hidden_states=torch.cat([uncond, cond])).sample
-            u, c = pred.chunk(2)
-            latents, denoised = scheduler.step(u + 2.0 * (c - u), t, latents, generator=gen, return_dict=False)
-        ref = pipe.vae.decode(denoised / pipe.vae.config.scaling_factor).sample
-    ref = ((ref / 2 + 0.5).clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.int16)
+    ref = _cfg_reference(pipe, 5, 0.6, 2, cond, uncond, 2.0)
     assert np.abs(np.asarray(result.images[0]).astype(np.int16) - ref).max() <= 1
     assert result.denoiser_calls == 2
 
@@ -202,30 +211,19 @@ def test_sdxl_class_with_cfg_matches_a_reference_from_diffusers_calls(tiny_sdxl)
     """SDXL-class (two text encoders, size conditioning) with classifier-free guidance: the same strength
     semantics, checked against diffusers' own scheduler, VAE and UNet calls."""
     from diffusers import LCMScheduler, StableDiffusionXLPipeline
-    from diffusers.utils.torch_utils import randn_tensor
 
     pipe = StableDiffusionXLPipeline.from_pretrained(tiny_sdxl)
     result = Engine(tiny_sdxl).generate(GenerationRequest("a horse", guidance_scale=2.0, steps=2, seed=3,
                                                           width=64, height=64, init_image=_start_image(),
                                                           strength=0.7))
-    gen = torch.Generator().manual_seed(3)
     scheduler = LCMScheduler.from_config(pipe.scheduler.config)
     scheduler.set_timesteps(2, strength=0.7)
     assert scheduler.timesteps.tolist() == [699, 359]
     with torch.no_grad():
         cond, uncond, pooled, uncond_pooled = pipe.encode_prompt(
             "a horse", device=torch.device("cpu"), num_images_per_prompt=1, do_classifier_free_guidance=True)
-        x = torch.from_numpy(np.asarray(_start_image(), dtype=np.float32) / 255).permute(2, 0, 1)[None] * 2 - 1
-        latents = pipe.vae.encode(x).latent_dist.sample(gen) * pipe.vae.config.scaling_factor
-        latents = scheduler.add_noise(latents, randn_tensor(latents.shape, generator=gen), scheduler.timesteps[:1])
-        added = {"text_embeds": torch.cat([uncond_pooled, pooled]),
-                 "time_ids": torch.tensor([[64.0, 64, 0, 0, 64, 64]]).repeat(2, 1)}
-        for t in scheduler.timesteps:
-            pred = pipe.unet(torch.cat([latents] * 2), t, encoder_hidden_states=torch.cat([uncond, cond]),
-                             added_cond_kwargs=added).sample
-            u, c = pred.chunk(2)
-            latents, denoised = scheduler.step(u + 2.0 * (c - u), t, latents, generator=gen, return_dict=False)
-        ref = pipe.vae.decode(denoised / pipe.vae.config.scaling_factor).sample
-    ref = ((ref / 2 + 0.5).clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.int16)
+    added = {"text_embeds": torch.cat([uncond_pooled, pooled]),
+             "time_ids": torch.tensor([[64.0, 64, 0, 0, 64, 64]]).repeat(2, 1)}
+    ref = _cfg_reference(pipe, 3, 0.7, 2, cond, uncond, 2.0, added)
     assert np.abs(np.asarray(result.images[0]).astype(np.int16) - ref).max() <= 1
     assert result.denoiser_calls == 2

@@ -153,7 +153,7 @@ def test_too_few_schedule_points_is_one_line(tiny_lcm, tmp_path, capsys):
     start = tmp_path / "start.png"
     Image.new("RGB", (64, 64), (0, 90, 200)).save(start)
     code, out, err = _run(capsys, "generate", "a cat", "--model", str(tiny_lcm), "--steps", "4", "--init-image",
-                          str(start), "--strength", "0.05", "--out", str(tmp_path / "o"), "--quiet")
+                          str(start), "--strength", "0.05", "--out", str(tmp_path / "o"))  # progress bar on
     assert code == 2 and out == ""
     assert err.strip() == ("error: `--strength` must be at least 0.08 with 4 steps (or at most 2 steps at this "
                            "strength), got 0.05.")

@@ -215,15 +215,20 @@ def _output_paths(out: Path | None, request, *, overwrite: bool):
 
 
 class _ProgressBar:
-    """A one-line progress bar on stderr, with it/s."""
+    """A one-line progress bar on stderr, with it/s; drawn at the first step, so an error found before
+    any step (e.g. too few schedule points for the strength) stays the only line printed."""
 
     def __init__(self, total: int):
-        from tqdm import tqdm
-
-        self._bar = tqdm(total=total, unit="step", file=sys.stderr, mininterval=0, desc="generating")
+        self._total = total
+        self._bar = None
 
     def update(self, progress) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self._total, unit="step", file=sys.stderr, mininterval=0, desc="generating")
         self._bar.update(1)
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()

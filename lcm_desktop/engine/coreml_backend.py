@@ -309,7 +309,7 @@ def load_coreml_components(
         ),
         force_zeros_for_empty_prompt=manifest.force_zeros_for_empty_prompt,
         backend=f"coreml:{compute_units}",
-        extras={"folder": str(folder), "manifest": manifest, "compute_units": compute_units},
+        extras={"manifest": manifest, "compute_units": compute_units},
     )
     return components
 

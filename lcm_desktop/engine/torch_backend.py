@@ -206,7 +206,6 @@ def load_torch_components(
         model.name, unet, vae, pairs, _scheduler_config(model),
         family=model.family, force_zeros_for_empty_prompt=bool(index.get("force_zeros_for_empty_prompt", True)),
     )
-    components.extras["folder"] = str(model.path)
     if tiny_decoder is not None:
         components.tiny_decoder = load_tiny_decoder(tiny_decoder, dev, dt)
         components.tiny_image_encoder = TorchImageEncoder(components.tiny_decoder.vae, dev)

@@ -2,6 +2,8 @@
 
 One row per image, written in a transaction after its PNG is on disk, so killing the app
 mid-generation loses at most the image in progress, and a half-written row never exists.
+Image-to-image rows also name their starting image: a copy at the request's size in the app's
+``starts`` folder (the canvas of a sketch, or the fitted photo), so a picture can be reopened with it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,14 @@ CREATE TABLE IF NOT EXISTS images (
 );
 CREATE INDEX IF NOT EXISTS images_created ON images(created);
 """
+# Version 2 (image-to-image): the strength and the starting image's copy ('' for text-to-image).
+MIGRATIONS = {
+    2: ["ALTER TABLE images ADD COLUMN strength REAL NOT NULL DEFAULT 1.0",
+        "ALTER TABLE images ADD COLUMN init_image TEXT NOT NULL DEFAULT ''"],
+}
+VERSION = max(MIGRATIONS)
+COLUMNS = ("id", "created", "path", "prompt", "negative_prompt", "steps", "guidance_scale", "seed", "width", "height",
+           "model", "backend", "timings", "strength", "init_image")
 
 
 @dataclass(frozen=True)
@@ -49,10 +59,16 @@ class HistoryEntry:
     model: str
     backend: str
     timings: dict[str, Any] = field(default_factory=dict)
+    strength: float = 1.0
+    init_image: Path | None = None  # the starting image's copy (image-to-image), None for text-to-image
 
     @property
     def exists(self) -> bool:
         return self.path.is_file()
+
+    @property
+    def has_start(self) -> bool:
+        return self.init_image is not None and self.init_image.is_file()
 
 
 class History:
@@ -62,34 +78,63 @@ class History:
         database.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(database), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Create the table, then bring an older database up to ``VERSION`` (PRAGMA user_version), one step per
+        transaction, so a crash mid-upgrade leaves a database that the next start upgrades again."""
+        self._db.executescript(SCHEMA)
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(images)")}
+        for target in sorted(v for v in MIGRATIONS if v > version):
+            with self._db:
+                self._db.execute("BEGIN")
+                for statement in MIGRATIONS[target]:
+                    column = statement.split("ADD COLUMN ")[1].split()[0]
+                    if column not in have:
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {target}")
 
     def add(self, *, path: Path, prompt: str, negative_prompt: str, steps: int, guidance_scale: float, seed: int,
-            width: int, height: int, model: str, backend: str, timings: dict[str, Any] | None = None) -> HistoryEntry:
-        created = time.time()
-        row = (created, str(path), prompt, negative_prompt, steps, guidance_scale, seed, width, height, model, backend,
-               json.dumps(timings or {}))
+            width: int, height: int, model: str, backend: str, timings: dict[str, Any] | None = None,
+            strength: float = 1.0, init_image: Path | None = None) -> HistoryEntry:
+        entry = HistoryEntry(0, time.time(), Path(path), prompt, negative_prompt, steps, guidance_scale, seed, width,
+                             height, model, backend, timings or {}, strength, init_image)
+        row = (entry.created, str(path), prompt, negative_prompt, steps, guidance_scale, seed, width, height, model,
+               backend, json.dumps(entry.timings), strength, str(init_image) if init_image is not None else "")
         with self._lock, self._db:
             self._db.execute("BEGIN")
             cursor = self._db.execute(
-                "INSERT INTO images (created, path, prompt, negative_prompt, steps, guidance_scale, seed, width, "
-                "height, model, backend, timings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
-        return HistoryEntry(cursor.lastrowid, created, Path(path), prompt, negative_prompt, steps, guidance_scale,
-                            seed, width, height, model, backend, timings or {})
+                f"INSERT INTO images ({', '.join(COLUMNS[1:])}) VALUES ({', '.join('?' * len(row))})", row)
+        return replace(entry, id=cursor.lastrowid)
 
     def entries(self, limit: int = 500) -> list[HistoryEntry]:
         """Newest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, created, path, prompt, negative_prompt, steps, guidance_scale, seed, width, height, "
-                "model, backend, timings FROM images ORDER BY created DESC, id DESC LIMIT ?", (limit,)).fetchall()
-        return [HistoryEntry(r[0], r[1], Path(r[2]), *r[3:12], json.loads(r[12] or "{}")) for r in rows]
+                f"SELECT {', '.join(COLUMNS)} FROM images ORDER BY created DESC, id DESC LIMIT ?", (limit,)).fetchall()
+        return [_entry(dict(zip(COLUMNS, row))) for row in rows]
 
-    def remove(self, entry_id: int) -> None:
+    def remove(self, entry_id: int) -> HistoryEntry | None:
+        """Delete one row; returns it (its starting image is the caller's to delete when no other row uses it)."""
         with self._lock, self._db:
+            row = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM images WHERE id = ?", (entry_id,)).fetchone()
             self._db.execute("DELETE FROM images WHERE id = ?", (entry_id,))
+        return _entry(dict(zip(COLUMNS, row))) if row else None
+
+    def uses_start(self, init_image: Path) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM images WHERE init_image = ? LIMIT 1",
+                                    (str(init_image),)).fetchone() is not None
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _entry(row: dict[str, Any]) -> HistoryEntry:
+    row["path"] = Path(row["path"])
+    row["timings"] = json.loads(row["timings"] or "{}")
+    row["init_image"] = Path(row["init_image"]) if row["init_image"] else None
+    return HistoryEntry(**row)

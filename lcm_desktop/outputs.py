@@ -108,12 +108,16 @@ class ImageWriter:
     """Writes a result's PNGs and then their history rows: owned and called by the app's engine thread.
 
     Names are ``<time>-<seed>-<tag>-<index>.png`` in the folder given per call; a name that is taken gets
-    a number (never replaced).  Each history row is added only after its PNG is on disk.
+    a number (never replaced).  Each history row is added only after its PNG is on disk.  An image-to-image
+    result's starting image (fitted to the request's size: the canvas of a sketch) is kept once per result in
+    ``starts`` (an app folder), and its rows name it, so a picture can be reopened with its sketch.
     """
 
-    def __init__(self, history: History | None = None, fix: str = "choose another output folder"):
+    def __init__(self, history: History | None = None, fix: str = "choose another output folder",
+                 starts: Path | None = None):
         self._history = history
         self._fix = fix
+        self._starts = starts
 
     def write(self, result: GenerationResult, folder: Path, *, tag: str = "", model_hash: str | None = None,
               model: str | None = None) -> list[SavedImage]:
@@ -121,16 +125,29 @@ class ImageWriter:
         suffix = f"-{tag}" if tag else ""
         prepare_folder(folder, self._fix)
         saved: list[SavedImage] = []
+        start: list[Path] = []  # the starting image's copy, written with the first image
 
         def record(path: Path, params: ImageParameters, seed: int) -> None:
             entry = None
             if self._history is not None:
+                req = result.request
+                if req.is_img2img and self._starts is not None and not start:
+                    start.append(self._keep_start(result, self._starts / f"{stamp}-{seed}{suffix}-start.png", params))
                 entry = self._history.add(
                     path=path, prompt=params.prompt, negative_prompt=params.negative_prompt, steps=params.steps,
                     guidance_scale=params.guidance_scale, seed=seed, width=params.width, height=params.height,
-                    model=result.model_name, backend=result.backend, timings=result.timings.summary())
+                    model=result.model_name, backend=result.backend, timings=result.timings.summary(),
+                    strength=req.strength, init_image=start[0] if start else None)
             saved.append(SavedImage(path, params, entry))
 
         save_images(result, lambda index, seed: folder / f"{stamp}-{seed}{suffix}-{index}.png", model=model,
                     model_hash=model_hash, fix=self._fix, on_saved=record)
         return saved
+
+    def _keep_start(self, result: GenerationResult, path: Path, params: ImageParameters) -> Path:
+        from .core.init_image import load_init_image
+
+        req = result.request
+        prepare_folder(path.parent, "free some disk space")
+        image = load_init_image(req.init_image, req.width, req.height)
+        return save_one(image, path, params, fix="free some disk space", on_existing=OnExisting.NUMBER)

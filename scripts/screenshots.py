@@ -1,7 +1,8 @@
 """Screenshots of the real app (run under Xvfb by `make screenshots`) into docs/screenshots/.
 
-Captures the main window idle, mid-generation with a live preview, with a result, and the model
-manager.  Steps are slowed down here (only here) so the mid-generation state can be caught.
+Captures the main window idle, mid-generation with a live preview, with a result, the sketch canvas
+with Live on (a rough sketch on the left, its picture on the right), and the model manager.  Steps are
+slowed down here (only here) so the mid-generation state can be caught.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def main() -> int:
         while not done["flag"] and time.perf_counter() < deadline:
             pump(0.05)
     shot("main-result.png")
+    sketch_live(window, pump, shot, done)
     manager = getattr(window, "open_model_manager", None)
     if manager is not None:
         dialog = manager()
@@ -103,6 +105,41 @@ def main() -> int:
         dialog.close()
     window.close()
     return 0
+
+
+def sketch_live(window, pump, shot, done) -> None:
+    """Live on, a rough red blob painted stroke by stroke on blue paper, bottom right; shot once the picture
+    has followed."""
+    import math
+
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QColor
+
+    from lcm_desktop.gui.canvas import Tool
+    from lcm_desktop.gui.generate_panel import StartMode
+
+    window.resize(1400, 820)
+    window.panel.set_mode(StartMode.SKETCH)
+    canvas = window.canvas_panel.canvas
+    window.panel.prompt.setPlainText("a large red circle on a blue background, bottom right")
+    window.panel.steps.setValue(4)
+    window.panel.strength.setValue(75)
+    canvas.tool, canvas.brush_color = Tool.FILL, QColor(40, 80, 200)
+    canvas.fill(QPointF(2, 2))
+    window.canvas_panel.set_tool(Tool.BRUSH)
+    canvas.brush_color = QColor(205, 45, 40)
+    window.panel.live.setChecked(True)
+    for radius in (3, 7, 10):  # a wobbly blob, ring by ring, as a hand would draw it
+        ring = [QPointF(44 + radius * math.cos(a / 6) * (1 + 0.25 * math.sin(a / 2)),
+                        46 + radius * math.sin(a / 6) * (1 + 0.2 * math.cos(a / 3))) for a in range(0, 40)]
+        canvas.stroke(ring)
+        pump(0.4)
+    done["flag"] = False
+    deadline = time.perf_counter() + 60
+    while (window.busy or not done["flag"]) and time.perf_counter() < deadline:
+        pump(0.05)
+    shot("main-sketch-live.png")
+    window.panel.live.setChecked(False)
 
 
 if __name__ == "__main__":

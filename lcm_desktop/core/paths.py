@@ -54,6 +54,11 @@ class AppPaths:
             logs=Path(dirs.user_log_dir),
         )
 
+    @property
+    def starts(self) -> Path:
+        """Copies of image-to-image starting images (sketches), named by the history."""
+        return self.data / "starts"
+
     def ensure(self) -> AppPaths:
         for folder in (self.data, self.cache, self.output, self.logs):
             folder.mkdir(parents=True, exist_ok=True)

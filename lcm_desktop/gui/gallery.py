@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem
+from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QMenu
 
 from ..history import HistoryEntry
 from .image_view import image_mime_data
@@ -26,6 +26,9 @@ def _missing_icon() -> QIcon:
 class Gallery(QListWidget):
     entryActivated = Signal(object)  # HistoryEntry
     dragStarted = Signal(object)  # QMimeData
+    useAsInputRequested = Signal(object)  # HistoryEntry: start the next image from it
+    reopenRequested = Signal(object)  # HistoryEntry: its starting picture back on the canvas, its settings
+    restoreRequested = Signal(object)  # HistoryEntry: its settings
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -42,6 +45,24 @@ class Gallery(QListWidget):
         self.setSpacing(4)
         self.itemActivated.connect(lambda item: self.entryActivated.emit(item.data(ENTRY_ROLE)))
         self.itemClicked.connect(lambda item: self.entryActivated.emit(item.data(ENTRY_ROLE)))
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(lambda pos: self._menu_for(self.itemAt(pos), pos))
+
+    def menu(self, item: QListWidgetItem) -> QMenu:
+        """The item's actions: use as input, reopen with its starting picture, restore its settings."""
+        entry = item.data(ENTRY_ROLE)
+        menu = QMenu(self)
+        menu.setObjectName("galleryMenu")
+        use = menu.addAction("Use as Input", lambda: self.useAsInputRequested.emit(entry))
+        use.setEnabled(entry.exists)
+        reopen = menu.addAction("Reopen with Its Starting Picture", lambda: self.reopenRequested.emit(entry))
+        reopen.setEnabled(entry.has_start)
+        menu.addAction("Restore Settings", lambda: self.restoreRequested.emit(entry))
+        return menu
+
+    def _menu_for(self, item: QListWidgetItem | None, pos) -> None:
+        if item is not None:
+            self.menu(item).exec(self.viewport().mapToGlobal(pos))
 
     def add_entry(self, entry: HistoryEntry, image: QImage | None = None, at_front: bool = True) -> QListWidgetItem:
         item = QListWidgetItem()
@@ -51,7 +72,9 @@ class Gallery(QListWidget):
             pixmap = QPixmap.fromImage(image).scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
                                                      Qt.TransformationMode.SmoothTransformation)
             item.setIcon(QIcon(pixmap))
-            item.setToolTip(f"{entry.prompt}\nseed {entry.seed} · {entry.steps} steps · {entry.width}×{entry.height}")
+            start = f" · from a picture at strength {entry.strength:g}" if entry.init_image is not None else ""
+            item.setToolTip(f"{entry.prompt}\nseed {entry.seed} · {entry.steps} steps · {entry.width}×{entry.height}"
+                            f"{start}")
         else:
             item.setIcon(_missing_icon())
             item.setToolTip(f"File missing: {entry.path}")

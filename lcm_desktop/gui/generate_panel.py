@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from enum import Enum
+
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -13,15 +15,33 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QSlider,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from ..core.errors import InvalidRequestError
+from ..core.errors import InvalidRequestError, LcmError
 from ..core.model_info import ModelInfo
-from ..core.request import MAX_GUIDANCE, MAX_SEED, MAX_STEPS, GenerationRequest, random_seed
+from ..core.request import (
+    MAX_GUIDANCE,
+    MAX_SEED,
+    MAX_STEPS,
+    GenerationRequest,
+    random_seed,
+    schedule_points,
+)
+
+
+class StartMode(Enum):
+    TEXT = "Text"  # text to image
+    IMAGE = "Image"  # from an opened, pasted or dropped picture (on the canvas)
+    SKETCH = "Sketch"  # from what is painted on the canvas
+
+
+DEFAULT_STRENGTH = 0.6
+MIN_STRENGTH_PERCENT = 2  # 0.02 leaves one point of the 50-point LCM schedule: always one step
 
 SIZE_PRESETS = [(512, 512), (768, 768), (512, 768), (768, 512)]
 SDXL_PRESETS = [(1024, 1024)]
@@ -104,6 +124,23 @@ class GeneratePanel(QWidget):
         form.addRow("Guidance", self.guidance)
         form.addRow("Seed", seed_row)
         form.addRow("Batch", self.batch)
+        self.start_mode = _named(QComboBox(), "startModeCombo", "Start from")
+        for mode in StartMode:
+            self.start_mode.addItem(mode.value, mode)
+        self.start_mode.setToolTip("Start from text only, a picture, or a sketch on the canvas")
+        self.strength = _named(QSlider(Qt.Orientation.Horizontal), "strengthSlider", "Strength")
+        self.strength.setRange(MIN_STRENGTH_PERCENT, 100)
+        self.strength.setValue(round(DEFAULT_STRENGTH * 100))
+        self.strength.setToolTip("How far from the starting picture: low keeps it, 1.0 ignores it")
+        self.strength_label = QLabel()
+        self.strength_label.setObjectName("strengthLabel")
+        self.strength_label.setMinimumWidth(110)
+        strength_row = QHBoxLayout()
+        strength_row.addWidget(self.strength, 1)
+        strength_row.addWidget(self.strength_label)
+        form.addRow("Start from", self.start_mode)
+        form.addRow("Strength", strength_row)
+        self._form, self._strength_row = form, strength_row
         layout.addLayout(form)
 
         self.live = _named(QCheckBox("Live — regenerate as you type"), "liveToggle", "Live mode")
@@ -125,8 +162,12 @@ class GeneratePanel(QWidget):
         self.negative.submitted.connect(self.generateRequested)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.cancelRequested.emit)
         for signal in (self.prompt.textChanged, self.negative.textChanged, self.steps.valueChanged,
-                       self.guidance.valueChanged, self.seed.valueChanged, self.size.currentIndexChanged):
+                       self.guidance.valueChanged, self.seed.valueChanged, self.size.currentIndexChanged,
+                       self.strength.valueChanged, self.start_mode.currentIndexChanged):
             signal.connect(self.changed)
+        for signal in (self.strength.valueChanged, self.steps.valueChanged, self.start_mode.currentIndexChanged):
+            signal.connect(self._show_strength)
+        self._show_strength()
 
     # -- model-dependent defaults --------------------------------------------------------------
     def set_model_defaults(self, info: ModelInfo) -> None:
@@ -154,8 +195,38 @@ class GeneratePanel(QWidget):
                                  "prompt has no effect (choose guidance > 1 with an LCM-LoRA model).")
 
     # -- request -------------------------------------------------------------------------------
-    def request(self) -> GenerationRequest:
-        """The request the controls describe (raises InvalidRequestError naming the field)."""
+    # -- start image and strength -------------------------------------------------------------
+    @property
+    def mode(self) -> StartMode:
+        return self.start_mode.currentData()
+
+    def set_mode(self, mode: StartMode) -> None:
+        self.start_mode.setCurrentIndex(self.start_mode.findData(mode))
+
+    @property
+    def strength_value(self) -> float:
+        return self.strength.value() / 100
+
+    def steps_to_run(self) -> int:
+        """The steps a request will run: image-to-image lowers them to the points the strength leaves."""
+        steps = self.steps.value()
+        return steps if self.mode is StartMode.TEXT else max(1, min(steps, schedule_points(self.strength_value)))
+
+    def _show_strength(self) -> None:
+        self._form.setRowVisible(self._strength_row, self.mode is not StartMode.TEXT)
+        run, asked = self.steps_to_run(), self.steps.value()
+        text = f"{self.strength_value:.2f} · {run} step{'s' if run != 1 else ''}"
+        self.strength_label.setText(text + (f" (of {asked})" if run < asked else ""))
+        self.strength_label.setToolTip(
+            f"At strength {self.strength_value:.2f} the LCM schedule has {schedule_points(self.strength_value)} "
+            f"points, so {run} of the {asked} steps run." if run < asked else
+            f"{run} denoising step{'s' if run != 1 else ''} from the starting picture noised to strength "
+            f"{self.strength_value:.2f}.")
+
+    # -- request -------------------------------------------------------------------------------
+    def request(self, init_image=None) -> GenerationRequest:
+        """The request the controls describe (raises InvalidRequestError naming the field).  ``init_image`` (the
+        canvas's picture) is used unless the start mode is Text; too few schedule points lower the steps."""
         width, height = self.size.currentData() or (None, None)
         if not self.seed_lock.isChecked():
             self.seed.blockSignals(True)
@@ -164,16 +235,24 @@ class GeneratePanel(QWidget):
         prompt = self.prompt.toPlainText().strip()
         if not prompt:
             raise InvalidRequestError("prompt", "", "some text describing the image")
+        img2img = self.mode is not StartMode.TEXT
+        if img2img and init_image is None:
+            raise LcmError(f"{self.mode.value} mode starts from the canvas, which is empty: open, paste (Ctrl+V) or "
+                           "drop a picture on it, paint a sketch, or start from Text.")
         return GenerationRequest(
             prompt=prompt,
             negative_prompt=self.negative.toPlainText().strip() if self.negative.isEnabled() else "",
-            steps=self.steps.value(), guidance_scale=round(self.guidance.value(), 2),
+            steps=self.steps_to_run(), guidance_scale=round(self.guidance.value(), 2),
             width=width, height=height, seed=self.seed.value(), batch_size=self.batch.value(),
+            init_image=init_image if img2img else None, strength=self.strength_value if img2img else 1.0,
         )
 
     def apply(self, prompt: str | None = None, negative: str | None = None, steps: int | None = None,
-              guidance: float | None = None, seed: int | None = None, size: tuple[int, int] | None = None) -> None:
+              guidance: float | None = None, seed: int | None = None, size: tuple[int, int] | None = None,
+              strength: float | None = None) -> None:
         """Restore parameters (drop-in of a PNG, history, settings); unknown values are left alone."""
+        if strength is not None and 0 < strength <= 1:
+            self.strength.setValue(max(MIN_STRENGTH_PERCENT, round(strength * 100)))
         if prompt is not None:
             self.prompt.setPlainText(prompt)
         if negative is not None:
@@ -192,6 +271,28 @@ class GeneratePanel(QWidget):
                 index = self.size.count() - 1
             self.size.setCurrentIndex(index)
 
+    # -- remembered between runs ---------------------------------------------------------------
+    def save_settings(self, s: QSettings) -> None:
+        for key, value in (("model", self.model.currentData() or ""), ("backend", self.backend.currentData() or ""),
+                           ("prompt", self.prompt.toPlainText()), ("negative", self.negative.toPlainText()),
+                           ("steps", self.steps.value()), ("guidance", self.guidance.value()),
+                           ("strength", self.strength_value), ("start_mode", self.mode.value)):
+            s.setValue(key, value)
+        s.sync()
+
+    def restore_settings(self, s: QSettings, explicit_model: bool) -> None:
+        """The last run's values (the model only when none was given on the command line); damaged ones ignored."""
+        if not explicit_model:
+            index = self.model.findData(s.value("model", ""))
+            if index >= 0:
+                self.model.setCurrentIndex(index)
+        self.apply(prompt=s.value("prompt", None), negative=s.value("negative", None),
+                   steps=_number(int, s.value("steps")), guidance=_number(float, s.value("guidance")),
+                   strength=_number(float, s.value("strength")))
+        mode = next((m for m in StartMode if m.value == s.value("start_mode")), None)
+        if mode is not None:
+            self.set_mode(mode)
+
     def set_busy(self, busy: bool) -> None:
         self.cancel_button.setEnabled(busy)
 
@@ -200,6 +301,14 @@ def _named(widget, name: str, accessible: str):
     widget.setObjectName(name)
     widget.setAccessibleName(accessible)
     return widget
+
+
+def _number(kind: type, value):
+    """``kind(value)``, or None for a missing or damaged setting."""
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _label(text: str, buddy: QWidget) -> QLabel:

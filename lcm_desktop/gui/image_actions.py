@@ -16,6 +16,8 @@ from PySide6.QtWidgets import QApplication, QFileDialog
 
 from ..core.metadata import read_png_parameters
 from ..history import HistoryEntry
+from ..outputs import DENOISING_STRENGTH
+from .start_image import IMAGE_SUFFIXES
 
 
 class ImageActions:
@@ -56,7 +58,17 @@ class ImageActions:
             self._error(f"Could not move {entry.path.name} to the Trash; check the file's permissions.", "")
             return
         self.history.remove(entry.id)
+        start = entry.init_image  # the app's own copy of its starting picture, once no other row names it
+        if start is not None and start.parent == self.paths.starts and not self.history.uses_start(start):
+            start.unlink(missing_ok=True)
         self.gallery.takeItem(self.gallery.row(item))
+
+    def restore_entry(self, entry: HistoryEntry) -> None:
+        """A history item's settings back in the panel (its strength too)."""
+        self.panel.apply(prompt=entry.prompt, negative=entry.negative_prompt, steps=entry.steps,
+                         guidance=entry.guidance_scale, seed=entry.seed, size=(entry.width, entry.height),
+                         strength=entry.strength if entry.init_image is not None else None)
+        self.statusBar().showMessage(f"Restored the settings of {entry.path.name}", 5000)
 
     def _show_entry(self, entry: HistoryEntry) -> None:
         if entry.exists:
@@ -66,16 +78,28 @@ class ImageActions:
 
     # -- drop in -------------------------------------------------------------------------------
     def dragEnterEvent(self, event):
-        if any(url.toLocalFile().lower().endswith(".png") for url in event.mimeData().urls()):
+        mime = event.mimeData()
+        if mime.hasImage() or any(Path(url.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES for url in mime.urls()):
             event.acceptProposedAction()
 
     def dropEvent(self, event):
+        """A picture dropped on the canvas starts the next image; elsewhere a PNG with settings restores them,
+        and any other picture starts the next image."""
+        on_canvas = self.canvas_panel.isVisible() and self.canvas_panel.geometry().contains(
+            self.canvas_panel.parentWidget().mapFrom(self, event.position().toPoint()))
         for url in event.mimeData().urls():
             path = Path(url.toLocalFile())
-            if path.suffix.lower() == ".png" and self.restore_from_png(path):
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if not on_canvas and path.suffix.lower() == ".png" and self.restore_from_png(path):
                 event.acceptProposedAction()
                 return
-        self.statusBar().showMessage("That image carries no generation parameters.", 5000)
+            if self.start.use_file(path):
+                event.acceptProposedAction()
+                return
+        if event.mimeData().hasImage():
+            self.start.use_image(QImage(event.mimeData().imageData()), "the dropped picture")
+            event.acceptProposedAction()
 
     def restore_from_png(self, path: Path) -> bool:
         try:
@@ -92,6 +116,16 @@ class ImageActions:
                 self.panel.model.setCurrentIndex(index)
         size = (params.width, params.height) if params.width and params.height else None
         self.panel.apply(prompt=params.prompt, negative=params.negative_prompt, steps=params.steps,
-                         guidance=params.guidance_scale, seed=params.seed, size=size)
+                         guidance=params.guidance_scale, seed=params.seed, size=size,
+                         strength=_strength(params.extra.get(DENOISING_STRENGTH)))
         self.statusBar().showMessage(f"Restored the settings of {path.name}", 5000)
         return True
+
+
+def _strength(text) -> float | None:
+    """A recorded ``Denoising strength`` (A1111 writes e.g. ``0.6``), or None when absent or not a number."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if 0 < value <= 1 else None

@@ -23,6 +23,7 @@ class ImageView(QWidget):
     """Paints the current image scaled to fit, with a placeholder when empty."""
 
     dragStarted = Signal(object)  # the QMimeData of the drag (for tests and logging)
+    colorPicked = Signal(QColor)  # a click while ``picking`` (the canvas's colour picker takes result colours)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -35,6 +36,7 @@ class ImageView(QWidget):
         self._path: Path | None = None
         self._is_preview = False
         self._press: QPoint | None = None
+        self.picking = False
         self.placeholder = "Type a prompt and press Generate (Ctrl+Return)."
 
     # -- content --------------------------------------------------------------------------------
@@ -65,6 +67,21 @@ class ImageView(QWidget):
         return image_mime_data(self._path, self._image)
 
     # -- painting -------------------------------------------------------------------------------
+    def _target(self):
+        target = self._image.size().scaled(self.size() * 0.96, Qt.AspectRatioMode.KeepAspectRatio)
+        return (self.width() - target.width()) // 2, (self.height() - target.height()) // 2, target
+
+    def color_at(self, pos) -> QColor | None:
+        """The image's colour under a widget position, or None outside the image."""
+        if self._image.isNull():
+            return None
+        x, y, target = self._target()
+        px = int((pos.x() - x) * self._image.width() / max(target.width(), 1))
+        py = int((pos.y() - y) * self._image.height() / max(target.height(), 1))
+        if 0 <= px < self._image.width() and 0 <= py < self._image.height():
+            return self._image.pixelColor(px, py)
+        return None
+
     def paintEvent(self, event):
         painter = QPainter(self)
         painter.fillRect(self.rect(), self.palette().window().color().darker(108))
@@ -72,9 +89,7 @@ class ImageView(QWidget):
             painter.setPen(self.palette().placeholderText().color())
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.placeholder)
             return
-        target = self._pixmap.size().scaled(self.size() * 0.96, Qt.AspectRatioMode.KeepAspectRatio)
-        x = (self.width() - target.width()) // 2
-        y = (self.height() - target.height()) // 2
+        x, y, target = self._target()
         small = self._pixmap.width() * 4 <= target.width()  # tiny models: keep pixels crisp
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, not small)
         painter.drawPixmap(x, y, target.width(), target.height(), self._pixmap)
@@ -90,6 +105,11 @@ class ImageView(QWidget):
 
     # -- drag out -------------------------------------------------------------------------------
     def mousePressEvent(self, event):
+        if event.button() == Qt.MouseButton.LeftButton and self.picking:
+            color = self.color_at(event.position())
+            if color is not None:
+                self.colorPicked.emit(color)
+            return
         if event.button() == Qt.MouseButton.LeftButton:
             self._press = event.position().toPoint()
         super().mousePressEvent(event)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtGui import QAction, QImage, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QProgressBar, QSplitter, QVBoxLayout, QWidget
 
@@ -18,17 +19,19 @@ from ..engine.backends import BackendStatus, choice
 from ..history import History
 from ..outputs import ImageWriter
 from .backend_choice import fill_backends, prefer_backend
+from .canvas_panel import CanvasPanel
 from .dialogs import show_error
 from .gallery import Gallery
 from .generate_panel import GeneratePanel
 from .image_actions import ImageActions
 from .image_view import ImageView
+from .live import LiveMode
 from .model_list import usable_models
+from .start_image import StartImage
 from .workers import EngineThread, Job, JobOutput
 
 log = logging.getLogger(__name__)
-
-LIVE_DEBOUNCE_MS = 350
+LIVE_NOTE = "Live · Generate (Ctrl+Return) keeps this picture"
 
 
 class MainWindow(ImageActions, QMainWindow):
@@ -40,9 +43,11 @@ class MainWindow(ImageActions, QMainWindow):
         self.settings = QSettings(str(self.paths.data / "settings.ini"), QSettings.Format.IniFormat)
         self.history = History(self.paths.data / "history.sqlite3")
         clean_stale_parts(self.output_folder)  # temp files of a save that a crash or kill -9 interrupted
-        writer = ImageWriter(self.history, fix="choose another folder (File ▸ Choose Output Folder…)")
+        writer = ImageWriter(self.history, fix="choose another folder (File ▸ Choose Output Folder…)",
+                             starts=self.paths.starts)
         self.engine = EngineThread(writer, self.paths.output, previews=previews)
         self._job_id: int | None = None
+        self._live_job: int | None = None  # the live update in flight (shown, not saved)
         self._busy = False
         self.model_info: ModelInfo | None = None  # the selected model, described once when it is selected
         self._model_error = ""  # why the selected model cannot be described
@@ -50,6 +55,7 @@ class MainWindow(ImageActions, QMainWindow):
 
         self.panel = GeneratePanel()
         self.view = ImageView()
+        self.canvas_panel = CanvasPanel()
         self.progress = QProgressBar()
         self.progress.setObjectName("progressBar")
         self.progress.setAccessibleName("Progress")
@@ -61,7 +67,11 @@ class MainWindow(ImageActions, QMainWindow):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 12, 12, 12)
-        right_layout.addWidget(self.view, 1)
+        pictures = QSplitter(Qt.Orientation.Horizontal)  # the canvas (a start) beside the result
+        pictures.setObjectName("pictureSplitter")
+        pictures.addWidget(self.canvas_panel)
+        pictures.addWidget(self.view)
+        right_layout.addWidget(pictures, 1)
         right_layout.addWidget(self.progress)
         right_layout.addWidget(self.gallery)
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -78,8 +88,9 @@ class MainWindow(ImageActions, QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1100, 740)
 
-        self._live_timer = QTimer(self, singleShot=True, interval=LIVE_DEBOUNCE_MS)
-        self._live_timer.timeout.connect(self._live_generate)
+        self.live = LiveMode(self._live_generate, self)
+        self.start = StartImage(self.canvas_panel, self.panel, self.view, self._status, lambda m: self._error(m, ""),
+                                self)
         self._build_menus()
         self._fill_models(model)
         self._fill_backends([BackendStatus(choice("cpu"), True)])  # until the engine thread has probed
@@ -109,10 +120,14 @@ class MainWindow(ImageActions, QMainWindow):
         action(file_menu, "Models…", self.open_model_manager, "Ctrl+Shift+M", "modelsAction")
         file_menu.addSeparator()
         action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
+        action(file_menu, "Open Starting Image…", self.start.choose_file, "Ctrl+Shift+O", "openStartAction")
         edit_menu = self.menuBar().addMenu("&Edit")
         self.copy_action = action(edit_menu, "Copy Image", self.copy_image, QKeySequence.StandardKey.Copy, "copyAction")
+        # ⌘V in a text box pastes text there (text widgets take standard keys first); elsewhere it pastes a picture
+        action(edit_menu, "Paste Image", self.start.paste, QKeySequence.StandardKey.Paste, "pasteImageAction")
         image_menu = self.menuBar().addMenu("&Image")
         action(image_menu, "Generate", self.generate, "Ctrl+Return")
+        action(image_menu, "Use as Input", self.start.use_result, "Ctrl+Shift+I", "useAsInputAction")
         action(image_menu, "Cancel", self.cancel)
         action(image_menu, "Delete from History", self.delete_selected, QKeySequence.StandardKey.Delete)
 
@@ -166,7 +181,11 @@ class MainWindow(ImageActions, QMainWindow):
         self.panel.live.toggled.connect(self._on_live_toggled)
         self.panel.model.currentIndexChanged.connect(self._model_changed)
         self.panel.backend.currentIndexChanged.connect(self._update_status)
+        self.canvas_panel.canvas.changed.connect(self._on_parameters_changed)
         self.gallery.entryActivated.connect(self._show_entry)
+        self.gallery.useAsInputRequested.connect(self.start.use_entry)
+        self.gallery.reopenRequested.connect(self.start.reopen)
+        self.gallery.restoreRequested.connect(self.restore_entry)
 
     def _load_history(self) -> None:
         for entry in self.history.entries():
@@ -188,6 +207,7 @@ class MainWindow(ImageActions, QMainWindow):
             self.statusBar().showMessage(exc.user_message, 6000)
             return
         self.panel.set_model_defaults(self.model_info)
+        self.start.sync_size()  # the canvas follows the size presets (set with their signals blocked)
         prefer_backend(self.panel.backend, self.model_info.kind)
         self._update_status()
 
@@ -202,16 +222,18 @@ class MainWindow(ImageActions, QMainWindow):
         self.status_model.setText(f"{self.panel.backend.currentText()}  ·  {model.name if model else 'no model'}")
 
     # -- generation ----------------------------------------------------------------------------
-    def generate(self, supersede: bool = False) -> bool:
+    def generate(self, live: bool = False) -> bool:
+        """Submit the controls' request; ``live``: a live update (shown, not saved; errors in the status bar;
+        the model's tiny autoencoder when it has one).  Returns whether a job was submitted."""
         model = self.current_model()
         if model is None:
             self._error("No model is installed; open a model folder (File ▸ Open Model Folder…).", "")
             return False
         try:
-            request = self.panel.request()
+            request = self.panel.request(self.start.init_image())
         except LcmError as exc:
-            if supersede:
-                self.statusBar().showMessage(exc.user_message, 4000)
+            if live:
+                self._status(exc.user_message)
             else:
                 self._error(exc.user_message, "")
             return False
@@ -228,33 +250,41 @@ class MainWindow(ImageActions, QMainWindow):
                 " (Core ML runs models only on macOS)" if info.kind.is_coreml else "")
             self._error(f"{model.name} is a {kind} model; {fix}.", "")
             return False
-        job = Job(self.engine.next_id(), request, model, backend.key, supersede=supersede,
-                  output_folder=self.output_folder, cache_dir=self.paths.cache / "coreml",
-                  tiny_decoder=self._tiny_decoders.get(str(model)))
+        tiny = self._tiny_decoders.get(str(model))
+        if live and (tiny is not None or info.has_tiny_decoder):
+            request = replace(request, tiny_decoder=True)
+        job = Job(self.engine.next_id(), request, model, backend.key, save=not live,
+                  output_folder=self.output_folder, cache_dir=self.paths.cache / "coreml", tiny_decoder=tiny)
         self._job_id = job.id
+        if live:
+            self._live_job = job.id
         self._set_busy(True)
         self._set_progress_text("Starting…", busy=True)
         self.engine.worker.submit(job)
         return True
 
     def cancel(self) -> None:
-        self._live_timer.stop()
         self.engine.worker.cancel()
 
     def _on_parameters_changed(self) -> None:
-        if self.panel.live.isChecked():
-            self._live_timer.start()
+        self.live.edited()
 
     def _on_live_toggled(self, on: bool) -> None:
         if on:
-            self.panel.seed_lock.setChecked(True)
-            self._live_timer.start()
-        else:
-            self._live_timer.stop()
+            self.panel.seed_lock.setChecked(True)  # the picture changes only where the input does
+        self.live.set_enabled(on)
 
-    def _live_generate(self) -> None:
-        if self.panel.live.isChecked() and self.panel.prompt.toPlainText().strip():
-            self.generate(supersede=True)
+    def _live_generate(self) -> bool:
+        return self.panel.live.isChecked() and bool(self.panel.prompt.toPlainText().strip()) and \
+            self.generate(live=True)
+
+    def _live_ended(self, job_id: int, seconds: float | None) -> None:
+        if job_id == self._live_job:
+            self._live_job = None
+            self.live.ended(seconds)
+
+    def _status(self, message: str, ms: int = 5000) -> None:
+        self.statusBar().showMessage(message, ms)
 
     def _on_loading(self, name: str) -> None:
         self.progress.setRange(0, 0)  # busy indicator while the model loads
@@ -277,12 +307,18 @@ class MainWindow(ImageActions, QMainWindow):
             self.view.show_image(image, preview=True)
 
     def _on_finished(self, job_id: int, output: JobOutput) -> None:
+        try:
+            self._show_output(job_id, output)
+        finally:
+            self._live_ended(job_id, max(output.result.timings.total - output.result.timings.load, 0.0))
+
+    def _show_output(self, job_id: int, output: JobOutput) -> None:
         result = output.result
         for saved, image in zip(output.saved, output.images):
             if saved.entry is not None:
                 self.gallery.add_entry(saved.entry, image)
         if job_id != self._job_id:
-            return  # a superseded live job that still finished: kept in history, not shown
+            return  # a job the user moved on from (kept in history when it was saved, not shown)
         self.view.show_image(output.images[0], output.paths[0] if output.paths else None)
         total = result.timings.total
         per_image = total / max(len(output.images), 1)
@@ -293,8 +329,8 @@ class MainWindow(ImageActions, QMainWindow):
         note = " · negative prompt ignored by this model" if result.negative_prompt_ignored else ""
         if result.truncation_note:
             note += f" · {result.truncation_note}"
-        self.statusBar().showMessage(f"Saved {output.paths[0].name}{note}" if output.paths else "Done",
-                                     15000 if result.truncation_note else 6000)
+        saved = f"Saved {output.paths[0].name}" if output.paths else LIVE_NOTE if job_id == self._live_job else "Done"
+        self._status(saved + note, 15000 if result.truncation_note else 6000)
         self.progress.setFormat(f"Done · {per_image:.2f} s/image")
         self._set_busy(False)
 
@@ -302,13 +338,18 @@ class MainWindow(ImageActions, QMainWindow):
         if job_id == self._job_id:
             self._set_busy(False)
             self.progress.setFormat("Failed")
-            self._error(message, details)
+            if job_id == self._live_job:
+                self._status(message, 8000)  # live: no dialog per keystroke or stroke
+            else:
+                self._error(message, details)
+        self._live_ended(job_id, None)
 
     def _on_cancelled(self, job_id: int) -> None:
         if job_id == self._job_id:
             self._set_busy(False)
             self.progress.setValue(0)
             self.progress.setFormat("Cancelled")
+        self._live_ended(job_id, None)
 
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy
@@ -339,39 +380,16 @@ class MainWindow(ImageActions, QMainWindow):
         self.last_error = message
 
     def _restore_settings(self, explicit_model: bool) -> None:
-        s = self.settings
-        geometry = s.value("geometry")
+        geometry = self.settings.value("geometry")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
-        if not explicit_model:
-            index = self.panel.model.findData(s.value("model", ""))
-            if index >= 0:
-                self.panel.model.setCurrentIndex(index)
-        self.panel.apply(prompt=s.value("prompt", None), negative=s.value("negative", None),
-                         steps=_number(int, s.value("steps")), guidance=_number(float, s.value("guidance")))
-
-    def _save_settings(self) -> None:
-        s = self.settings
-        s.setValue("geometry", self.saveGeometry())
-        s.setValue("model", self.panel.model.currentData() or "")
-        s.setValue("backend", self.panel.backend.currentData() or "")
-        s.setValue("prompt", self.panel.prompt.toPlainText())
-        s.setValue("negative", self.panel.negative.toPlainText())
-        s.setValue("steps", self.panel.steps.value())
-        s.setValue("guidance", self.panel.guidance.value())
-        s.sync()
+        self.panel.restore_settings(self.settings, explicit_model)
 
     def closeEvent(self, event):
-        self._live_timer.stop()
-        self._save_settings()
+        self.live.set_enabled(False)
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.panel.save_settings(self.settings)
         self.engine.stop()
         self.history.close()
         super().closeEvent(event)
 
-
-def _number(kind: type, value):
-    """``kind(value)``, or None for a missing or damaged setting."""
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
-        return None

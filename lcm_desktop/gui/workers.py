@@ -1,7 +1,7 @@
 """The engine thread: one long-lived worker owns the loaded model and runs jobs one at a time.
 
-Requests arrive by queued signal.  A newer request supersedes a pending one, and (live mode)
-cancels a running one at its next step boundary.  The worker never touches widgets or QPixmap:
+Requests arrive by queued signal.  A newer request replaces a pending one that has not started (live
+mode never has more than one in flight: see ``gui.live``).  The worker never touches widgets or QPixmap:
 it emits QImage and plain data; the GUI thread converts.
 """
 
@@ -31,7 +31,7 @@ class Job:
     request: GenerationRequest
     model: Path
     backend: str = "cpu"  # a BackendChoice key (engine.backends)
-    supersede: bool = False  # live mode: cancel whatever is running
+    save: bool = True  # False for live updates: shown, not written (Generate keeps one)
     output_folder: Path | None = None  # None: the app's output folder
     cache_dir: Path | None = None  # compiled Core ML models
     tiny_decoder: Path | None = None  # AutoencoderTiny for cheap previews
@@ -75,16 +75,18 @@ class EngineWorker(QObject):
     # -- called from the GUI thread -------------------------------------------------------------
     def submit(self, job: Job) -> None:
         with self._lock:
-            self._pending = job
-            if job.supersede and self._current_cancel is not None:
-                self._current_cancel.set()
+            dropped, self._pending = self._pending, job
+        if dropped is not None:
+            self.cancelled.emit(dropped.id)  # never started: its sender hears it ended
         self.requested.emit()
 
     def cancel(self) -> None:
         with self._lock:
-            self._pending = None
+            dropped, self._pending = self._pending, None
             if self._current_cancel is not None:
                 self._current_cancel.set()
+        if dropped is not None:
+            self.cancelled.emit(dropped.id)
 
     # -- on the worker thread ----------------------------------------------------------------------
     @Slot()
@@ -143,7 +145,7 @@ class EngineWorker(QObject):
 
             result = engine.generate(job.request, on_step=on_step, cancel=cancel)
             saved = self._writer.write(result, job.output_folder or self._output_folder, tag=str(job.id),
-                                       model_hash=engine.model_hash)
+                                       model_hash=engine.model_hash) if job.save else []
             images = [pil_to_qimage(im) for im in result.images]
             self.finished.emit(job.id, JobOutput(result, saved, images))
         except GenerationCancelled:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import threading
 import time
 
 import pytest
@@ -16,16 +15,6 @@ from lcm_desktop.core.paths import AppPaths
 from lcm_desktop.gui.app import create_window
 
 pytestmark = pytest.mark.usefixtures("qapp")
-
-
-@pytest.fixture
-def window(qtbot, tiny_lcm):
-    win = create_window(model=tiny_lcm, paths=AppPaths.default())
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    if win.isVisible():
-        win.close()
 
 
 def _find(win, cls, name):
@@ -106,42 +95,31 @@ def test_cancel_mid_run(qtbot, window):
     assert window.history.entries() == [] and window.progress.format() == "Cancelled"
 
 
-def test_live_mode_supersedes_stale_request(qtbot, window, monkeypatch):
-    """The first live job is held inside its first UNet call until a newer request has superseded it."""
-    from lcm_desktop.engine.torch_backend import TorchDenoiser
-
-    real_call = TorchDenoiser.__call__
-    entered, gate = threading.Event(), threading.Event()
-
-    def gated_call(self, *args, **kwargs):  # on the engine thread
-        entered.set()
-        if not gate.wait(timeout=60):
-            raise RuntimeError("the test never opened the gate")
-        return real_call(self, *args, **kwargs)
-
-    monkeypatch.setattr(TorchDenoiser, "__call__", gated_call)
+def test_live_mode_runs_one_job_at_a_time_and_the_newest_input_wins(qtbot, window, gate, submitted):
+    """A live job is held inside its first UNet call while the prompt is edited twice: nothing is queued or
+    cancelled; when it ends, exactly one more job runs, with the newest prompt.  Live results are not saved."""
     worker = window.engine.worker
-    window.panel.steps.setValue(8)
-    finished, cancelled, started, steps = [], [], [], []
-    worker.finished.connect(lambda job, out: finished.append(job))
+    window.panel.steps.setValue(3)
+    finished, cancelled = [], []
+    worker.finished.connect(lambda job, out: finished.append((job, out)))
     worker.cancelled.connect(cancelled.append)
-    worker.started.connect(lambda job, total: started.append(job))
-    worker.progress.connect(lambda job, step, total, rate: steps.append((job, step)))
     window.panel.prompt.setPlainText("a dog")
     window.panel.live.setChecked(True)
-    qtbot.waitUntil(lambda: bool(started) and entered.is_set(), timeout=30_000)
-    first = started[0]
-    assert window._job_id == first and steps == []  # held in step 1
-    window.panel.prompt.setPlainText("a horse")  # edit while the first is running
-    qtbot.waitUntil(lambda: window._job_id != first, timeout=30_000)  # the newer request was submitted
-    gate.set()
-    qtbot.waitUntil(lambda: bool(finished) and finished[-1] == window._job_id and not window.busy, timeout=30_000)
+    qtbot.waitUntil(lambda: gate.entered.is_set(), timeout=30_000)
+    assert [j.request.prompt for j in submitted] == ["a dog"] and not submitted[0].save
+    window.panel.prompt.setPlainText("a horse")  # edits while the first is in flight: nothing new starts
+    window.panel.prompt.setPlainText("a zebra")
+    assert len(submitted) == 1 and cancelled == []
+    gate.open()
+    qtbot.waitUntil(lambda: len(finished) == 2 and not window.busy, timeout=30_000)
     window.panel.live.setChecked(False)
-    assert cancelled == [first] and first not in finished  # stopped at a step boundary, not run to the end
-    assert [step for job, step in steps if job == first] == [1]
-    assert [step for job, step in steps if job == finished[-1]] == list(range(1, 9))
-    assert [e.prompt for e in window.history.entries()] == ["a horse"]
-    assert window.panel.seed_lock.isChecked()
+    assert [j.request.prompt for j in submitted] == ["a dog", "a zebra"]
+    assert [job for job, _ in finished] == [j.id for j in submitted] and cancelled == []
+    assert window.history.entries() == [] and window.gallery.count() == 0  # live updates are not saved
+    assert not window.view.image.isNull() and window.view.path is None
+    assert window.panel.seed_lock.isChecked() and submitted[0].request.seed == submitted[1].request.seed
+    _generate(qtbot, window, "a zebra")  # Generate keeps one
+    assert [e.prompt for e in window.history.entries()] == ["a zebra"]
 
 
 def test_drag_out_carries_png_with_parameters_and_drop_restores(qtbot, window):

@@ -143,7 +143,7 @@ class GeneratePanel(QWidget):
         self._form, self._strength_row = form, strength_row
         layout.addLayout(form)
 
-        self.live = _named(QCheckBox("Live — regenerate as you type"), "liveToggle", "Live mode")
+        self.live = _named(QCheckBox("Live — regenerate as you type or paint"), "liveToggle", "Live mode")
         layout.addWidget(self.live)
         buttons = QHBoxLayout()
         self.generate_button = _named(QPushButton("Generate"), "generateButton", "Generate")

@@ -1,4 +1,4 @@
-"""``python -m convert.demo_model train-vae|train-teacher|distill|export|eval|all``."""
+"""``python -m convert.demo_model train-vae|train-teacher|distill|export|eval|img2img|all``."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import logging
 import shutil
 import sys
 
-STAGES = ("train-vae", "train-teacher", "distill", "export", "eval")
+STAGES = ("train-vae", "train-teacher", "distill", "export", "eval", "img2img")
 TRAINING = ("train-vae", "train-teacher", "distill")
 
 
-def run_stage(name: str, steps: int | None = None) -> None:
+def run_stage(name: str, steps: int | None = None, captions: int | None = None) -> None:
     kwargs = {} if steps is None else {"steps": steps}
     if name == "train-vae":
         from convert.demo_model.vae_stage import train_vae
@@ -33,6 +33,10 @@ def run_stage(name: str, steps: int | None = None) -> None:
         from convert.demo_model.evaluate import evaluate
 
         evaluate()
+    elif name == "img2img":
+        from convert.demo_model.img2img_eval import img2img
+
+        img2img(captions)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,9 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None,
                         help="training steps of a single training stage (default: the stage's own constant); "
                         "a stage resumes from its checkpoint, so a smaller number stops it early")
+    parser.add_argument("--captions", type=int, default=None,
+                        help="img2img: evaluate only the first N held-out captions (default: all 240)")
     args = parser.parse_args(argv)
     if args.steps is not None and args.stage not in TRAINING:
         parser.error(f"--steps applies to {', '.join(TRAINING)} only")
+    if args.captions is not None and (args.stage != "img2img" or args.captions < 1):
+        parser.error(f"--captions applies to img2img only and must be at least 1, got {args.captions}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if args.stage == "all" or args.fresh:
         from convert.demo_model.workdir import WORK
@@ -52,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(WORK, ignore_errors=True)
     for stage in STAGES if args.stage == "all" else (args.stage,):
         logging.getLogger("convert.demo_model").info("== %s ==", stage)
-        run_stage(stage, args.steps)
+        run_stage(stage, args.steps, args.captions)
     return 0
 
 

@@ -1,7 +1,8 @@
 """docs/DEMO_MODEL.md: the model card with the measured evaluation table.
 
 Pure rendering: the evaluation's results, the training summary, parameter counts and file sizes
-in, markdown out (no torch, no files read).
+in, markdown out (no torch; the one file read is the old card, by ``write_card``, to keep its marked
+sections).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from convert.demo_model.analyzer import ATTRIBUTES
 from convert.demo_model.data import COLOURS, HELD_OUT_TRIPLES, POSITIONS, SHAPES, SIZES, held_out_scenes, train_scenes
+from convert.demo_model.doc_sections import keep_sections
 from convert.demo_model.models import TEXT_HIDDEN, UNET_CONFIG, VAE_CONFIG
 from convert.demo_model.results import Config, Kind, Rows, find
 from convert.demo_model.workdir import write_text
@@ -103,8 +105,10 @@ def _sizes(files: dict[str, int]) -> str:
 
 def write_card(doc: Path, result: dict, summary: dict, params: dict[str, float], files: dict[str, int],
                steps: int, guidance: float) -> None:
-    """Replace ``doc`` atomically with :func:`render_card`'s text."""
-    write_text(doc, render_card(result, summary, params, files, steps, guidance))
+    """Replace ``doc`` atomically with :func:`render_card`'s text, keeping the old card's marked sections
+    (``doc_sections``: the image-to-image results, which ``img2img`` writes)."""
+    old = doc.read_text(encoding="utf-8") if doc.is_file() else ""
+    write_text(doc, keep_sections(render_card(result, summary, params, files, steps, guidance), old))
 
 
 def render_card(result: dict, summary: dict, params: dict[str, float], files: dict[str, int],

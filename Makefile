@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv test test-slow test-macos run bench lint clean screenshots app test-app demo-model eval-demo
+.PHONY: venv test test-slow test-macos run bench lint clean screenshots app test-app demo-model eval-demo \
+	eval-img2img
 
 venv: $(STAMP)
 
@@ -64,6 +65,11 @@ demo-model: venv
 # Evaluate the shipped LCM and teacher on 240 held-out captions; rewrites docs/DEMO_MODEL.md (~5 min).
 eval-demo: venv
 	$(BIN)/python -m convert.demo_model eval
+
+# Image-to-image on the built-in model at strengths 0.3-1.0 and crude sketches; rewrites its section of
+# docs/DEMO_MODEL.md (~3 min).
+eval-img2img: venv
+	$(BIN)/python -m convert.demo_model img2img
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache

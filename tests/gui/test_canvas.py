@@ -297,3 +297,12 @@ def test_window_stays_responsive_while_painting_during_live_updates(qtbot, windo
     qtbot.waitUntil(lambda: not window.busy, timeout=30_000)
     assert step[0] > 20 and len(gaps) > 20
     assert max(gaps[1:]) < 0.100, f"event loop stalled {max(gaps):.3f}s"
+
+
+def test_ctrl_v_in_the_prompt_pastes_text_not_a_picture(qtbot, window):
+    QApplication.clipboard().setText("a purple square")
+    window.panel.prompt.clear()
+    window.panel.prompt.setFocus()
+    qtbot.keyClick(window.panel.prompt, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    assert window.panel.prompt.toPlainText() == "a purple square"
+    assert window.panel.mode is StartMode.TEXT and window.canvas_panel.canvas.is_blank

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.errors import GenerationCancelled, InvalidRequestError, ModelFormatError
+from ..core.errors import GenerationCancelled, InvalidRequestError, ModelFormatError, PromptTooLongError
 from ..core.request import GenerationRequest, StepProgress, check_steps_for_strength
 from .components import ImageEncoder, ModelComponents, PromptEmbedding
 from .prompt_encoding import chunk_count, pad_chunks
@@ -129,7 +129,10 @@ def sample(
                 None if positive.pooled is None else torch.zeros_like(positive.pooled),
             )
         else:
-            negative, _ = encode(request.negative_prompt)
+            try:
+                negative, _ = encode(request.negative_prompt)
+            except PromptTooLongError as exc:  # the same limit, said of the negative prompt
+                raise PromptTooLongError("negative prompt", exc.tokens, exc.chunks, exc.max_chunks) from None
         uncond = negative.hidden_states.repeat(batch, 1, 1)
         chunks = max(chunk_count(positive), chunk_count(negative))
         if chunk_count(positive) != chunk_count(negative):  # one CFG batch: the shorter gets empty-prompt chunks

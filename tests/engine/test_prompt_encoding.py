@@ -29,7 +29,11 @@ def engine(tiny_lcm):
 
 @pytest.fixture(scope="module")
 def clip(engine):
-    """The tiny model's own tokenizer and CLIP, and a function: one chunk of prompt ids → its hidden states."""
+    return _clip(engine)
+
+
+def _clip(engine):
+    """The model's own tokenizer and CLIP, and a function: one chunk of prompt ids → its hidden states."""
     tokenizer, encoder = engine.components.text_encoder.pairs[0]
     vocab = tokenizer.get_vocab()
 
@@ -58,8 +62,10 @@ def test_a_short_unweighted_prompt_is_todays_embedding_bit_for_bit(engine):
     assert torch.equal(now, before)
 
 
-def test_a_weighted_prompt_is_multiplied_per_token_and_its_mean_restored(engine, clip):
-    ids, chunk = clip
+def test_a_weighted_prompt_is_multiplied_per_token_and_its_mean_restored(tiny_lcm_clip_mean):
+    engine = Engine(TorchLoader(tiny_lcm_clip_mean))  # its CLIP's states have a mean away from 0, as a trained one's
+    ids, chunk = _clip(engine)
+    assert abs(chunk(ids(["a"])).mean().item()) > 0.3
     z = chunk(ids(["a", "red", "circle", "on", "blue", "background"]))
     weights = torch.tensor([1.0, 1.0, 1.3, 1.0, 1.0, 1 / 1.1, 1.1] + [1.0] * 70)  # BOS a red circle on [blue] (bg)
     weighted = z * weights.reshape(1, -1, 1)

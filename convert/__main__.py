@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="AutoencoderTiny folder (e.g. madebyollin/taesd) to convert too, for previews and fast decodes",
     )
+    parser.add_argument("--max-prompt-chunks", type=int, default=1, metavar="K",
+                        help="longest prompt the UNet takes, in 75-token chunks (default 1 = 75 tokens, Apple's "
+                             "layout; 3 = 225 tokens); shorter prompts are padded with empty-prompt chunks")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip executing each saved package against PyTorch (faster; nothing checks the packages)")
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             size=parse_size(args.size) if args.size else None, palettize=args.palettize,
             components=parse_components(args.components), min_target=args.min_target,
             batch_size=args.batch_size, force=args.force, tiny_decoder=args.tiny_decoder,
-            verify=not args.no_verify,
+            verify=not args.no_verify, max_prompt_chunks=args.max_prompt_chunks,
         )
         run(options, progress=lambda line: print(line, flush=True))
     except LcmError as exc:

@@ -66,7 +66,8 @@ def plan_jobs(pipe, source: SourceModel, options: ConvertOptions, taesd=None) ->
         if cfg.addition_embed_type == "text_time":
             text_embeds_dim = cfg.projection_class_embeddings_input_dim - 6 * cfg.addition_time_embed_dim
         wrapper = UnetWrapper(
-            pipe.unet, batch_size=options.batch_size, latent_hw=latent_hw, text_embeds_dim=text_embeds_dim
+            pipe.unet, batch_size=options.batch_size, latent_hw=latent_hw, text_embeds_dim=text_embeds_dim,
+            prompt_chunks=options.max_prompt_chunks,
         )
         jobs.append(Job(UNET, wrapper, "export", _unet_eager(pipe.unet, wrapper.input_names), pipe.unet))
     # SDXL's VAE overflows in fp16 (its config says force_upcast, as diffusers' pipelines read it): keep fp32.
@@ -103,7 +104,7 @@ def _unet_eager(unet, input_names):
             kwargs["timestep_cond"] = named["timestep_cond"]
         if "text_embeds" in named:
             kwargs["added_cond_kwargs"] = {"text_embeds": named["text_embeds"], "time_ids": named["time_ids"]}
-        hidden = named["encoder_hidden_states"].squeeze(2).transpose(1, 2)  # diffusers' (B, 77, D)
+        hidden = named["encoder_hidden_states"].squeeze(2).transpose(1, 2)  # diffusers' (B, 77·k, D)
         return (unet(named["sample"], named["timestep"], hidden, **kwargs).sample,)
 
     return run

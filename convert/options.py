@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lcm_desktop.core.errors import ConversionError
-from lcm_desktop.core.manifest import ATTENTIONS, PALETTIZE_BITS, TEXT_ENCODER, UNET, VAE_DECODER, VAE_ENCODER
+from lcm_desktop.core.manifest import (
+    ATTENTIONS,
+    MAX_PROMPT_CHUNKS,
+    PALETTIZE_BITS,
+    TEXT_ENCODER,
+    UNET,
+    VAE_DECODER,
+    VAE_ENCODER,
+)
 
 TARGETS = ("macOS13", "macOS14", "macOS15")
 # User-facing component names (--components) → what they produce.
@@ -33,6 +41,10 @@ class ConvertOptions:
     force: bool = False
     tiny_decoder: Path | None = None  # an AutoencoderTiny (TAESD) folder, converted as TinyDecoder
     verify: bool = True  # execute each saved package (reference executor) and check its PSNR against PyTorch
+    # The Unet's encoder_hidden_states hold this many 75-token prompt chunks (77 tokens each): 1 is Apple's
+    # (B, D, 1, 77) and makes the same images as PyTorch for every prompt that fits; a shorter prompt on a
+    # larger Unet is padded with empty-prompt chunks (see lcm_desktop/engine/prompt_encoding.py).
+    max_prompt_chunks: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", Path(self.source))
@@ -55,6 +67,12 @@ class ConvertOptions:
             raise ConversionError(
                 f"--components must name some of {', '.join(COMPONENT_CHOICES)}, "
                 f"got {','.join(self.components) or 'nothing'}."
+            )
+        chunks = self.max_prompt_chunks
+        if isinstance(chunks, bool) or not isinstance(chunks, int) or not 1 <= chunks <= MAX_PROMPT_CHUNKS:
+            raise ConversionError(
+                f"--max-prompt-chunks must be a whole number from 1 to {MAX_PROMPT_CHUNKS} (75 prompt tokens each), "
+                f"got {chunks!r}."
             )
         if self.size is not None:
             width, height = self.size

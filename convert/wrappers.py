@@ -3,8 +3,8 @@
 Each wrapper's ``input_names``/``output_names`` are Apple ml-stable-diffusion's, in the order its
 ``forward`` takes and returns them; ``example_inputs()`` makes random inputs of the converted
 shapes.  Layouts follow Apple's too: the UNet takes ``encoder_hidden_states`` channels-first as
-(B, D, 1, 77) and turns it back into diffusers' (B, 77, D) itself; the text encoder takes
-``input_ids`` as float32 (Core ML's friendliest input type) and casts them to integers.
+(B, D, 1, 77·k) (k prompt chunks; Apple's is k = 1) and turns it back into diffusers' (B, 77·k, D)
+itself; the text encoder takes ``input_ids`` as float32 (Core ML's friendliest input type) and casts them to integers.
 """
 
 from __future__ import annotations
@@ -43,15 +43,16 @@ class TextEncoderWrapper(nn.Module):
 
 
 class UnetWrapper(nn.Module):
-    """``sample`` (B, 4, h, w), ``timestep`` (B,), ``encoder_hidden_states`` (B, D, 1, 77)
+    """``sample`` (B, 4, h, w), ``timestep`` (B,), ``encoder_hidden_states`` (B, D, 1, 77·prompt_chunks)
     [, ``time_ids`` (B, 6), ``text_embeds`` (B, P)] [, ``timestep_cond`` (B, time_cond_proj_dim)]
     → ``noise_pred`` (B, 4, h, w).
     """
 
     def __init__(self, unet: nn.Module, *, batch_size: int, latent_hw: tuple[int, int],
-                 text_embeds_dim: int | None = None):
+                 text_embeds_dim: int | None = None, prompt_chunks: int = 1):
         super().__init__()
         self.unet = unet
+        self.tokens = TOKENS * prompt_chunks
         config = unet.config
         self.batch_size = batch_size
         self.latent_hw = latent_hw
@@ -71,7 +72,7 @@ class UnetWrapper(nn.Module):
         shapes = {
             "sample": (b, cfg.in_channels, h, w),
             "timestep": (b,),
-            "encoder_hidden_states": (b, cfg.cross_attention_dim, 1, TOKENS),
+            "encoder_hidden_states": (b, cfg.cross_attention_dim, 1, self.tokens),
             "time_ids": (b, 6),
             "text_embeds": (b, self.text_embeds_dim or 0),
             "timestep_cond": (b, self.time_cond_proj_dim or 0),
@@ -86,7 +87,7 @@ class UnetWrapper(nn.Module):
             kwargs["added_cond_kwargs"] = {"text_embeds": named["text_embeds"], "time_ids": named["time_ids"]}
         if self.time_cond_proj_dim:
             kwargs["timestep_cond"] = named["timestep_cond"]
-        hidden = encoder_hidden_states.squeeze(2).transpose(1, 2)  # (B, D, 1, 77) → (B, 77, D)
+        hidden = encoder_hidden_states.squeeze(2).transpose(1, 2)  # (B, D, 1, 77·k) → (B, 77·k, D)
         return self.unet(sample, timestep, hidden, return_dict=False, **kwargs)[0]
 
     def example_inputs(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:

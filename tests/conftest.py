@@ -47,6 +47,12 @@ def tiny_lcm(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_lcm_clip_mean(tmp_path_factory) -> Path:
+    """The tiny LCM with a text encoder whose states have a mean away from 0, as a trained CLIP's (emphasis tests)."""
+    return tiny_models.make_tiny_sd(tmp_path_factory.mktemp("models") / "tiny-lcm-clip-mean", clip_mean=0.5)
+
+
+@pytest.fixture(scope="session")
 def tiny_sd(tmp_path_factory) -> Path:
     """A plain SD UNet (as with an LCM-LoRA fused in) whose folder ships an Euler scheduler."""
     return tiny_models.make_tiny_sd(tmp_path_factory.mktemp("models") / "tiny-sd", time_cond_proj_dim=None)

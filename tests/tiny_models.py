@@ -81,8 +81,12 @@ def _euler_scheduler():
     )
 
 
-def make_tiny_sd(path: Path, *, time_cond_proj_dim: int | None = 32, seed: int = 0) -> Path:
-    """An SD1.5-class model: a guidance-embedding LCM by default, a plain UNet with ``None``."""
+def make_tiny_sd(path: Path, *, time_cond_proj_dim: int | None = 32, seed: int = 0, clip_mean: float = 0.0) -> Path:
+    """An SD1.5-class model: a guidance-embedding LCM by default, a plain UNet with ``None``.
+
+    ``clip_mean``: the text encoder's final layer-norm bias is drawn around it (a fresh model's is 0, so every
+    token's state has mean 0 — a trained CLIP's does not, and AUTOMATIC1111's emphasis divides by that mean).
+    """
     from diffusers import LatentConsistencyModelPipeline, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -107,6 +111,10 @@ def make_tiny_sd(path: Path, *, time_cond_proj_dim: int | None = 32, seed: int =
         vae=_vae(), text_encoder=CLIPTextModel(text_config), tokenizer=tokenizer, unet=unet,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
+    if clip_mean:
+        bias = parts["text_encoder"].get_parameter("final_layer_norm.bias")
+        with torch.no_grad():
+            bias.copy_(clip_mean + 0.1 * torch.randn(bias.shape, generator=torch.Generator().manual_seed(seed)))
     if time_cond_proj_dim is None:
         pipe = StableDiffusionPipeline(scheduler=_euler_scheduler(), **parts)
     else:
@@ -221,5 +229,6 @@ def wrappers_for(folder: Path) -> dict:
     comps = {"TextEncoder": "text_encoder", "Unet": "unet", "VAEDecoder": "vae_decoder", "VAEEncoder": "vae_encoder"}
     options = ConvertOptions(source=Path(m.source.path), out=folder, attention=m.attention,
                              components=tuple(comps[c.name] for c in m.components if c.name in comps),
-                             tiny_decoder=m.source.tiny_decoder, batch_size=m.batch_size)
+                             tiny_decoder=m.source.tiny_decoder, batch_size=m.batch_size,
+                             max_prompt_chunks=m.max_prompt_chunks or 1)
     return build_wrappers(options)

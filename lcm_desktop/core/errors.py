@@ -31,6 +31,20 @@ class InvalidRequestError(LcmError, ValueError):
         super().__init__(f"`{field}` must be {allowed}, got {value!r}.")
 
 
+class PromptTooLongError(InvalidRequestError):
+    """A prompt needs more 75-token chunks than a Core ML model was converted for."""
+
+    def __init__(self, field: str, tokens: int, chunks: int, max_chunks: int):
+        self.field, self.value, self.tokens, self.chunks, self.max_chunks = field, tokens, tokens, chunks, max_chunks
+        self.allowed = f"at most {max_chunks} chunk{'s' if max_chunks != 1 else ''} of 75 tokens"
+        LcmError.__init__(
+            self,
+            f"The {field} is {tokens} tokens ({chunks} chunks of 75); this Core ML model takes at most "
+            f"{75 * max_chunks} tokens ({max_chunks} chunk{'s' if max_chunks != 1 else ''}): shorten it, or convert "
+            f"the model again with --max-prompt-chunks {chunks}.",
+        )
+
+
 class ModelNotFoundError(LcmError):
     """A model path or id does not name anything installed."""
 

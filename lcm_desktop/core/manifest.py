@@ -43,6 +43,7 @@ ATTENTIONS = ("split_einsum", "original")
 DTYPES = ("float32", "float16", "int32")
 FAMILIES = ("sd", "sdxl")
 PALETTIZE_BITS = (4, 6, 8)
+MAX_PROMPT_CHUNKS = 8  # 600 prompt tokens: the UNet's cross-attention grows with it
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,10 @@ class Manifest:
     tiny_decoder_scaling_factor: float = 1.0  # AutoencoderTiny's own (1.0 for TAESD)
     scheduler_config: str = "scheduler/scheduler_config.json"  # "": none shipped (Apple layout): LCM defaults
     tokenizers: tuple[str, ...] = ("tokenizer",)
+    # How many 75-token prompt chunks the Unet's encoder_hidden_states hold (77 tokens each); shorter prompts
+    # are padded with empty-prompt chunks, longer ones refused.  None: converted before chunks existed
+    # (77 tokens; a longer prompt is cut at a word, see engine/prompt_fit.py).
+    max_prompt_chunks: int | None = None
     converter_version: str = ""
     coremltools_version: str = ""
     torch_version: str = ""
@@ -211,6 +216,10 @@ def validate_manifest(manifest: Manifest, folder: Path | None = None) -> None:
         raise bad(f"attention must be one of {ATTENTIONS}, got {manifest.attention!r}")
     if manifest.palettization_bits not in (None, *PALETTIZE_BITS):
         raise bad(f"palettization_bits must be one of {PALETTIZE_BITS} or null, got {manifest.palettization_bits!r}")
+    chunks = manifest.max_prompt_chunks
+    if chunks is not None and (isinstance(chunks, bool) or not isinstance(chunks, int)
+                               or not 1 <= chunks <= MAX_PROMPT_CHUNKS):
+        raise bad(f"max_prompt_chunks must be a whole number from 1 to {MAX_PROMPT_CHUNKS} or null, got {chunks!r}")
     if manifest.width % manifest.vae_scale_factor or manifest.height % manifest.vae_scale_factor:
         raise bad(f"size {manifest.width}x{manifest.height} is not a multiple of {manifest.vae_scale_factor}")
     names = [c.name for c in manifest.components]

@@ -195,7 +195,8 @@ class GenerationResult:
     denoiser_calls: int = 0
     negative_prompt_ignored: bool = False
     encoder_cache_hit: bool = False
-    dropped_words: tuple[int, int] = (0, 0)  # words cut from (prompt, negative prompt): the model takes no more
+    dropped_words: tuple[int, int] = (0, 0)  # words cut from (prompt, negative prompt): only by a Core ML model
+    # converted before --max-prompt-chunks (77 tokens); PyTorch and newer Core ML models encode long prompts in chunks
 
     @property
     def truncation_note(self) -> str:
@@ -205,6 +206,7 @@ class GenerationResult:
                  ((prompt, "prompt"), (negative, "negative prompt")) if n]
         if not parts:
             return ""
-        text = (f"{' and '.join(parts)} {'were' if prompt + negative != 1 else 'was'} dropped: the model reads "
-                "at most 77 tokens (the image records the text it used).")
+        text = (f"{' and '.join(parts)} {'were' if prompt + negative != 1 else 'was'} dropped: this Core ML model "
+                "reads at most 77 tokens (the image records the text it used; convert it again with "
+                "--max-prompt-chunks to take more).")
         return text[0].upper() + text[1:]

@@ -22,8 +22,9 @@ ModelFamily = Literal["sd", "sdxl"]
 class PromptEmbedding:
     """One encoded prompt.
 
-    hidden_states: (1, 77, D) — for SDXL the two encoders' penultimate states concatenated.
-    pooled: (1, P) — SDXL only: the second encoder's projected pooled output.
+    hidden_states: (1, 77·k, D) — k chunks of 77 tokens (``prompt_encoding.py``); for SDXL the two
+        encoders' penultimate states concatenated along D.
+    pooled: (1, P) — SDXL only: the second encoder's projected pooled output (of the first chunk).
     """
 
     hidden_states: torch.Tensor
@@ -36,7 +37,7 @@ class TextEncoder(Protocol):
         """How much of ``prompt`` this encoder can take (the engine encodes only ``fit(prompt).used``)."""
 
     def encode(self, prompt: str) -> PromptEmbedding:
-        """Tokenize (pad/truncate to 77) and encode one prompt."""
+        """Parse (AUTOMATIC1111 syntax), chunk, encode and weight one prompt (``prompt_encoding.py``)."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class Denoiser(Protocol):
         self,
         sample: torch.Tensor,  # (B, 4, h, w)
         timestep: torch.Tensor,  # () or (B,)
-        encoder_hidden_states: torch.Tensor,  # (B, 77, D)
+        encoder_hidden_states: torch.Tensor,  # (B, 77·k, D)
         *,
         timestep_cond: torch.Tensor | None = None,  # (B, time_cond_proj_dim)
         text_embeds: torch.Tensor | None = None,  # (B, P) SDXL

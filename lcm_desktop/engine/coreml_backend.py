@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ import torch
 
 from ..core.clip_vocab import parse_merges
 from ..core.coreml_layout import read_coreml_manifest
-from ..core.errors import InvalidRequestError, ModelCorruptError, ModelFormatError
+from ..core.errors import InvalidRequestError, ModelCorruptError, ModelFormatError, PromptTooLongError
 from ..core.manifest import (
     TEXT_ENCODER,
     TEXT_ENCODER_2,
@@ -36,9 +37,11 @@ from ..core.manifest import (
 )
 from ..core.model_files import read_json, read_text
 from ..core.paths import resource_path
+from ..core.prompt_chunks import CHUNK_LENGTH
 from .components import DenoiserInfo, ModelComponents, PromptEmbedding
 from .coreml_reference import REFERENCE, ReferenceRuntime
 from .coreml_runtime import CompiledModelCache, CoreMLRuntime, CoreMLToolsRuntime, Predictor
+from .prompt_encoding import PromptEncoder, pad_chunks
 from .prompt_fit import PromptFit, fit_prompt
 
 log = logging.getLogger(__name__)
@@ -103,30 +106,47 @@ def _to_array(component: str, spec: TensorSpec, value: torch.Tensor | np.ndarray
 
 
 class CoreMLTextEncoder:
-    """One or two CLIP encoders (SDXL: penultimate states concatenated, pooled from the second)."""
+    """One or two CLIP encoders (SDXL: penultimate states concatenated, pooled from the second).
 
-    def __init__(self, pairs: list[tuple[object, CoreMLModel]]):
+    Each package takes exactly 77 ids, so it runs once per 75-token chunk (``prompt_encoding.py``:
+    AUTOMATIC1111 syntax, weights); the embedding is then padded with empty-prompt chunks to the
+    ``max_chunks`` the Unet was converted for.  A prompt needing more is a ``PromptTooLongError`` —
+    except on models converted before ``max_prompt_chunks`` existed (``legacy``: 77 tokens), where it
+    is cut at a word as it always was (``fit``).
+    """
+
+    def __init__(self, pairs: list[tuple[object, CoreMLModel]], max_chunks: int = 1, legacy: bool = False):
         self.pairs = pairs
+        self.max_chunks = max_chunks
+        self.legacy = legacy
         self.calls = 0
+        self.prompts = PromptEncoder([(tok, partial(_run_text_encoder, model)) for tok, model in pairs],
+                                     pooled=len(pairs) > 1)
+        self._empty: torch.Tensor | None = None
 
     def fit(self, prompt: str) -> PromptFit:
-        tokenizer, model = self.pairs[0]
-        return fit_prompt(prompt, lambda text: len(tokenizer(text, truncation=False).input_ids),
-                          int(model.spec.inputs[0].shape[-1]))
+        limit = CHUNK_LENGTH * self.max_chunks
+        if not self.legacy or len(self.prompts.chunks(prompt)) <= self.max_chunks:
+            return PromptFit(prompt, 0, limit)  # too long for a new model: encode() says so, naming the fix
+        return fit_prompt(prompt, lambda text: CHUNK_LENGTH * len(self.prompts.chunks(text)), limit)
 
     def encode(self, prompt: str) -> PromptEmbedding:
+        chunked = self.prompts.chunks(prompt)
+        if len(chunked) > self.max_chunks:
+            raise PromptTooLongError("prompt", chunked.token_count, len(chunked), self.max_chunks)
         self.calls += 1
-        hidden, pooled = [], None
-        for tokenizer, model in self.pairs:
-            length = model.spec.inputs[0].shape[-1]
-            ids = tokenizer([prompt], padding="max_length", max_length=length, truncation=True,
-                            return_tensors="np").input_ids
-            out = model(input_ids=ids.astype(np.float32))
-            states = out.get("last_hidden_state", out.get("hidden_embeds"))
-            hidden.append(states)
-            pooled = out["pooled_outputs"]
-        states = torch.cat(hidden, dim=-1) if len(hidden) > 1 else hidden[0]
-        return PromptEmbedding(states, pooled if len(self.pairs) > 1 else None)
+        embedding = self.prompts.encode(prompt)
+        if len(chunked) == self.max_chunks:
+            return embedding
+        if self._empty is None:
+            self._empty = self.prompts.encode("").hidden_states
+        return PromptEmbedding(pad_chunks(embedding.hidden_states, self.max_chunks, self._empty), embedding.pooled)
+
+
+def _run_text_encoder(model: CoreMLModel, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One chunk of 77 ids through a TextEncoder package: its hidden states and pooled output."""
+    out = model(input_ids=ids.numpy().astype(np.float32))
+    return out.get("last_hidden_state", out.get("hidden_embeds")), out["pooled_outputs"]
 
 
 class CoreMLDenoiser:
@@ -140,7 +160,9 @@ class CoreMLDenoiser:
         b, c, h, w = spec.input("sample").shape
         self.batch = b
         cond = spec.input("timestep_cond")
-        self.layout_4d = len(spec.input("encoder_hidden_states").shape) == 4
+        hidden = spec.input("encoder_hidden_states").shape
+        self.layout_4d = len(hidden) == 4
+        self.tokens = hidden[-1] if self.layout_4d else hidden[1]  # 77 per prompt chunk
         self.info = DenoiserInfo(
             in_channels=c,
             sample_size=h if h == w else manifest.sample_size,
@@ -181,7 +203,7 @@ class CoreMLDenoiser:
         timestep = torch.as_tensor(timestep, dtype=torch.float32).reshape(-1).expand(rows + padded)
         hidden = encoder_hidden_states
         if self.layout_4d and hidden.ndim == 3:
-            hidden = hidden.transpose(1, 2).unsqueeze(2)  # (B, 77, D) → Apple's (B, D, 1, 77)
+            hidden = hidden.transpose(1, 2).unsqueeze(2)  # (B, 77·k, D) → Apple's (B, D, 1, 77·k)
         outputs = []
         for start in range(0, rows + padded, self.batch):
             block = slice(start, start + self.batch)
@@ -292,13 +314,15 @@ def load_coreml_components(
     tokenizers = _load_tokenizers(folder, manifest)
     encoders = [TEXT_ENCODER, TEXT_ENCODER_2] if manifest.family == "sdxl" else [TEXT_ENCODER]
     pairs = [(tok, model(name)) for tok, name in zip(tokenizers, encoders)]
+    denoiser = CoreMLDenoiser(model(UNET), manifest)
     image_encoder = CoreMLImageEncoder(model(VAE_ENCODER), manifest) if manifest.component(VAE_ENCODER) else None
     tiny_decoder = CoreMLDecoder(model(TINY_DECODER), manifest, tiny=True) if manifest.component(TINY_DECODER) else None
     components = ModelComponents(
         name=manifest.name,
         family=manifest.family,  # type: ignore[arg-type]
-        text_encoder=CoreMLTextEncoder(pairs),
-        denoiser=CoreMLDenoiser(model(UNET), manifest),
+        text_encoder=CoreMLTextEncoder(pairs, prompt_chunks(manifest, denoiser),
+                                       legacy=manifest.max_prompt_chunks is None),
+        denoiser=denoiser,
         decoder=CoreMLDecoder(model(VAE_DECODER), manifest),
         image_encoder=image_encoder,
         tiny_decoder=tiny_decoder,
@@ -312,6 +336,18 @@ def load_coreml_components(
         extras={"manifest": manifest, "compute_units": compute_units},
     )
     return components
+
+
+def prompt_chunks(manifest: Manifest, denoiser: CoreMLDenoiser) -> int:
+    """How many 75-token chunks the Unet takes: what the manifest says, checked against the package's input."""
+    tokens = denoiser.tokens
+    chunks = manifest.max_prompt_chunks or 1
+    if tokens != CHUNK_LENGTH * chunks:
+        raise ModelFormatError(
+            f"The Unet takes {tokens} prompt tokens but the manifest says {chunks} chunk(s) of {CHUNK_LENGTH}; "
+            "convert the model again."
+        )
+    return chunks
 
 
 def _load_tokenizers(folder: Path, manifest: Manifest) -> list:

@@ -1,6 +1,9 @@
 """How much of a prompt a text encoder can take, said out loud instead of truncated in silence.
 
-CLIP reads 77 tokens (75 of them the prompt).  A longer prompt is cut at a whole word, the text
+PyTorch, and Core ML models converted with a ``max_prompt_chunks`` in their manifest, take any prompt
+that fits their chunks (``prompt_encoding.py``): nothing is cut.  This is for the Core ML models
+converted before that (77 tokens, one chunk): CLIP reads 77 tokens (75 of them the prompt), so a
+longer prompt is cut at a whole word, the text
 encoder encodes exactly that cut text, and the request that is recorded in the PNG is the cut
 text — so the image's settings reproduce the image, and the user is told how many words were
 dropped.  (Cutting at a token, as a tokenizer's ``truncation=True`` does, would encode half a word
@@ -41,13 +44,3 @@ def fit_prompt(prompt: str, count_tokens: Callable[[str], int], max_tokens: int)
             high = middle
     used = prompt[: ends[low - 1]] if low else ""
     return PromptFit(used, len(ends) - low, max_tokens)
-
-
-def fit_for_tokenizer(prompt: str, tokenizer) -> PromptFit:
-    """``fit_prompt`` with a transformers CLIP tokenizer (its ``model_max_length``, 77 for CLIP)."""
-    limit = int(tokenizer.model_max_length)
-
-    def count(text: str) -> int:
-        return len(tokenizer(text, truncation=False).input_ids)
-
-    return fit_prompt(prompt, count, limit)

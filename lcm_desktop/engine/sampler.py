@@ -4,7 +4,8 @@ Reads like diffusers' ``LatentConsistencyModelPipeline.__call__`` (and, for plai
 Stable Diffusion / SDXL pipelines with ``LCMScheduler``), so that for the same components,
 prompt, seeds, steps, guidance and size it makes the same latents:
 
-1. check inputs            2. choose the guidance mode     3. encode prompts (cached by the caller)
+1. check inputs            2. choose the guidance mode     3. encode prompts (cached by the caller; with CFG
+   the shorter of prompt and negative prompt is padded with empty-prompt chunks: ``prompt_encoding.py``)
 4. prepare timesteps       5. prepare latents (one CPU generator per image: seed + i)
    image-to-image (``LatentConsistencyModelImg2ImgPipeline``): ``strength`` cuts the 50-point distillation
    schedule to ``int(50·strength)`` points and ``steps`` are spread over them (steps = denoiser calls at
@@ -25,9 +26,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.errors import GenerationCancelled, InvalidRequestError, ModelFormatError
+from ..core.errors import GenerationCancelled, InvalidRequestError, ModelFormatError, PromptTooLongError
 from ..core.request import GenerationRequest, StepProgress, check_steps_for_strength
 from .components import ImageEncoder, ModelComponents, PromptEmbedding
+from .prompt_encoding import chunk_count, pad_chunks
 
 
 def guidance_embedding(w: torch.Tensor, embedding_dim: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -118,7 +120,7 @@ def sample(
     _check_cancel(cancel)
     started = time.perf_counter()
     positive, cache_hit = encode(request.prompt)
-    cond = positive.hidden_states.repeat(batch, 1, 1)
+    cond = positive.hidden_states.repeat(batch, 1, 1)  # (B, 77·chunks, D)
     pooled = positive.pooled.repeat(batch, 1) if positive.pooled is not None else None
     if cfg:
         if components.family == "sdxl" and not request.negative_prompt and components.force_zeros_for_empty_prompt:
@@ -127,8 +129,16 @@ def sample(
                 None if positive.pooled is None else torch.zeros_like(positive.pooled),
             )
         else:
-            negative, _ = encode(request.negative_prompt)
-        cond = torch.cat([negative.hidden_states.repeat(batch, 1, 1), cond])
+            try:
+                negative, _ = encode(request.negative_prompt)
+            except PromptTooLongError as exc:  # the same limit, said of the negative prompt
+                raise PromptTooLongError("negative prompt", exc.tokens, exc.chunks, exc.max_chunks) from None
+        uncond = negative.hidden_states.repeat(batch, 1, 1)
+        chunks = max(chunk_count(positive), chunk_count(negative))
+        if chunk_count(positive) != chunk_count(negative):  # one CFG batch: the shorter gets empty-prompt chunks
+            empty = encode("")[0].hidden_states
+            cond, uncond = pad_chunks(cond, chunks, empty), pad_chunks(uncond, chunks, empty)
+        cond = torch.cat([uncond, cond])
         if pooled is not None and negative.pooled is not None:
             pooled = torch.cat([negative.pooled.repeat(batch, 1), pooled])
     encode_seconds = time.perf_counter() - started

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -17,8 +18,10 @@ from ..core.errors import BackendUnavailableError, LcmError, ModelCorruptError, 
 from ..core.model_files import read_json, repair_advice
 from ..core.model_folder import LOADED_CLASSES, ModelFolder, check_data_files, check_safetensors, inspect_model_folder
 from ..core.model_info import vae_scale_factor
+from ..core.prompt_chunks import CHUNK_LENGTH
 from .components import DenoiserInfo, ModelComponents, PromptEmbedding
-from .prompt_fit import PromptFit, fit_for_tokenizer
+from .prompt_encoding import PromptEncoder
+from .prompt_fit import PromptFit
 
 log = logging.getLogger(__name__)
 
@@ -59,35 +62,35 @@ def select_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -
 
 
 class TorchTextEncoder:
-    """CLIP text encoder(s) with their tokenizers; SDXL: two encoders, penultimate states, pooled."""
+    """CLIP text encoder(s) with their tokenizers; SDXL: two encoders, penultimate states, pooled.
+
+    Any prompt length: AUTOMATIC1111's syntax, 75-token chunks, weights (``prompt_encoding.py``).
+    """
 
     def __init__(self, pairs: list, sdxl: bool, device: torch.device):
         self.pairs = pairs  # [(tokenizer, text_encoder), ...]
         self.sdxl = sdxl
         self.device = device
         self.calls = 0
+        self.prompts = PromptEncoder([(tok, partial(self._run, enc)) for tok, enc in pairs], pooled=sdxl)
 
     def fit(self, prompt: str) -> PromptFit:
-        return fit_for_tokenizer(prompt, self.pairs[0][0])
+        """Nothing is cut: a long prompt is encoded in chunks."""
+        return PromptFit(prompt, 0, CHUNK_LENGTH * len(self.prompts.chunks(prompt)))
 
     @torch.inference_mode()
     def encode(self, prompt: str) -> PromptEmbedding:
         self.calls += 1
-        hidden, pooled = [], None
-        for tokenizer, encoder in self.pairs:
-            ids = tokenizer(
-                [prompt], padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                return_tensors="pt",
-            ).input_ids.to(self.device)
-            if self.sdxl:
-                out = encoder(ids, output_hidden_states=True)
-                if pooled is None and out[0].ndim == 2:
-                    pooled = out[0]
-                hidden.append(out.hidden_states[-2])
-            else:
-                hidden.append(encoder(ids)[0])
-        states = torch.cat(hidden, dim=-1) if len(hidden) > 1 else hidden[0]
-        return PromptEmbedding(states.to(self.pairs[-1][1].dtype), pooled)
+        embedding = self.prompts.encode(prompt)
+        return PromptEmbedding(embedding.hidden_states.to(self.pairs[-1][1].dtype), embedding.pooled)
+
+    def _run(self, encoder, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One 77-token chunk: SD1.5 the last hidden states; SDXL the penultimate, and the projected pooled output."""
+        ids = ids.to(self.device)
+        if not self.sdxl:
+            return encoder(ids)[0], None
+        out = encoder(ids, output_hidden_states=True)
+        return out.hidden_states[-2], out[0] if out[0].ndim == 2 else None
 
 
 @dataclass

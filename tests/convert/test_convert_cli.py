@@ -106,6 +106,8 @@ def test_bad_options(tiny_lcm, tmp_path, capsys):
     _fails(capsys, [tiny_lcm, "--out", tmp_path / "o", "--size", "500x500"], "multiples of 8")
     _fails(capsys, [tiny_lcm, "--out", tmp_path / "o", "--size", "big"], "--size must look like 512x512")
     _fails(capsys, [tiny_lcm, "--out", tmp_path / "o", "--components", "unet,safety_checker"], "--components must name")
+    _fails(capsys, [tiny_lcm, "--out", tmp_path / "o", "--max-prompt-chunks", "0"],
+           "--max-prompt-chunks must be a whole number from 1 to 8 (75 prompt tokens each), got 0.")
     with pytest.raises(SystemExit) as exc:  # argparse's own choices
         main([str(tiny_lcm), "--out", str(tmp_path / "o"), "--palettize", "5"])
     assert exc.value.code == 2

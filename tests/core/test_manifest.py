@@ -97,6 +97,8 @@ def test_parity_result_direction():
     ({"attention": "flash"}, "attention must be one of"),
     ({"palettization_bits": 3}, "palettization_bits"),
     ({"width": 100}, "not a multiple of 8"),
+    ({"max_prompt_chunks": 0}, "max_prompt_chunks must be a whole number from 1 to 8 or null, got 0"),
+    ({"max_prompt_chunks": "3"}, "max_prompt_chunks must be"),
 ])
 def test_invalid_fields(manifest, change, message):
     with pytest.raises(ModelFormatError, match=message):

@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 
+from ..core.lora_file import StyleFile
 from .prompt_fit import PromptFit
 
 ModelFamily = Literal["sd", "sdxl"]
@@ -93,6 +94,25 @@ class ImageEncoder(Protocol):
         """
 
 
+@dataclass(frozen=True)
+class StyleState:
+    """The styles active after ``StyleAdapters.apply``.
+
+    text_key: identifies the text encoders' LoRA state (which styles touch them, at which weights): the
+        engine's prompt-embedding cache is keyed on it, so an embedding is never reused across weights.
+    hashes: (style name, AUTOMATIC1111 short hash) of each style, in request order (for ``Lora hashes``).
+    """
+
+    text_key: tuple = ()
+    hashes: tuple[tuple[str, str], ...] = ()
+
+
+@runtime_checkable
+class StyleAdapters(Protocol):
+    def apply(self, styles: tuple[StyleFile, ...]) -> StyleState:
+        """Make exactly ``styles`` active at their weights (``()``: none), loading each file once."""
+
+
 @dataclass
 class ModelComponents:
     """Everything one loaded model offers the loop."""
@@ -108,6 +128,7 @@ class ModelComponents:
     tiny_image_encoder: ImageEncoder | None = None  # the same tiny autoencoder's encoder: fast image-to-image
     force_zeros_for_empty_prompt: bool = True  # SDXL: zero negative embeddings when no negative prompt
     backend: str = "torch"
+    styles: StyleAdapters | None = None  # live style LoRAs (PyTorch); None: styles are baked in (Core ML)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import tiny_models
+import torch
 
 from lcm_desktop.core.errors import InvalidRequestError, ModelFormatError, UnsafeModelError
 from lcm_desktop.core.lora_file import StyleMismatchError
@@ -125,7 +125,8 @@ def test_a_style_on_a_model_with_an_lcm_lora_fused(tiny_sd, tmp_path):
     from diffusers import LCMScheduler, StableDiffusionPipeline
 
     lcm = tiny_models.make_tiny_lora(tiny_sd, tmp_path / "lcm")
-    style = tiny_models.to_kohya(tiny_models.make_tiny_style(tiny_sd, tmp_path / "s.safetensors"), tmp_path / "k.safetensors")
+    style = tiny_models.to_kohya(tiny_models.make_tiny_style(tiny_sd, tmp_path / "s.safetensors"),
+                                 tmp_path / "k.safetensors")
     engine = Engine(TorchLoader(tiny_sd, device="cpu", lora=lcm), styles=lambda name: style)
     result = engine.generate(GenerationRequest(PROMPT, steps=2, seed=4, guidance_scale=1.0,
                                                loras=(LoraWeight("k", 0.8),)))

@@ -177,10 +177,8 @@ class Engine:
         if not request.loras:
             state = comps.styles.apply(()) if comps.styles is not None else StyleState()
         elif comps.styles is None:
-            raise InvalidRequestError(
-                "loras", ", ".join(lora.name for lora in request.loras),
-                f"left out for {comps.name}: a Core ML model's styles are baked in when it is converted "
-                "(python -m convert … --lora FILE:WEIGHT); live styles need the PyTorch backend")
+            raise InvalidRequestError("loras", ", ".join(lora.name for lora in request.loras),
+                                      f"left out for {comps.name}: its components take no styles")
         elif self._styles is None:
             raise InvalidRequestError("loras", ", ".join(lora.name for lora in request.loras),
                                       "resolved to files: give the Engine styles=StyleStore().path_of")

@@ -180,3 +180,26 @@ def _layers(module: torch.nn.Module, adapter: str) -> int:
 def _short(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     return (lines or [type(exc).__name__])[0][:200]
+
+
+class BakedStyles:
+    """The styles a Core ML model was converted with (``Manifest.loras``): always on, never changed.
+
+    Its images record them in ``Lora hashes``; asking for live styles is one line saying how to bake them.
+    """
+
+    def __init__(self, baked: tuple, model: str):
+        self.hashes = tuple((lora.name, lora.hash) for lora in baked)
+        self.model = model
+
+    def apply(self, styles: tuple[StyleFile, ...]) -> StyleState:
+        if styles:
+            from ..core.errors import InvalidRequestError
+
+            baked = ", ".join(f"{name}" for name, _ in self.hashes) or "none"
+            raise InvalidRequestError(
+                "loras", ", ".join(style.name for style in styles),
+                f"left out for {self.model}, a Core ML model whose styles are baked in when it is converted "
+                f"(baked here: {baked}; convert again with python -m convert … --lora FILE:WEIGHT, or use the "
+                "PyTorch backend for live styles)")
+        return StyleState((), self.hashes)

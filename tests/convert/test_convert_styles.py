@@ -8,6 +8,7 @@ import pytest
 import tiny_models
 from cli_output import error_line
 
+from lcm_desktop.core.errors import InvalidRequestError
 from lcm_desktop.core.manifest import BakedLora, load_manifest
 from lcm_desktop.core.parity import MIN_PSNR_DB, psnr
 
@@ -43,12 +44,17 @@ def test_baked_styles_match_the_pytorch_engine(tiny_lcm, styles, tmp_path_factor
     assert all(p.passed for c in manifest.components for p in c.parity)
 
     request = GenerationRequest(PROMPT, steps=2, seed=7)
-    coreml = Engine(CoreMLLoader(out, compute_units="REFERENCE", cache_dir=tmp_path / "cache")).generate(request)
+    coreml_engine = Engine(CoreMLLoader(out, compute_units="REFERENCE", cache_dir=tmp_path / "cache"))
+    coreml = coreml_engine.generate(request)
+    assert coreml.lora_hashes == (("papercut", lora_hash(styles["papercut"])), ("ink", lora_hash(styles["ink"])))
+    with pytest.raises(InvalidRequestError, match=r"styles are baked in .*baked here: papercut, ink"):
+        coreml_engine.generate(GenerationRequest(PROMPT, steps=2, seed=7, loras=(LoraWeight("papercut"),)))
     torch_engine = Engine(TorchLoader(tiny_lcm, device="cpu"), styles=lambda name: styles[name])
     live = torch_engine.generate(GenerationRequest(PROMPT, steps=2, seed=7, loras=(
         LoraWeight("papercut", 0.8), LoraWeight("ink", -0.5))))
     bare = torch_engine.generate(request)
     ours, ref, plain = (np.asarray(r.images[0], np.float64) for r in (coreml, live, bare))
+    print(f"baked vs live PSNR {psnr(ours, ref):.1f} dB, baked vs bare {psnr(ours, plain):.1f} dB")
     assert psnr(ours, ref) >= MIN_PSNR_DB, psnr(ours, ref)
     assert psnr(ours, plain) < psnr(ours, ref) - 10  # the baked styles, not the bare model, are what matches
 

@@ -140,6 +140,26 @@ def test_a_style_on_a_model_with_an_lcm_lora_fused(tiny_sd, tmp_path):
     assert np.abs(_pixels(result) - (images * 255).round().astype(np.int16)).max() <= 1
 
 
+def test_sdxl_style_with_both_text_encoders_matches_diffusers(tiny_sdxl, tmp_path):
+    """SDXL-class: kohya lora_te1_/lora_te2_ keys reach both text encoders, as diffusers loads them."""
+    from diffusers import LCMScheduler, StableDiffusionXLPipeline
+
+    made = tiny_models.make_tiny_style(tiny_sdxl, tmp_path / "xl.safetensors")
+    style = tiny_models.to_kohya(made, tmp_path / "xl-kohya.safetensors", sdxl=True)
+    engine = Engine(TorchLoader(tiny_sdxl, device="cpu"), styles=lambda name: style)
+    result = engine.generate(GenerationRequest(PROMPT, steps=2, seed=6, guidance_scale=1.0,
+                                               loras=(LoraWeight("xl", 0.7),)))
+    layers = engine.components.styles._loaded[next(iter(engine.components.styles._loaded))].layers
+    assert layers["text_encoder"] > 0 and layers["text_encoder_2"] > 0 and layers["unet"] > 0
+    pipe = StableDiffusionXLPipeline.from_pretrained(tiny_sdxl)
+    pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+    pipe.load_lora_weights(str(style), adapter_name="xl")
+    pipe.set_adapters(["xl"], [0.7])
+    images = pipe(prompt=PROMPT, num_inference_steps=2, guidance_scale=1.0, width=64, height=64, output_type="np",
+                  generator=[torch.Generator("cpu").manual_seed(6)]).images
+    assert np.abs(_pixels(result) - (images * 255).round().astype(np.int16)).max() <= 1
+
+
 def test_refusals_are_one_line(engine, tiny_sdxl, tmp_path):
     from safetensors.torch import save_file
 

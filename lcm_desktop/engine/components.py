@@ -8,12 +8,14 @@ All tensors crossing these interfaces are ``torch.Tensor``; a backend that compu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 
-from ..core.lora_file import StyleFile
+from ..core.request import LoraWeight
 from .prompt_fit import PromptFit
 
 ModelFamily = Literal["sd", "sdxl"]
@@ -109,8 +111,9 @@ class StyleState:
 
 @runtime_checkable
 class StyleAdapters(Protocol):
-    def apply(self, styles: tuple[StyleFile, ...]) -> StyleState:
-        """Make exactly ``styles`` active at their weights (``()``: none), loading each file once."""
+    def apply(self, loras: tuple[LoraWeight, ...], resolve: Callable[[str], Path]) -> StyleState:
+        """Make exactly ``loras`` active at their weights (``()``: none), loading each file once;
+        ``resolve(name)`` gives a style's file (it raises for an unknown name)."""
 
 
 @dataclass

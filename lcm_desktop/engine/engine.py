@@ -26,7 +26,6 @@ from typing import Any
 import torch
 
 from ..core.errors import GenerationCancelled, InvalidRequestError
-from ..core.lora_file import StyleFile
 from ..core.model_folder import inspect_model_folder, model_hash
 from ..core.model_info import (
     DEFAULT_LCM_GUIDANCE,
@@ -174,20 +173,20 @@ class Engine:
     def apply_styles(self, request: GenerationRequest) -> StyleState:
         """Make the request's styles active (none: the bare model); the prompt cache follows the text encoders."""
         comps = self.load()
-        if not request.loras:
-            state = comps.styles.apply(()) if comps.styles is not None else StyleState()
-        elif comps.styles is None:
-            raise InvalidRequestError("loras", ", ".join(lora.name for lora in request.loras),
-                                      f"left out for {comps.name}: its components take no styles")
-        elif self._styles is None:
-            raise InvalidRequestError("loras", ", ".join(lora.name for lora in request.loras),
-                                      "resolved to files: give the Engine styles=StyleStore().path_of")
+        if comps.styles is None:
+            if request.loras:
+                raise InvalidRequestError("loras", ", ".join(lora.name for lora in request.loras),
+                                          f"left out for {comps.name}: its components take no styles")
+            state = StyleState()
         else:
-            resolve = self._styles
-            state = comps.styles.apply(tuple(StyleFile(lora.name, resolve(lora.name), lora.weight)
-                                             for lora in request.loras))
+            state = comps.styles.apply(request.loras, self._resolve_style)
         self._text_state = state.text_key
         return state
+
+    def _resolve_style(self, name: str) -> Path:
+        if self._styles is None:
+            raise InvalidRequestError("loras", name, "resolved to a file: give the Engine styles=StyleStore().path_of")
+        return self._styles(name)
 
     @staticmethod
     def _fit_prompts(comps: ModelComponents, request: GenerationRequest) -> tuple[GenerationRequest, tuple[int, int]]:

@@ -1,9 +1,9 @@
 """Style LoRAs on a loaded PyTorch model: loaded once each, kept unfused, weighted per request.
 
     styles = TorchStyles(unet, vae, pairs, family="sd", model="lcm-dreamshaper-v7")
-    styles.apply((StyleFile("papercut", path, 0.8), StyleFile("ink", path2, 0.5)))   # loads both, once
-    styles.apply((StyleFile("papercut", path, 1.0),))                                 # a new weight: no load
-    styles.apply(())                                                                  # the bare model
+    styles.apply((LoraWeight("papercut", 0.8), LoraWeight("ink", 0.5)), store.path_of)  # loads both, once
+    styles.apply((LoraWeight("papercut", 1.0),), store.path_of)                         # a new weight: no load
+    styles.apply((), store.path_of)                                                     # the bare model
 
 Each file is loaded with diffusers' own loader (``load_lora_weights(file, adapter_name=…)`` on a pipeline
 wrapped around our modules), which converts kohya/AUTOMATIC1111 keys and loads UNet and text-encoder
@@ -28,6 +28,7 @@ import os
 import time
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ import torch
 
 from ..core.errors import ModelFormatError
 from ..core.lora_file import LoraInfo, StyleFile, check_lora_fits, inspect_lora, lora_hash
+from ..core.request import LoraWeight
 from .components import StyleState
 
 log = logging.getLogger(__name__)
@@ -66,8 +68,9 @@ class TorchStyles:
         self.last_switch_seconds = 0.0
 
     # -- per request -------------------------------------------------------------------------
-    def apply(self, styles: tuple[StyleFile, ...]) -> StyleState:
+    def apply(self, loras: tuple[LoraWeight, ...], resolve: Callable[[str], Path]) -> StyleState:
         started = time.perf_counter()
+        styles = tuple(StyleFile(lora.name, resolve(lora.name), lora.weight) for lora in loras)
         loaded = [self._ensure(style) for style in styles]
         pipe = self._pipe
         if not styles:
@@ -192,13 +195,13 @@ class BakedStyles:
         self.hashes = tuple((lora.name, lora.hash) for lora in baked)
         self.model = model
 
-    def apply(self, styles: tuple[StyleFile, ...]) -> StyleState:
-        if styles:
+    def apply(self, loras: tuple[LoraWeight, ...], resolve: Callable[[str], Path]) -> StyleState:
+        if loras:
             from ..core.errors import InvalidRequestError
 
             baked = ", ".join(f"{name}" for name, _ in self.hashes) or "none"
             raise InvalidRequestError(
-                "loras", ", ".join(style.name for style in styles),
+                "loras", ", ".join(lora.name for lora in loras),
                 f"left out for {self.model}, a Core ML model whose styles are baked in when it is converted "
                 f"(baked here: {baked}; convert again with python -m convert … --lora FILE:WEIGHT, or use the "
                 "PyTorch backend for live styles)")

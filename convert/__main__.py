@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("source", type=Path, help="local diffusers model folder")
     parser.add_argument("--out", type=Path, required=True, help="output folder (must not exist, unless --force)")
     parser.add_argument("--lcm-lora", type=Path, help="LCM-LoRA .safetensors file (or its folder) to fuse in first")
+    parser.add_argument("--lora", action="append", default=[], metavar="FILE[:WEIGHT]",
+                        help="style LoRA .safetensors to bake in at WEIGHT (default 1), UNet and text encoders; "
+                             "repeatable")
     parser.add_argument("--attention", choices=("split_einsum", "original"), default="split_einsum",
                         help="split_einsum: Neural Engine (default); original: GPU")
     parser.add_argument("--size", help="image size WxH the shapes are fixed for (default: the model's native size)")
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         from convert.conversion import run
-        from convert.options import ConvertOptions, parse_components, parse_size
+        from convert.options import ConvertOptions, parse_components, parse_lora, parse_size
 
         options = ConvertOptions(
             source=args.source, out=args.out, lcm_lora=args.lcm_lora, attention=args.attention,
@@ -85,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             components=parse_components(args.components), min_target=args.min_target,
             batch_size=args.batch_size, force=args.force, tiny_decoder=args.tiny_decoder,
             verify=not args.no_verify, max_prompt_chunks=args.max_prompt_chunks,
+            loras=tuple(parse_lora(text) for text in args.lora),
         )
         run(options, progress=lambda line: print(line, flush=True))
     except LcmError as exc:

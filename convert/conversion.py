@@ -61,6 +61,10 @@ def run(options: ConvertOptions, progress: Progress | None = None) -> Manifest:
         from convert.lora import resolve_lora_file
 
         options = replace(options, lcm_lora=resolve_lora_file(options.lcm_lora))  # refuse a bad LoRA before any work
+    if options.loras:
+        from convert.lora import check_styles
+
+        check_styles(options.loras, source.family, source.path.name)
     check_disk_space(source, options)
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -104,6 +108,14 @@ def _convert_into(work: Path, source, options: ConvertOptions, ct_version: str, 
         t = time.perf_counter()
         changed = fuse_lcm_lora(pipe, options.lcm_lora)
         say(f"fused LCM-LoRA {options.lcm_lora.name} into {changed} UNet tensors in {time.perf_counter() - t:.1f} s")
+    baked = ()
+    if options.loras:
+        from convert.lora import fuse_styles
+
+        t = time.perf_counter()
+        baked = fuse_styles(pipe, options.loras, source.path.name)
+        styles = ", ".join(f"{lora.name} at {lora.weight:g}" for lora in baked)
+        say(f"baked styles {styles} in {time.perf_counter() - t:.1f} s")
     taesd = None
     if options.tiny_decoder:
         from convert.source import load_tiny_decoder
@@ -147,6 +159,7 @@ def _convert_into(work: Path, source, options: ConvertOptions, ct_version: str, 
         minimum_deployment_target=options.min_target,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         notes=tuple(notes),
+        loras=baked,
     )
     # The app's recommendations file: the one size this conversion runs at (also for non-square sizes), and
     # what the source recommends (steps, guidance, its example prompt), so the Core ML model starts the same.

@@ -1,4 +1,5 @@
-"""Fuse an LCM-LoRA into a base pipeline before conversion (diffusers ``load_lora_weights`` + ``fuse_lora``).
+"""Fuse an LCM-LoRA and style LoRAs into a pipeline before conversion (diffusers ``load_lora_weights`` +
+``set_adapters`` + ``fuse_lora``).
 
 A Core ML model has fixed weights, so the LoRA is merged in: W ← W + scale·B·A.  Only
 ``.safetensors`` files are read (pickles can run code).  A LoRA made for another base either
@@ -14,6 +15,7 @@ from pathlib import Path
 import torch
 
 from lcm_desktop.core.errors import ConversionError, ModelFormatError, UnsafeModelError
+from lcm_desktop.core.manifest import BakedLora
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +76,59 @@ def _first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     telling = [line for line in lines if "mismatch" in line or "not found" in line]
     return (telling or lines or [type(exc).__name__])[0][:200]
+
+
+def check_styles(loras: tuple[tuple[Path, float], ...], family: str, model: str) -> None:
+    """Refuse a style file before any work: not a LoRA diffusers loads, or made for another family."""
+    from lcm_desktop.core.lora_file import check_lora_fits, inspect_lora
+
+    for path, _weight in loras:
+        if not Path(path).is_file():
+            raise ModelFormatError(f"The style LoRA {path} does not exist; check the --lora path.")
+        check_lora_fits(inspect_lora(path), family=family, model=model)
+
+
+def fuse_styles(pipe, loras: tuple[tuple[Path, float], ...], model: str) -> tuple[BakedLora, ...]:
+    """Bake style LoRAs into the UNet and text encoders at their weights, as the app applies them live:
+    ``load_lora_weights`` each (adapter ``style<i>``), ``set_adapters(names, weights)``, ``fuse_lora``, unload.
+
+    The same diffusers calls as the PyTorch engine (``lcm_desktop/engine/styles.py``), so the baked model
+    equals the live one at these weights.  A style that adds no layer is a ConversionError, never a no-op.
+    """
+    from lcm_desktop.core.lora_file import check_lora_fits, inspect_lora, lora_hash
+
+    components = [name for name in ("unet", "text_encoder", "text_encoder_2") if getattr(pipe, name, None) is not None]
+    names, baked = [], []
+    for index, (path, weight) in enumerate(loras):
+        info = inspect_lora(path)
+        check_lora_fits(info, family="sdxl" if hasattr(pipe, "text_encoder_2") else "sd", model=model,
+                        cross_attention_dim=pipe.unet.config.cross_attention_dim)
+        adapter = f"style{index}"
+        try:
+            pipe.load_lora_weights(str(path), adapter_name=adapter)
+        except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+            raise ConversionError(f"The style {path.name} does not fit {model} ({_first_line(exc)}); use a style "
+                                  "made for this model's base.") from exc
+        if not any(_has_adapter(getattr(pipe, name), adapter) for name in components):
+            raise ConversionError(f"The style {path.name} changed nothing in {model}: none of its {info.modules} "
+                                  "layers matched the model's; use a style made for this model's base.")
+        names.append(adapter)
+        baked.append(BakedLora(info.name, lora_hash(path), float(weight), str(Path(path).resolve())))
+    try:
+        pipe.set_adapters(names, [float(weight) for _, weight in loras])
+        pipe.fuse_lora(components=components, lora_scale=1.0, adapter_names=names)
+        pipe.unload_lora_weights()
+    except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise ConversionError(f"Baking the styles into {model} failed ({_first_line(exc)}).") from exc
+    left = [name for name in components if any("lora" in key for key in getattr(pipe, name).state_dict())]
+    if left:
+        raise ConversionError(f"fusing the styles left LoRA layers in the {', '.join(left)}; the LoRA format is "
+                              "not supported.")
+    return tuple(baked)
+
+
+def _has_adapter(module, adapter: str) -> bool:
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return any(isinstance(layer, BaseTunerLayer) and adapter in getattr(layer, "lora_A", {})
+               for layer in module.modules())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from lcm_desktop.core.manifest import (
     VAE_DECODER,
     VAE_ENCODER,
 )
+from lcm_desktop.core.request import MAX_LORA_WEIGHT
 
 TARGETS = ("macOS13", "macOS14", "macOS15")
 # User-facing component names (--components) → what they produce.
@@ -45,6 +47,7 @@ class ConvertOptions:
     # (B, D, 1, 77) and makes the same images as PyTorch for every prompt that fits; a shorter prompt on a
     # larger Unet is padded with empty-prompt chunks (see lcm_desktop/engine/prompt_encoding.py).
     max_prompt_chunks: int = 1
+    loras: tuple[tuple[Path, float], ...] = ()  # style LoRAs (file, weight) baked into the UNet and text encoders
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", Path(self.source))
@@ -52,6 +55,12 @@ class ConvertOptions:
         for name in ("lcm_lora", "tiny_decoder"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
+        loras = tuple((Path(path), float(weight)) for path, weight in self.loras)
+        object.__setattr__(self, "loras", loras)
+        for path, weight in loras:
+            if not math.isfinite(weight) or abs(weight) > MAX_LORA_WEIGHT:
+                raise ConversionError(f"--lora {path.name}:{weight:g}: the weight must be from {-MAX_LORA_WEIGHT:g} to "
+                                      f"{MAX_LORA_WEIGHT:g}.")
         if self.attention not in ATTENTIONS:
             raise ConversionError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}.")
         if self.palettize is not None and self.palettize not in PALETTIZE_BITS:
@@ -93,3 +102,14 @@ def parse_components(text: str) -> tuple[str, ...]:
     if text.strip() == "all":
         return tuple(COMPONENT_CHOICES)
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def parse_lora(text: str) -> tuple[Path, float]:
+    """``--lora FILE[:WEIGHT]`` → (file, weight); weight 1 when left out (a path may itself hold ``:``)."""
+    path, colon, weight = text.rpartition(":")
+    if colon:
+        try:
+            return Path(path), float(weight)
+        except ValueError:
+            pass
+    return Path(text), 1.0

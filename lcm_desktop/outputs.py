@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .core.atomic import clean_stale_parts
 from .core.errors import OutputError
-from .core.metadata import ImageParameters, save_png
+from .core.metadata import LORA_HASHES, ImageParameters, lora_hashes_text, save_png
 from .core.request import GenerationResult
 from .history import History, HistoryEntry
 
@@ -29,14 +29,17 @@ def image_parameters(result: GenerationResult, seed: int, model: str | None = No
                      model_hash: str | None = None) -> ImageParameters:
     """The parameters of one image of ``result`` (a negative prompt the model ignored is not recorded).
 
-    Image-to-image adds ``Denoising strength`` as AUTOMATIC1111 writes it (the starting image is not recorded).
+    Image-to-image adds ``Denoising strength`` as AUTOMATIC1111 writes it (the starting image is not recorded);
+    styles add ``Lora hashes`` (and the JSON chunk keeps their weights).
     """
     req = result.request
     extra = {DENOISING_STRENGTH: f"{req.strength:g}"} if req.is_img2img else {}
+    if result.lora_hashes:
+        extra[LORA_HASHES] = lora_hashes_text(result.lora_hashes)
     return ImageParameters(
         prompt=req.prompt, negative_prompt="" if result.negative_prompt_ignored else req.negative_prompt,
         steps=req.steps, guidance_scale=req.guidance_scale, seed=seed, width=req.width, height=req.height,
-        model=model or result.model_name, model_hash=model_hash, extra=extra,
+        model=model or result.model_name, model_hash=model_hash, extra=extra, loras=req.loras,
     )
 
 

@@ -232,3 +232,73 @@ def wrappers_for(folder: Path) -> dict:
                              tiny_decoder=m.source.tiny_decoder, batch_size=m.batch_size,
                              max_prompt_chunks=m.max_prompt_chunks or 1)
     return build_wrappers(options)
+
+
+STYLE_UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+STYLE_TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+
+
+def make_tiny_style(base: Path, out: Path, *, seed: int = 1, rank: int = 4, alpha: float = 4.0,
+                    text_encoder: bool = True, scale: float = 0.3) -> Path:
+    """A random style LoRA for ``base`` (UNet attention and, by default, the text encoder(s)) made through
+    PEFT with non-zero B matrices, saved in diffusers format as ``out`` (a ``.safetensors`` file)."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
+    from peft import LoraConfig, inject_adapter_in_model
+    from peft.utils import get_peft_model_state_dict
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    base, out = Path(base), Path(out)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel.from_pretrained(base / "unet")
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian",
+                                target_modules=STYLE_UNET_TARGETS))
+    layers = {"unet_lora_layers": get_peft_model_state_dict(unet)}
+    sdxl = (base / "text_encoder_2").is_dir()
+    if text_encoder:
+        for folder, cls, kw in (("text_encoder", CLIPTextModel, "text_encoder_lora_layers"),
+                                ("text_encoder_2", CLIPTextModelWithProjection, "text_encoder_2_lora_layers")):
+            if not (base / folder).is_dir():
+                continue
+            encoder = cls.from_pretrained(base / folder)
+            config = LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian",
+                                target_modules=STYLE_TEXT_TARGETS)
+            inject_adapter_in_model(config, encoder)
+            layers[kw] = get_peft_model_state_dict(encoder)
+    layers = {kw: {k: torch.randn_like(v) * scale if "lora_B" in k else v for k, v in state.items()}
+              for kw, state in layers.items()}
+    pipeline = StableDiffusionXLPipeline if sdxl else StableDiffusionPipeline
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pipeline.save_lora_weights(out.parent, weight_name=out.name, safe_serialization=True, **layers)
+    return out
+
+
+def to_kohya(source: Path, out: Path, *, sdxl: bool = False) -> Path:
+    """A diffusers/PEFT LoRA file rewritten with kohya/AUTOMATIC1111 keys (``lora_unet_…``, ``lora_te_…``
+    or ``lora_te1_``/``lora_te2_``, ``.lora_down``/``.lora_up`` and an ``.alpha`` per layer), plus kohya metadata."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    prefixes = {"unet": "lora_unet_", "text_encoder": "lora_te1_" if sdxl else "lora_te_",
+                "text_encoder_2": "lora_te2_"}
+    tensors, rank = {}, {}
+    with safe_open(str(source), "pt") as f:
+        for key in f.keys():
+            part, rest = key.split(".", 1)
+            module, kind = rest.rsplit(".lora_", 1)
+            if part.startswith("text_encoder") and not module.startswith("text_model."):
+                module = "text_model." + module  # A1111 files name CLIP's layers from its text_model
+            name = prefixes[part] + module.replace(".", "_")
+            value = f.get_tensor(key)
+            if kind.startswith("A"):
+                tensors[f"{name}.lora_down.weight"] = value
+                rank[name] = value.shape[0]
+            else:
+                tensors[f"{name}.lora_up.weight"] = value
+    for name, r in rank.items():
+        tensors[f"{name}.alpha"] = torch.tensor(float(r))
+    metadata = {"ss_tag_frequency": json.dumps({"10_papercut": {"papercut": 40, "paper art": 12, "red": 3}}),
+                "ss_sd_model_name": "tiny-base.safetensors", "ss_network_module": "networks.lora"}
+    save_file(tensors, str(out), metadata=metadata)
+    return Path(out)

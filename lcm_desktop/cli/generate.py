@@ -24,7 +24,7 @@ FALLBACK_PROMPT = "a red circle"  # for a model that ships no example prompt
 # The request's field names as the flags the user typed them (used by the CLI's error mapping).
 FLAGS = {"prompt": "PROMPT", "negative_prompt": "--negative", "steps": "--steps", "guidance_scale": "--guidance",
          "width": "--width", "height": "--height", "seed": "--seed", "batch_size": "--batch",
-         "tiny_decoder": "--fast-decode", "init_image": "--init-image", "strength": "--strength"}
+         "tiny_decoder": "--fast-decode", "init_image": "--init-image", "strength": "--strength", "loras": "--lora"}
 DEFAULT_STRENGTH = 0.8  # with --init-image and no --strength: LatentConsistencyModelImg2ImgPipeline's default
 
 
@@ -48,6 +48,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     gen.add_argument("--strength", type=float, default=None,
                      help=f"with --init-image: how far from it, 0 < S <= 1 (default {DEFAULT_STRENGTH:g}); "
                           "--steps denoising steps always run")
+    gen.add_argument("--lora", action="append", default=[], metavar="NAME[:WEIGHT]",
+                     help="apply an installed style LoRA at WEIGHT (default 1); repeat for several "
+                          "(`lcm-desktop models styles` lists them)")
     gen.add_argument("--out", type=Path, default=None, help="output folder, or a .png file name")
     gen.add_argument("--overwrite", action="store_true", help="replace the file named by --out if it exists")
     gen.add_argument("--backend", choices=["auto", "torch", "coreml"], default="auto",
@@ -86,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         tiny_decoder=args.fast_decode,
         init_image=args.init_image,
         strength=1.0 if args.init_image is None else DEFAULT_STRENGTH if args.strength is None else args.strength,
+        loras=tuple(parse_lora(text) for text in args.lora),
     )
     if args.init_image is not None:
         from ..core.init_image import check_image_file
@@ -98,8 +102,18 @@ def run(args: argparse.Namespace) -> int:
     loader = _loader(args, info)
     targets, on_existing = _output_paths(args.out, request, overwrite=args.overwrite)
 
+    styles = None
+    if request.loras:
+        from ..models.styles import StyleStore
+
+        if args.backend == "coreml":
+            raise InvalidRequestError("--lora", args.lora[0], "left out with a Core ML model (styles are baked in "
+                                      "at conversion: python -m convert … --lora FILE:WEIGHT)")
+        styles = StyleStore().path_of
+        for lora in request.loras:
+            styles(lora.name)  # an unknown style: one line, before the model loads
     quiet_libraries()
-    engine = Engine(loader)
+    engine = Engine(loader, styles=styles)
     engine.load()
     bar = None if args.quiet else _ProgressBar(request.steps)
     try:
@@ -128,6 +142,20 @@ def _summary(result, load_seconds: float, count: int) -> str:
     return (f"{count} image(s) {req.width}x{req.height}{start}, {req.steps} steps, guidance {req.guidance_scale:g}, "
             f"seed {req.seed} | load {load_seconds:.2f}s, encode {t.encode:.2f}s, {t.per_step:.2f}s/step, "
             f"decode {t.decode:.2f}s, total {t.total + load_seconds:.2f}s on {result.backend}{note}")
+
+
+def parse_lora(text: str):
+    """``--lora NAME[:WEIGHT]`` → ``LoraWeight`` (weight 1 when left out)."""
+    from ..core.request import LoraWeight
+
+    name, colon, weight = text.rpartition(":")
+    if not colon:
+        return LoraWeight(text.strip(), 1.0)
+    try:
+        value = float(weight)
+    except ValueError:
+        raise InvalidRequestError("loras", text, "NAME or NAME:WEIGHT with a number for WEIGHT") from None
+    return LoraWeight(name.strip(), value)
 
 
 def _device(text: str) -> str:

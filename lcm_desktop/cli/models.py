@@ -1,4 +1,4 @@
-"""``lcm-desktop models …``: list, pull, rm, import, du — the parsers and the printing.
+"""``lcm-desktop models …``: list, styles, pull, rm, import, du — the parsers and the printing.
 
 What models are and where they live is the ``models`` package's; this module only reads the
 command line and prints.  Ctrl-C during a pull keeps what was downloaded (exit 130) and the next
@@ -25,16 +25,19 @@ def cancelled_message(args: argparse.Namespace) -> str:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     models = subparsers.add_parser("models", help="list, download, import and delete models")
-    sub = models.add_subparsers(dest="models_command", metavar="{list,pull,rm,import,du}")
+    sub = models.add_subparsers(dest="models_command", metavar="{list,styles,pull,rm,import,du}")
     sub.required = True
-    sub.add_parser("list", help="catalog and installed models: name, kind, installed, size, path")
+    sub.add_parser("list", help="catalog and installed models (name, kind, installed, size, path), then styles")
+    sub.add_parser("styles", help="installed style LoRAs: name, base family, size, trigger words")
     pull = sub.add_parser("pull", help="download a catalog model (resumes an interrupted download)")
     pull.add_argument("id", help="catalog id (see `models list`)")
     pull.add_argument("--quiet", action="store_true", help="no progress bar")
-    rm = sub.add_parser("rm", help="delete a downloaded, imported or converted model")
-    rm.add_argument("id", help="catalog id or imported name")
-    imp = sub.add_parser("import", help="import a diffusers folder or a single-file .safetensors checkpoint")
-    imp.add_argument("path", type=Path, help="model folder or .safetensors file")
+    rm = sub.add_parser("rm", help="delete a downloaded, imported or converted model, or a style")
+    rm.add_argument("id", help="catalog id, imported name or style name")
+    rm.add_argument("--style", action="store_true", help="ID is a style (when a model has the same name)")
+    imp = sub.add_parser("import", help="import a diffusers folder, a single-file .safetensors checkpoint or a "
+                         "style LoRA (.safetensors)")
+    imp.add_argument("path", type=Path, help="model folder, checkpoint or LoRA .safetensors file")
     imp.add_argument("--name", help="name to use (default: from the folder or file name)")
     sub.add_parser("du", help="disk space used by each model")
     return models
@@ -42,7 +45,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, catalog: Catalog | None = None) -> int:
     catalog = catalog or load_catalog()
-    command = {"list": _list, "pull": _pull, "rm": _rm, "import": _import, "du": _du}[args.models_command]
+    command = {"list": _list, "styles": _styles, "pull": _pull, "rm": _rm, "import": _import,
+               "du": _du}[args.models_command]
     return command(args, catalog)
 
 
@@ -58,6 +62,33 @@ def _list(args, catalog: Catalog) -> int:
     widths = [max(len(r[i]) for r in table) for i in range(4)]
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4])
+    from ..models.styles import StyleStore
+
+    if StyleStore().styles():
+        print()
+        _styles(args, catalog)
+    return EXIT_OK
+
+
+def _styles(args, catalog: Catalog) -> int:
+    from ..models.styles import StyleStore
+
+    styles = StyleStore().styles()
+    if not styles:
+        print("no styles installed; add one with `lcm-desktop models import FILE.safetensors`")
+        return EXIT_OK
+    table = [("STYLE", "BASE", "SIZE", "TRIGGER WORDS")]
+    for style in styles:
+        info = style.info
+        if info is None:
+            table.append((style.name, "damaged", format_size(style.size_bytes), style.problem))
+            continue
+        parts = "" if info.touches_text_encoder else " (UNet only)"
+        table.append((style.name, info.family_label + parts, format_size(info.size_bytes),
+                      ", ".join(info.trigger_words) or "-"))
+    widths = [max(len(r[i]) for r in table) for i in range(3)]
+    for r in table:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
     return EXIT_OK
 
 
@@ -84,16 +115,35 @@ def _pull(args, catalog: Catalog) -> int:
 
 
 def _rm(args, catalog: Catalog) -> int:
+    from ..core.errors import ModelNotFoundError
     from ..models.store import delete_model
+    from ..models.styles import StyleStore
 
-    freed = delete_model(args.id, catalog)
+    styles = StyleStore()
+    if args.style:
+        freed = styles.delete(args.id)
+    else:
+        try:
+            freed = delete_model(args.id, catalog)
+        except ModelNotFoundError:
+            if not styles.has(args.id):
+                raise
+            freed = styles.delete(args.id)
     print(f"deleted {args.id}, freed {format_size(freed)}")
     return EXIT_OK
 
 
 def _import(args, catalog: Catalog) -> int:
     from ..models.importer import import_model
+    from ..models.styles import StyleStore, is_lora_file
 
+    if is_lora_file(args.path):
+        style = StyleStore().import_file(args.path, name=args.name)
+        info = style.info
+        words = f"; trigger words: {', '.join(info.trigger_words)}" if info and info.trigger_words else ""
+        print(f"imported style {style.name} ({info.family_label if info else '?'}, "
+              f"{format_size(style.size_bytes)}){words}: {style.path}")
+        return EXIT_OK
     folder = import_model(args.path, name=args.name, catalog=catalog)
     print(f"imported {folder.name}: {folder}")
     return EXIT_OK

@@ -115,6 +115,16 @@ class SourceInfo:
 
 
 @dataclass(frozen=True)
+class BakedLora:
+    """A style LoRA fused into the weights at conversion (``python -m convert … --lora FILE:WEIGHT``)."""
+
+    name: str  # the file's stem, as the app names styles
+    hash: str  # AUTOMATIC1111's short hash (core.lora_file.lora_hash), for ``Lora hashes``
+    weight: float
+    file: str = ""  # the path it was read from
+
+
+@dataclass(frozen=True)
 class Manifest:
     name: str
     family: str  # "sd" | "sdxl"
@@ -148,6 +158,7 @@ class Manifest:
     created: str = ""
     schema_version: int = SCHEMA_VERSION
     notes: tuple[str, ...] = field(default=())
+    loras: tuple[BakedLora, ...] = ()  # style LoRAs baked into the UNet and text encoders, in fusing order
 
     def component(self, name: str) -> ComponentSpec | None:
         return next((c for c in self.components if c.name == name), None)
@@ -185,7 +196,8 @@ class Manifest:
         try:
             components = tuple(_component_from_dict(c) for c in data["components"])
             source = SourceInfo(**data["source"])
-            fields = {k: v for k, v in data.items() if k not in ("components", "source")}
+            fields = {k: v for k, v in data.items() if k not in ("components", "source", "loras")}
+            fields["loras"] = tuple(BakedLora(**lora) for lora in data.get("loras", ()))
             for key in ("tokenizers", "notes", "vae_latents_mean", "vae_latents_std"):
                 if fields.get(key) is not None:
                     fields[key] = tuple(fields[key])

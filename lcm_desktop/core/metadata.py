@@ -11,6 +11,10 @@ That text format cannot hold every prompt: a prompt with a line ``Negative promp
 ``Steps: …`` reads back as other settings.  So each PNG also carries a JSON chunk named
 ``lcm_desktop`` with the exact request; our own reader prefers it.  Both chunks come from
 strangers' files too: the JSON is size-limited and type-checked field by field.
+
+Style LoRAs: the text records ``Lora hashes: "name: 1a2b3c4d5e6f, other: …"`` as AUTOMATIC1111 writes it
+(names without ``:`` and ``,``; hashes: ``core.lora_file.lora_hash``), and A1111's prompt keeps its
+``<lora:name:w>`` tags; the JSON chunk keeps each style's name and weight (``loras``).
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import publish_file
+from .request import LoraWeight
 
 PARAMETERS_KEY = "parameters"
 JSON_KEY = "lcm_desktop"
 JSON_VERSION = 1
 MAX_JSON_CHARS = 1_000_000  # a real request is a few hundred bytes; refuse anything absurd
 _NEGATIVE = "Negative prompt:"
+LORA_HASHES = "Lora hashes"  # AUTOMATIC1111's key
+_NO_SYMBOLS = str.maketrans("", "", ":,")  # A1111 removes these from the names it lists
 # One "Key: value" pair; values with commas are quoted ("…"), as A1111 writes them.
 _PAIR = re.compile(r'\s*([\w ]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 
@@ -45,10 +52,24 @@ class ImageParameters:
     model: str | None = None
     model_hash: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    loras: tuple[LoraWeight, ...] = ()  # the styles and their weights (from our JSON chunk; () in A1111's text)
+
+    @property
+    def lora_hashes(self) -> dict[str, str]:
+        """``Lora hashes`` as a dict name → short hash (A1111's ``"a: 1a2b…, b: 3c4d…"``); {} when absent."""
+        text = self.extra.get(LORA_HASHES, "")
+        pairs = (item.rpartition(":") for item in text.split(",") if ":" in item)
+        return {name.strip(): value.strip() for name, _, value in pairs if name.strip() and value.strip()}
+
+    @property
+    def style_names(self) -> tuple[str, ...]:
+        """The styles this image was made with: the JSON's ``loras``, else the names in ``Lora hashes``."""
+        return tuple(lora.name for lora in self.loras) if self.loras else tuple(self.lora_hashes)
 
     def to_json(self) -> str:
         """The exact parameters as JSON (the ``lcm_desktop`` chunk)."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["loras"] = [[lora.name, lora.weight] for lora in self.loras]
         return json.dumps({"version": JSON_VERSION, **data}, ensure_ascii=False, sort_keys=True)
 
     @classmethod
@@ -140,10 +161,33 @@ def _checked(name: str, value: Any) -> Any:
     if name == "guidance_scale":
         ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
         return (None if value is None else float(value)) if ok else _INVALID
+    if name == "loras":
+        return _loras(value)
     if name == "extra":
         ok = isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
         return dict(value) if ok else _INVALID
     return _INVALID
+
+
+def _loras(value: Any) -> Any:
+    """``[[name, weight], …]`` → LoraWeights, or ``_INVALID``."""
+    if not isinstance(value, list) or len(value) > 64:
+        return _INVALID
+    loras = []
+    for item in value:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
+                and isinstance(item[1], (int, float)) and not isinstance(item[1], bool)):
+            return _INVALID
+        try:
+            loras.append(LoraWeight(item[0], float(item[1])))
+        except ValueError:
+            return _INVALID
+    return tuple(loras)
+
+
+def lora_hashes_text(hashes: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> str:
+    """The ``Lora hashes`` value: ``name: hash, name2: hash2`` (names without ``:`` and ``,``, as A1111 writes)."""
+    return ", ".join(f"{name.translate(_NO_SYMBOLS)}: {value}" for name, value in hashes)
 
 
 def _looks_like_settings(line: str) -> bool:

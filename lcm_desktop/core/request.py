@@ -22,6 +22,8 @@ MAX_STEPS = 50
 MAX_BATCH = 8
 MAX_GUIDANCE = 30.0
 MAX_SEED = 2**32 - 1
+MAX_LORA_WEIGHT = 4.0  # AUTOMATIC1111's sliders stop at ±2; community recipes rarely pass ±3
+MAX_LORAS = 16
 
 
 LCM_ORIGINAL_STEPS = 50  # the distillation schedule's length (LCMScheduler's ``original_inference_steps``)
@@ -57,6 +59,28 @@ def _check_int(name: str, value: Any, low: int, high: int, extra: str = "") -> N
 
 
 @dataclass(frozen=True)
+class LoraWeight:
+    """One style LoRA by its installed name (``lcm-desktop models styles``) and the weight it is applied at.
+
+    The front end resolves names to files (``models.styles``); the engine gets them through its resolver.
+    """
+
+    name: str
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise InvalidRequestError("loras", self.name, "a style name (see `lcm-desktop models styles`)")
+        w = self.weight
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
+            raise InvalidRequestError("loras", w, f"a weight from {-MAX_LORA_WEIGHT:g} to {MAX_LORA_WEIGHT:g}")
+        if not -MAX_LORA_WEIGHT <= w <= MAX_LORA_WEIGHT:
+            raise InvalidRequestError("loras", w, f"a weight from {-MAX_LORA_WEIGHT:g} to {MAX_LORA_WEIGHT:g} "
+                                      f"(for {self.name})")
+        object.__setattr__(self, "weight", float(w))
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """One text-to-image or image-to-image job.
 
@@ -73,6 +97,8 @@ class GenerationRequest:
     strength: how far from the starting image, in (0, 1]: 1.0 starts from pure noise at the first
         timestep; 0.3 keeps most of the picture.  ``steps`` is always the number of denoiser calls
         (LCM: strength shortens the 50-point distillation schedule; see ``engine.sampler``).
+    loras: style LoRAs applied on top of the model, each with its weight (PyTorch: live, any number;
+        Core ML: baked in at conversion).  A name may appear once.
     """
 
     prompt: str
@@ -86,6 +112,7 @@ class GenerationRequest:
     tiny_decoder: bool = False
     init_image: Any = field(default=None, compare=False)
     strength: float = 1.0
+    loras: tuple[LoraWeight, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str):
@@ -110,6 +137,19 @@ class GenerationRequest:
         if self.seed is not None:
             _check_int("seed", self.seed, 0, MAX_SEED)
         self._check_init_image()
+        self._check_loras()
+
+    def _check_loras(self) -> None:
+        loras = tuple(self.loras) if isinstance(self.loras, (list, tuple)) else self.loras
+        if not isinstance(loras, tuple) or not all(isinstance(lora, LoraWeight) for lora in loras):
+            raise InvalidRequestError("loras", self.loras, "a tuple of LoraWeight(name, weight)")
+        names = [lora.name for lora in loras]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise InvalidRequestError("loras", ", ".join(twice), "each style once (give one weight per style)")
+        if len(loras) > MAX_LORAS:
+            raise InvalidRequestError("loras", len(loras), f"at most {MAX_LORAS} styles")
+        object.__setattr__(self, "loras", loras)
 
     def _check_init_image(self) -> None:
         s = self.strength
@@ -197,6 +237,7 @@ class GenerationResult:
     encoder_cache_hit: bool = False
     dropped_words: tuple[int, int] = (0, 0)  # words cut from (prompt, negative prompt): only by a Core ML model
     # converted before --max-prompt-chunks (77 tokens); PyTorch and newer Core ML models encode long prompts in chunks
+    lora_hashes: tuple[tuple[str, str], ...] = ()  # (style name, A1111 short hash) of each style used, request order
 
     @property
     def truncation_note(self) -> str:

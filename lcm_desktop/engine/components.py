@@ -8,11 +8,14 @@ All tensors crossing these interfaces are ``torch.Tensor``; a backend that compu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 
+from ..core.request import LoraWeight
 from .prompt_fit import PromptFit
 
 ModelFamily = Literal["sd", "sdxl"]
@@ -94,6 +97,26 @@ class ImageEncoder(Protocol):
         """
 
 
+@dataclass(frozen=True)
+class StyleState:
+    """The styles active after ``StyleAdapters.apply``.
+
+    text_key: identifies the text encoders' LoRA state (which styles touch them, at which weights): the
+        engine's prompt-embedding cache is keyed on it, so an embedding is never reused across weights.
+    hashes: (style name, AUTOMATIC1111 short hash) of each style, in request order (for ``Lora hashes``).
+    """
+
+    text_key: tuple = ()
+    hashes: tuple[tuple[str, str], ...] = ()
+
+
+@runtime_checkable
+class StyleAdapters(Protocol):
+    def apply(self, loras: tuple[LoraWeight, ...], resolve: Callable[[str], Path]) -> StyleState:
+        """Make exactly ``loras`` active at their weights (``()``: none), loading each file once;
+        ``resolve(name)`` gives a style's file (it raises for an unknown name)."""
+
+
 @dataclass
 class ModelComponents:
     """Everything one loaded model offers the loop."""
@@ -109,6 +132,7 @@ class ModelComponents:
     tiny_image_encoder: ImageEncoder | None = None  # the same tiny autoencoder's encoder: fast image-to-image
     force_zeros_for_empty_prompt: bool = True  # SDXL: zero negative embeddings when no negative prompt
     backend: str = "torch"
+    styles: StyleAdapters | None = None  # live style LoRAs (PyTorch); None: styles are baked in (Core ML)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property

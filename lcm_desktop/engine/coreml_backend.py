@@ -43,6 +43,7 @@ from .coreml_reference import REFERENCE, ReferenceRuntime
 from .coreml_runtime import CompiledModelCache, CoreMLRuntime, CoreMLToolsRuntime, Predictor
 from .prompt_encoding import PromptEncoder, pad_chunks
 from .prompt_fit import PromptFit, fit_prompt
+from .styles import BakedStyles
 
 log = logging.getLogger(__name__)
 
@@ -333,6 +334,7 @@ def load_coreml_components(
         ),
         force_zeros_for_empty_prompt=manifest.force_zeros_for_empty_prompt,
         backend=f"coreml:{compute_units}",
+        styles=BakedStyles(manifest.loras, manifest.name),
         extras={"manifest": manifest, "compute_units": compute_units},
     )
     return components

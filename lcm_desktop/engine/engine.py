@@ -4,8 +4,13 @@
     result = engine.generate(GenerationRequest("a red circle"), on_step=print)
 
 The prompt-embedding cache means regenerating with the same prompt never re-runs the text
-encoder (live mode edits the seed or steps far more often than the prompt).  The model's
+encoder (live mode edits the seed or steps far more often than the prompt); it is keyed on the text
+encoders' style-LoRA state too, so changing a style's weight never reuses a stale embedding.  The model's
 description (``core.model_info``: family, defaults) is read once, at load.
+
+Styles: a request names them (``request.loras``); the engine asks ``styles(name) -> Path`` (the front end
+passes ``models.styles.StyleStore().path_of``) and the components' ``StyleAdapters`` apply them without
+reloading the model (``engine/styles.py``).
 """
 
 from __future__ import annotations
@@ -31,31 +36,36 @@ from ..core.model_info import (
     describe_model,
 )
 from ..core.request import GenerationRequest, GenerationResult, StepProgress, Timings
-from .components import ModelComponents, PromptEmbedding
+from .components import ModelComponents, PromptEmbedding, StyleState
 from .loaders import Loader, TorchLoader
 from .sampler import sample
 
+StyleResolver = Callable[[str], Path]  # a style's name → its file (models.styles.StyleStore.path_of)
+
 
 class Engine:
-    def __init__(self, loader: Loader | Path | str, *, cache_size: int = 32):
+    def __init__(self, loader: Loader | Path | str, *, cache_size: int = 32, styles: StyleResolver | None = None):
         """``loader``: a ``TorchLoader``/``CoreMLLoader`` (or any callable returning components); a folder
-        path means ``TorchLoader(folder)``."""
+        path means ``TorchLoader(folder)``.  ``styles``: how a request's style names become files."""
         if isinstance(loader, (str, Path)):
             loader = TorchLoader(Path(loader))
         self._loader = loader
         self.model_path: Path | None = getattr(loader, "folder", None)
         self._components: ModelComponents | None = None
         self._info: ModelInfo | None = None
-        self._cache: OrderedDict[str, PromptEmbedding] = OrderedDict()
+        self._cache: OrderedDict[tuple, PromptEmbedding] = OrderedDict()
+        self._styles = styles
+        self._text_state: tuple = ()  # the text encoders' style state the cache keys on
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self.load_seconds = 0.0
         self.model_hash: str | None = None  # A1111-style "Model hash" of a diffusers model, computed at load
 
     @classmethod
-    def from_components(cls, components: ModelComponents, *, cache_size: int = 32) -> Engine:
+    def from_components(cls, components: ModelComponents, *, cache_size: int = 32,
+                        styles: StyleResolver | None = None) -> Engine:
         """An engine over modules built elsewhere (tests, benchmarks sharing modules with diffusers)."""
-        return cls(lambda: components, cache_size=cache_size)
+        return cls(lambda: components, cache_size=cache_size, styles=styles)
 
     # -- loading ---------------------------------------------------------------------------
     @property
@@ -101,12 +111,13 @@ class Engine:
 
     # -- prompt cache ------------------------------------------------------------------------
     def encode(self, prompt: str) -> tuple[PromptEmbedding, bool]:
-        """Encoded prompt from the LRU cache, or freshly encoded (and cached)."""
-        if prompt in self._cache:
-            self._cache.move_to_end(prompt)
-            return self._cache[prompt], True
+        """Encoded prompt from the LRU cache (keyed on the text encoders' style state too), or freshly encoded."""
+        key = (self._text_state, prompt)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key], True
         embedding = self.components.text_encoder.encode(prompt)
-        self._cache[prompt] = embedding
+        self._cache[key] = embedding
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return embedding, False
@@ -123,6 +134,7 @@ class Engine:
         comps = self.load()
         load_seconds = 0.0 if was_loaded else self.load_seconds
         request, dropped = self._fit_prompts(comps, self.resolve(request))
+        styles = self.apply_styles(request)
         decoder = comps.decoder
         if request.tiny_decoder:
             if comps.tiny_decoder is None:
@@ -155,7 +167,26 @@ class Engine:
             negative_prompt_ignored=out.negative_prompt_ignored,
             encoder_cache_hit=out.encoder_cache_hit,
             dropped_words=dropped,
+            lora_hashes=styles.hashes,
         )
+
+    def apply_styles(self, request: GenerationRequest) -> StyleState:
+        """Make the request's styles active (none: the bare model); the prompt cache follows the text encoders."""
+        comps = self.load()
+        if comps.styles is None:
+            if request.loras:
+                raise InvalidRequestError("loras", ", ".join(lora.name for lora in request.loras),
+                                          f"left out for {comps.name}: its components take no styles")
+            state = StyleState()
+        else:
+            state = comps.styles.apply(request.loras, self._resolve_style)
+        self._text_state = state.text_key
+        return state
+
+    def _resolve_style(self, name: str) -> Path:
+        if self._styles is None:
+            raise InvalidRequestError("loras", name, "resolved to a file: give the Engine styles=StyleStore().path_of")
+        return self._styles(name)
 
     @staticmethod
     def _fit_prompts(comps: ModelComponents, request: GenerationRequest) -> tuple[GenerationRequest, tuple[int, int]]:

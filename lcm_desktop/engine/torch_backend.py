@@ -276,6 +276,8 @@ def components_from_modules(
         time_cond_proj_dim=cfg.time_cond_proj_dim,
         addition_time_embed=cfg.addition_embed_type == "text_time",
     )
+    from .styles import TorchStyles
+
     return ModelComponents(
         name=name,
         family=family,  # type: ignore[arg-type]
@@ -288,6 +290,7 @@ def components_from_modules(
         tiny_image_encoder=TorchImageEncoder(tiny_decoder, dev) if tiny_decoder is not None else None,
         force_zeros_for_empty_prompt=force_zeros_for_empty_prompt,
         backend=f"torch:{dev.type}:{str(dt).removeprefix('torch.')}",
+        styles=TorchStyles(unet, vae, pairs, family=family, model=name),
     )
 
 

@@ -118,13 +118,14 @@ class EngineWorker(QObject):
     def _engine_for(self, job: Job):
         from ..engine.backends import choice
         from ..engine.engine import Engine
+        from ..models.styles import StyleStore
 
         key = (str(job.model), job.backend, str(job.tiny_decoder))
         if self._engine is None or self._engine_key != key:
             self._engine = None  # release the old model before loading the next
             self.loading.emit(job.model.name)
             loader = choice(job.backend).loader(job.model, tiny_decoder=job.tiny_decoder, cache_dir=job.cache_dir)
-            engine = Engine(loader)
+            engine = Engine(loader, styles=StyleStore().path_of)  # a request's styles, by installed name
             engine.load()
             self._engine, self._engine_key = engine, key
         return self._engine

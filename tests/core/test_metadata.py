@@ -45,3 +45,33 @@ def test_tolerates_missing_fields():
 def test_png_without_parameters(tmp_path):
     Image.new("RGB", (4, 4)).save(tmp_path / "plain.png")
     assert read_png_parameters(tmp_path / "plain.png") is None
+
+
+def test_loras_round_trip_and_a1111_lora_hashes(tmp_path):
+    from PIL import Image
+
+    from lcm_desktop.core.metadata import LORA_HASHES, lora_hashes_text, read_png_parameters, save_png
+    from lcm_desktop.core.request import LoraWeight
+
+    hashes = lora_hashes_text([("paper:cut,s", "1a2b3c4d5e6f"), ("ink", "abcdef012345")])
+    assert hashes == "papercuts: 1a2b3c4d5e6f, ink: abcdef012345"  # A1111 drops ':' and ',' from names
+    params = ImageParameters(prompt="a cat <lora:ink:0.5>", steps=4, seed=1, width=64, height=64,
+                             extra={LORA_HASHES: hashes}, loras=(LoraWeight("papercut", 0.8), LoraWeight("ink", 0.5)))
+    text = params.to_text()
+    assert 'Lora hashes: "papercuts: 1a2b3c4d5e6f, ink: abcdef012345"' in text.splitlines()[-1]
+    foreign = ImageParameters.parse(text)  # as A1111's PNG Info or another tool reads the text
+    assert foreign.lora_hashes == {"papercuts": "1a2b3c4d5e6f", "ink": "abcdef012345"}
+    assert foreign.style_names == ("papercuts", "ink") and foreign.loras == ()
+    path = save_png(Image.new("RGB", (8, 8)), tmp_path / "a.png", params)
+    back = read_png_parameters(path)
+    assert back.loras == (LoraWeight("papercut", 0.8), LoraWeight("ink", 0.5))
+    assert back.style_names == ("papercut", "ink")
+
+
+def test_bad_loras_in_the_json_chunk_fall_back_to_the_text():
+    import json
+
+    good = json.loads(ImageParameters(prompt="p", steps=2).to_json())
+    for bad in ([["x", 99]], [["x"]], "x", [[1, 1]]):
+        assert ImageParameters.from_json(json.dumps({**good, "loras": bad})) is None
+    assert ImageParameters.from_json(json.dumps(good)).loras == ()

@@ -50,3 +50,17 @@ def test_request_is_frozen():
     request = GenerationRequest("x")
     with pytest.raises(AttributeError):
         request.steps = 3  # type: ignore[misc]
+
+
+def test_lora_weights_are_validated():
+    from lcm_desktop.core.request import LoraWeight
+
+    request = GenerationRequest("a cat", loras=[LoraWeight("papercut", 0.8), LoraWeight("ink", -1)])
+    assert request.loras == (LoraWeight("papercut", 0.8), LoraWeight("ink", -1.0))
+    for bad in (float("nan"), 4.5, True, "1"):
+        with pytest.raises(InvalidRequestError, match="`loras` must be a weight from -4 to 4"):
+            LoraWeight("papercut", bad)
+    with pytest.raises(InvalidRequestError, match="each style once"):
+        GenerationRequest("a cat", loras=(LoraWeight("a"), LoraWeight("a", 0.5)))
+    with pytest.raises(InvalidRequestError, match="a style name"):
+        LoraWeight(" ")

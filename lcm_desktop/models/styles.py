@@ -1,0 +1,159 @@
+"""Installed style LoRAs: importing, listing, deleting, and which file a style name means.
+
+    store = StyleStore()
+    store.import_file(Path("~/Downloads/papercut.safetensors"))       # checked, copied atomically
+    [(s.name, s.info.family_label, s.info.trigger_words) for s in store.styles()]
+    engine = Engine(loader, styles=store.path_of)                      # the engine resolves names through us
+    store.missing(params.style_names)                                  # styles a dropped PNG used that are not here
+
+Styles live as single files in ``<app data>/styles/<name>.safetensors`` beside the imported models.  The
+file is checked before it is copied (``core.lora_file.inspect_lora``: safetensors only, a LoRA format
+diffusers loads); whether it fits a model's family is checked when it is used with one (the engine).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.atomic import clean_stale_parts, publish_file
+from ..core.errors import InvalidRequestError, LcmError, ModelFormatError, ModelNotFoundError
+from ..core.lora_file import SUFFIX, LoraInfo, inspect_lora
+from ..core.model_files import check_regular, open_regular
+from ..core.paths import AppPaths
+from .disk import DiskUsage, file_size, format_size, free_space
+
+STYLES_DIR = "styles"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,63}$")  # A1111 names styles by file stem; spaces allowed
+
+
+@dataclass(frozen=True)
+class InstalledStyle:
+    name: str
+    path: Path
+    info: LoraInfo | None  # None: the file is damaged (``problem`` says how)
+    problem: str = ""
+
+    @property
+    def size_bytes(self) -> int:
+        return self.info.size_bytes if self.info is not None else file_size(self.path)
+
+
+class StyleStore:
+    """The styles folder of one ``AppPaths``; every call reads the folder afresh (it is small)."""
+
+    def __init__(self, paths: AppPaths | None = None):
+        self.paths = paths or AppPaths.default()
+
+    @property
+    def folder(self) -> Path:
+        return self.paths.data / STYLES_DIR
+
+    def styles(self) -> list[InstalledStyle]:
+        """Every installed style, by name; a damaged file is listed with its problem, not skipped."""
+        if not self.folder.is_dir():
+            return []
+        found = []
+        for path in sorted(self.folder.glob(f"*{SUFFIX}")):
+            if path.name.startswith("."):
+                continue
+            try:
+                found.append(InstalledStyle(path.stem, path, inspect_lora(path)))
+            except LcmError as exc:
+                found.append(InstalledStyle(path.stem, path, None, exc.user_message))
+        return found
+
+    def path_of(self, name: str) -> Path:
+        """The file of the installed style ``name`` (an unknown name is one line with close matches)."""
+        path = self.folder / f"{name}{SUFFIX}"
+        if _safe_name(name) and path.is_file():
+            return path
+        installed = [s.name for s in self.styles()]
+        close = difflib.get_close_matches(name, installed, n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ModelNotFoundError(
+            f"No style named {name!r}; {hint}`lcm-desktop models styles` lists the installed styles and "
+            "`lcm-desktop models import FILE.safetensors` adds one."
+        )
+
+    def missing(self, names: Iterable[str]) -> list[str]:
+        """Which of ``names`` (e.g. a dropped PNG's ``style_names``) are not installed, in order: for the GUI's
+        "restore styles" message."""
+        return [name for name in names if not (_safe_name(name) and (self.folder / f"{name}{SUFFIX}").is_file())]
+
+    def import_file(self, source: Path | str, name: str | None = None, *,
+                    disk_usage: DiskUsage = shutil.disk_usage) -> InstalledStyle:
+        """Check a LoRA file and copy it in atomically (a hidden temp file, then an exclusive link)."""
+        source = Path(source).expanduser()
+        if not source.exists():
+            raise ModelNotFoundError(f"Cannot import {source}: it does not exist.")
+        inspect_lora(source)  # refuses pickles, LyCORIS kinds diffusers cannot load, non-LoRAs
+        name = source.stem if name is None else name
+        if not NAME_RE.match(name) or name.strip() != name:
+            raise InvalidRequestError("--name", name, "1–64 letters, digits, spaces, '.', '_' or '-', starting with "
+                                      "a letter or digit")
+        target = self.folder / f"{name}{SUFFIX}"
+        if target.exists():
+            raise InvalidRequestError("--name", name, f"a new style name ({target} exists; `lcm-desktop models rm "
+                                      f"{name}` or pick another --name)")
+        size = check_regular(source).st_size
+        self.folder.mkdir(parents=True, exist_ok=True)
+        free, probe = free_space(self.folder, disk_usage)
+        if size > free:
+            raise ModelFormatError(f"Not enough disk space to import {source.name}: it needs {format_size(size)}, "
+                                   f"{format_size(free)} is free in {probe}.")
+        clean_stale_parts(self.folder)
+        try:
+            publish_file(target, lambda out: _copy_into(source, out, size))
+        except FileExistsError as exc:
+            raise InvalidRequestError("--name", name, "a new style name (one was imported meanwhile)") from exc
+        except OSError as exc:
+            raise ModelFormatError(f"Could not copy {source.name} into {self.folder} ({exc.strerror or exc}); "
+                                   "nothing was imported.") from exc
+        return InstalledStyle(name, target, inspect_lora(target))
+
+    def delete(self, name: str) -> int:
+        """Delete an installed style; return the bytes freed."""
+        path = self.path_of(name)
+        size = file_size(path)
+        trash = path.with_name(f".trash-{uuid.uuid4().hex[:8]}{SUFFIX}")
+        os.replace(path, trash)
+        trash.unlink(missing_ok=True)
+        return size
+
+    def has(self, name: str) -> bool:
+        return not self.missing([name])
+
+
+def is_lora_file(path: Path | str) -> bool:
+    """Whether an import source is a style LoRA (a single .safetensors file whose keys are a LoRA's), as
+    opposed to a model folder or a single-file checkpoint; cheap (the header only)."""
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() != SUFFIX or not path.is_file():
+        return False
+    from ..core.model_files import read_safetensors_header
+
+    try:
+        keys = read_safetensors_header(path).tensors
+    except LcmError:
+        return False
+    lora_like = ("lora_unet_", "lora_te", "lycoris_", "unet.", "text_encoder.", "text_encoder_2.")
+    return bool(keys) and all(k.startswith(lora_like) or ".lora" in k or "hada_" in k or "lokr_" in k for k in keys)
+
+
+def _copy_into(source: Path, out, size: int) -> None:
+    with open_regular(source) as src:
+        remaining = size
+        while remaining > 0 and (chunk := src.read(min(remaining, 1 << 22))):
+            out.write(chunk)
+            remaining -= len(chunk)
+
+
+def _safe_name(name: str) -> bool:
+    return bool(name) and NAME_RE.match(name) is not None and "/" not in name and "\\" not in name

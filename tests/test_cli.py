@@ -161,7 +161,7 @@ def test_too_few_schedule_points_is_one_line(tiny_lcm, tmp_path, capsys):
 
 def test_a_long_weighted_prompt_is_not_cut_and_its_png_keeps_the_text_with_its_tags(tiny_lcm, tmp_path, capsys):
     words = "a cat dog red green blue yellow circle square large small background top bottom left right moon".split()
-    prompt = " ".join(words[i % len(words)] for i in range(120)) + ", (red circle:1.3) <lora:ink style:0.8> BREAK moon"
+    prompt = " ".join(words[i % len(words)] for i in range(120)) + ", (red circle:1.3) BREAK moon"
     code, out, err = _run(capsys, "generate", prompt, "--model", str(tiny_lcm), "--steps", "1",
                           "--out", str(tmp_path / "long.png"), "--quiet")
     assert code == 0, err

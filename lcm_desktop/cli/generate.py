@@ -103,14 +103,14 @@ def run(args: argparse.Namespace) -> int:
     targets, on_existing = _output_paths(args.out, request, overwrite=args.overwrite)
 
     styles = None
-    if request.loras:
+    if request.styles:  # --lora and the prompt's <lora:name:weight> tags
         from ..models.styles import StyleStore
 
         if args.backend == "coreml":
-            raise InvalidRequestError("--lora", args.lora[0], "left out with a Core ML model (styles are baked in "
-                                      "at conversion: python -m convert … --lora FILE:WEIGHT)")
+            raise InvalidRequestError("--lora", request.styles[0].name, "left out with a Core ML model (styles are "
+                                      "baked in at conversion: python -m convert … --lora FILE:WEIGHT)")
         styles = StyleStore().path_of
-        for lora in request.loras:
+        for lora in request.styles:
             styles(lora.name)  # an unknown style: one line, before the model loads
     quiet_libraries()
     engine = Engine(loader, styles=styles)

@@ -166,6 +166,23 @@ class GenerationRequest:
             raise InvalidRequestError("init_image", type(image).__name__, "a file path or a PIL image")
 
     @property
+    def styles(self) -> tuple[LoraWeight, ...]:
+        """The styles this request applies: ``loras`` and then the prompt's ``<lora:name:weight>`` tags (as
+        AUTOMATIC1111 users write them; the text encoder never sees the tags).  A style named both ways takes
+        the weight given in ``loras``; a tag repeated takes its first weight.  Raises InvalidRequestError for
+        a bad tag or too many styles."""
+        from .prompt_syntax import prompt_loras
+
+        styles, names = list(self.loras), {lora.name for lora in self.loras}
+        for tag in prompt_loras(self.prompt):
+            if tag.name not in names:
+                styles.append(LoraWeight(tag.name, tag.weight))
+                names.add(tag.name)
+        if len(styles) > MAX_LORAS:
+            raise InvalidRequestError("loras", len(styles), f"at most {MAX_LORAS} styles (with the prompt's tags)")
+        return tuple(styles)
+
+    @property
     def is_img2img(self) -> bool:
         return self.init_image is not None
 

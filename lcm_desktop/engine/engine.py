@@ -8,9 +8,9 @@ encoder (live mode edits the seed or steps far more often than the prompt); it i
 encoders' style-LoRA state too, so changing a style's weight never reuses a stale embedding.  The model's
 description (``core.model_info``: family, defaults) is read once, at load.
 
-Styles: a request names them (``request.loras``); the engine asks ``styles(name) -> Path`` (the front end
-passes ``models.styles.StyleStore().path_of``) and the components' ``StyleAdapters`` apply them without
-reloading the model (``engine/styles.py``).
+Styles: a request names them (``request.styles``: its loras and the prompt's ``<lora:…>`` tags); the engine
+asks ``styles(name) -> Path`` (the front end passes ``models.styles.StyleStore().path_of``) and the components'
+``StyleAdapters`` apply them without reloading the model (``engine/styles.py``).
 """
 
 from __future__ import annotations
@@ -173,13 +173,14 @@ class Engine:
     def apply_styles(self, request: GenerationRequest) -> StyleState:
         """Make the request's styles active (none: the bare model); the prompt cache follows the text encoders."""
         comps = self.load()
+        loras = request.styles  # the request's and the prompt's <lora:…> tags
         if comps.styles is None:
-            if request.loras:
-                raise InvalidRequestError("loras", ", ".join(lora.name for lora in request.loras),
+            if loras:
+                raise InvalidRequestError("loras", ", ".join(lora.name for lora in loras),
                                           f"left out for {comps.name}: its components take no styles")
             state = StyleState()
         else:
-            state = comps.styles.apply(request.loras, self._resolve_style)
+            state = comps.styles.apply(loras, self._resolve_style)
         self._text_state = state.text_key
         return state
 

@@ -197,3 +197,15 @@ def _addnet(path: Path) -> str:
 
     data = path.read_bytes()
     return hashlib.sha256(data[8 + int.from_bytes(data[:8], "little"):]).hexdigest()[:12]
+
+
+def test_a_prompts_lora_tag_applies_the_style_as_loras_does(engine):
+    """AUTOMATIC1111's ``<lora:name:weight>``: the same pixels as naming the style in ``loras``; the tag text
+    never reaches the text encoder; ``loras`` wins over a tag for the same style (an unknown name:
+    tests/models/test_styles.py)."""
+    tagged = engine.generate(GenerationRequest(f"{PROMPT} <lora:papercut:0.5>", steps=2, seed=5))
+    named = engine.generate(GenerationRequest(PROMPT, steps=2, seed=5, loras=(LoraWeight("papercut", 0.5),)))
+    assert (_pixels(tagged) == _pixels(named)).all()
+    assert tagged.lora_hashes == named.lora_hashes and tagged.request.prompt.endswith("<lora:papercut:0.5>")
+    both = GenerationRequest(f"{PROMPT} <lora:papercut:0.5> <lora:ink>", loras=(LoraWeight("papercut", 0.9),))
+    assert both.styles == (LoraWeight("papercut", 0.9), LoraWeight("ink", 1.0))

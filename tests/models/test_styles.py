@@ -74,3 +74,18 @@ def test_generate_with_a_style_records_and_restores_it(tiny_lcm, kohya_style, tm
     assert "No style named 'papercutt'; did you mean paper cut?" in error_line(capsys.readouterr().err)
     assert main([*args, "--lora", "paper cut:lots", "--out", str(tmp_path / "x.png")]) == 2
     assert "`--lora` must be NAME or NAME:WEIGHT" in error_line(capsys.readouterr().err)
+
+
+def test_a_lora_tag_in_the_prompt_works_like_lora_and_an_unknown_one_is_one_line(tiny_lcm, kohya_style, tmp_path,
+                                                                                 capsys):
+    StyleStore().import_file(kohya_style, name="paper cut")
+    args = ["generate", "--model", str(tiny_lcm), "--seed", "3", "--steps", "2", "--quiet"]
+    assert main([*args, "a red circle", "--lora", "paper cut:0.8", "--out", str(tmp_path / "flag.png")]) == 0
+    assert main([*args, "a red circle <lora:paper cut:0.8>", "--out", str(tmp_path / "tag.png")]) == 0
+    flag, tag = (np.asarray(__import__("PIL.Image").Image.open(tmp_path / f"{n}.png"), np.int16)
+                 for n in ("flag", "tag"))
+    assert (flag == tag).all()
+    params = read_png_parameters(tmp_path / "tag.png")
+    assert params.prompt == "a red circle <lora:paper cut:0.8>" and "paper cut" in params.lora_hashes
+    assert main([*args, "a red circle <lora:papercutt:1>", "--out", str(tmp_path / "x.png")]) == 2
+    assert "No style named 'papercutt'; did you mean paper cut?" in error_line(capsys.readouterr().err)

@@ -38,10 +38,11 @@ CREATE INDEX IF NOT EXISTS images_created ON images(created);
 MIGRATIONS = {
     2: ["ALTER TABLE images ADD COLUMN strength REAL NOT NULL DEFAULT 1.0",
         "ALTER TABLE images ADD COLUMN init_image TEXT NOT NULL DEFAULT ''"],
+    3: ["ALTER TABLE images ADD COLUMN loras TEXT NOT NULL DEFAULT '[]'"],  # [[style name, weight], …]
 }
 VERSION = max(MIGRATIONS)
 COLUMNS = ("id", "created", "path", "prompt", "negative_prompt", "steps", "guidance_scale", "seed", "width", "height",
-           "model", "backend", "timings", "strength", "init_image")
+           "model", "backend", "timings", "strength", "init_image", "loras")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class HistoryEntry:
     timings: dict[str, Any] = field(default_factory=dict)
     strength: float = 1.0
     init_image: Path | None = None  # the starting image's copy (image-to-image), None for text-to-image
+    loras: tuple[tuple[str, float], ...] = ()  # the styles the panel applied (name, weight); tags stay in the prompt
 
     @property
     def exists(self) -> bool:
@@ -98,11 +100,14 @@ class History:
 
     def add(self, *, path: Path, prompt: str, negative_prompt: str, steps: int, guidance_scale: float, seed: int,
             width: int, height: int, model: str, backend: str, timings: dict[str, Any] | None = None,
-            strength: float = 1.0, init_image: Path | None = None) -> HistoryEntry:
+            strength: float = 1.0, init_image: Path | None = None,
+            loras: tuple[tuple[str, float], ...] = ()) -> HistoryEntry:
         entry = HistoryEntry(0, time.time(), Path(path), prompt, negative_prompt, steps, guidance_scale, seed, width,
-                             height, model, backend, timings or {}, strength, init_image)
+                             height, model, backend, timings or {}, strength, init_image,
+                             tuple((str(n), float(w)) for n, w in loras))
         row = (entry.created, str(path), prompt, negative_prompt, steps, guidance_scale, seed, width, height, model,
-               backend, json.dumps(entry.timings), strength, str(init_image) if init_image is not None else "")
+               backend, json.dumps(entry.timings), strength, str(init_image) if init_image is not None else "",
+               json.dumps(entry.loras))
         with self._lock, self._db:
             self._db.execute("BEGIN")
             cursor = self._db.execute(
@@ -137,4 +142,13 @@ def _entry(row: dict[str, Any]) -> HistoryEntry:
     row["path"] = Path(row["path"])
     row["timings"] = json.loads(row["timings"] or "{}")
     row["init_image"] = Path(row["init_image"]) if row["init_image"] else None
+    row["loras"] = _loras(row["loras"])
     return HistoryEntry(**row)
+
+
+def _loras(text: str) -> tuple[tuple[str, float], ...]:
+    """The stored styles; a damaged value reads as none (the row stays usable)."""
+    try:
+        return tuple((str(name), float(weight)) for name, weight in json.loads(text or "[]"))
+    except (TypeError, ValueError):
+        return ()

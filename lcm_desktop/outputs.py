@@ -140,7 +140,8 @@ class ImageWriter:
                     path=path, prompt=params.prompt, negative_prompt=params.negative_prompt, steps=params.steps,
                     guidance_scale=params.guidance_scale, seed=seed, width=params.width, height=params.height,
                     model=result.model_name, backend=result.backend, timings=result.timings.summary(),
-                    strength=req.strength, init_image=start[0] if start else None)
+                    strength=req.strength, init_image=start[0] if start else None,
+                    loras=tuple((lora.name, lora.weight) for lora in req.loras))
             saved.append(SavedImage(path, params, entry))
 
         save_images(result, lambda index, seed: folder / f"{stamp}-{seed}{suffix}-{index}.png", model=model,

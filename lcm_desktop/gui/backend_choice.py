@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QComboBox
 
-from ..core.model_info import ModelKind
+from ..core.model_info import ModelInfo, ModelKind
 from ..engine.backends import CHOICES, COREML_PREFERENCE, TORCH_PREFERENCE, BackendStatus, choice
 
 
@@ -41,3 +41,15 @@ def prefer_backend(combo: QComboBox, kind: ModelKind) -> None:
         if index >= 0 and combo.model().item(index).isEnabled():
             combo.setCurrentIndex(index)
             return
+
+
+def backend_mismatch(combo: QComboBox, info: ModelInfo) -> str | None:
+    """Why the chosen backend cannot run this model (one line with the fix), or None when it can."""
+    if choice(combo.currentData() or "cpu").kind.runs(info.kind):
+        return None
+    kind = "Core ML" if info.kind.is_coreml else "PyTorch"
+    offered = any(combo.model().item(i).isEnabled() and choice(combo.itemData(i)).kind.runs(info.kind)
+                  for i in range(combo.count()))
+    fix = f"choose a {kind} backend for it" if offered else f"no {kind} backend runs on this machine" + (
+        " (Core ML runs models only on macOS)" if info.kind.is_coreml else "")
+    return f"{info.name} is a {kind} model; {fix}."

@@ -32,6 +32,7 @@ from ..core.request import (
     random_seed,
     schedule_points,
 )
+from .prompt_highlight import PromptHighlighter
 
 
 class StartMode(Enum):
@@ -80,6 +81,7 @@ class GeneratePanel(QWidget):
         self.prompt.setAccessibleName("Prompt")
         self.prompt.setPlaceholderText("Describe the image…  (Ctrl+Return to generate)")
         self.prompt.setTabChangesFocus(True)
+        self._highlighter = PromptHighlighter(self.prompt.document())  # (word:1.3), <lora:…>, BREAK
         self.negative = PromptEdit()
         self.negative.setObjectName("negativePromptEdit")
         self.negative.setAccessibleName("Negative prompt")
@@ -143,6 +145,8 @@ class GeneratePanel(QWidget):
         self._form, self._strength_row = form, strength_row
         layout.addLayout(form)
 
+        self._sections = QVBoxLayout()  # the window adds panels here (styles)
+        layout.addLayout(self._sections)
         self.live = _named(QCheckBox("Live — regenerate as you type or paint"), "liveToggle", "Live mode")
         layout.addWidget(self.live)
         buttons = QHBoxLayout()
@@ -195,6 +199,10 @@ class GeneratePanel(QWidget):
                                  "prompt has no effect (choose guidance > 1 with an LCM-LoRA model).")
 
     # -- request -------------------------------------------------------------------------------
+    def add_section(self, widget: QWidget) -> None:
+        """A panel of its own (the styles) below the parameters, above Live and Generate."""
+        self._sections.addWidget(widget)
+
     # -- start image and strength -------------------------------------------------------------
     @property
     def mode(self) -> StartMode:
@@ -224,7 +232,7 @@ class GeneratePanel(QWidget):
             f"{self.strength_value:.2f}.")
 
     # -- request -------------------------------------------------------------------------------
-    def request(self, init_image=None) -> GenerationRequest:
+    def request(self, init_image=None, loras: tuple = ()) -> GenerationRequest:
         """The request the controls describe (raises InvalidRequestError naming the field).  ``init_image`` (the
         canvas's picture) is used unless the start mode is Text; too few schedule points lower the steps."""
         width, height = self.size.currentData() or (None, None)
@@ -245,6 +253,7 @@ class GeneratePanel(QWidget):
             steps=self.steps_to_run(), guidance_scale=round(self.guidance.value(), 2),
             width=width, height=height, seed=self.seed.value(), batch_size=self.batch.value(),
             init_image=init_image if img2img else None, strength=self.strength_value if img2img else 1.0,
+            loras=loras,
         )
 
     def apply(self, prompt: str | None = None, negative: str | None = None, steps: int | None = None,

@@ -14,7 +14,9 @@ from PySide6.QtCore import QFile, Qt, QUrl
 from PySide6.QtGui import QDesktopServices, QImage
 from PySide6.QtWidgets import QApplication, QFileDialog
 
+from ..core.errors import LcmError
 from ..core.metadata import read_png_parameters
+from ..core.request import LoraWeight
 from ..history import HistoryEntry
 from ..outputs import DENOISING_STRENGTH
 from .start_image import IMAGE_SUFFIXES
@@ -68,7 +70,13 @@ class ImageActions:
         self.panel.apply(prompt=entry.prompt, negative=entry.negative_prompt, steps=entry.steps,
                          guidance=entry.guidance_scale, seed=entry.seed, size=(entry.width, entry.height),
                          strength=entry.strength if entry.init_image is not None else None)
+        self.restore_entry_styles(entry)
         self.statusBar().showMessage(f"Restored the settings of {entry.path.name}", 5000)
+
+    def restore_entry_styles(self, entry: HistoryEntry) -> None:
+        missing = self.styles.set_loras(LoraWeight(name, weight) for name, weight in entry.loras)
+        if missing:
+            self.statusBar().showMessage(f"Styles not installed: {', '.join(missing)}", 8000)
 
     def _show_entry(self, entry: HistoryEntry) -> None:
         if entry.exists:
@@ -118,7 +126,11 @@ class ImageActions:
         self.panel.apply(prompt=params.prompt, negative=params.negative_prompt, steps=params.steps,
                          guidance=params.guidance_scale, seed=params.seed, size=size,
                          strength=_strength(params.extra.get(DENOISING_STRENGTH)))
-        self.statusBar().showMessage(f"Restored the settings of {path.name}", 5000)
+        self.styles.set_loras(params.loras)
+        missing = self.styles.store.missing(_style_names(params))
+        self.statusBar().showMessage(f"Restored the settings of {path.name}" + (
+            f"; styles not installed: {', '.join(missing)} (import them in Styles)" if missing else ""),
+            12000 if missing else 5000)
         return True
 
 
@@ -129,3 +141,14 @@ def _strength(text) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if 0 < value <= 1 else None
+
+
+def _style_names(params) -> list[str]:
+    """Every style an image names: its JSON ``loras``, its ``Lora hashes`` and its prompt's ``<lora:…>`` tags."""
+    from ..core.prompt_syntax import prompt_loras
+
+    try:
+        tags = [tag.name for tag in prompt_loras(params.prompt)]
+    except LcmError:  # a malformed tag: generating will say so
+        tags = []
+    return list(dict.fromkeys([*params.style_names, *params.lora_hashes, *tags]))

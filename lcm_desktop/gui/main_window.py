@@ -17,8 +17,9 @@ from ..core.model_info import ModelInfo, describe_model
 from ..core.paths import AppPaths, builtin_model_path
 from ..engine.backends import BackendStatus, choice
 from ..history import History
+from ..models.styles import StyleStore
 from ..outputs import ImageWriter
-from .backend_choice import fill_backends, prefer_backend
+from .backend_choice import backend_mismatch, fill_backends, prefer_backend
 from .canvas_panel import CanvasPanel
 from .dialogs import show_error
 from .gallery import Gallery
@@ -28,6 +29,7 @@ from .image_view import ImageView
 from .live import LiveMode
 from .model_list import usable_models
 from .start_image import StartImage
+from .styles_panel import StylesPanel
 from .workers import EngineThread, Job, JobOutput
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,8 @@ class MainWindow(ImageActions, QMainWindow):
         self.panel = GeneratePanel()
         self.view = ImageView()
         self.canvas_panel = CanvasPanel()
+        self.styles = StylesPanel(StyleStore(self.paths))
+        self.panel.add_section(self.styles)
         self.progress = QProgressBar()
         self.progress.setObjectName("progressBar")
         self.progress.setAccessibleName("Progress")
@@ -90,7 +94,7 @@ class MainWindow(ImageActions, QMainWindow):
 
         self.live = LiveMode(self._live_generate, self)
         self.start = StartImage(self.canvas_panel, self.panel, self.view, self._status, lambda m: self._error(m, ""),
-                                self)
+                                self, restore_styles=self.restore_entry_styles)
         self._build_menus()
         self._fill_models(model)
         self._fill_backends([BackendStatus(choice("cpu"), True)])  # until the engine thread has probed
@@ -182,6 +186,8 @@ class MainWindow(ImageActions, QMainWindow):
         self.panel.model.currentIndexChanged.connect(self._model_changed)
         self.panel.backend.currentIndexChanged.connect(self._update_status)
         self.canvas_panel.canvas.changed.connect(self._on_parameters_changed)
+        self.styles.changed.connect(self._on_parameters_changed)
+        self.styles.message.connect(self._status)
         self.gallery.entryActivated.connect(self._show_entry)
         self.gallery.useAsInputRequested.connect(self.start.use_entry)
         self.gallery.reopenRequested.connect(self.start.reopen)
@@ -208,6 +214,7 @@ class MainWindow(ImageActions, QMainWindow):
             return
         self.panel.set_model_defaults(self.model_info)
         self.start.sync_size()  # the canvas follows the size presets (set with their signals blocked)
+        self.styles.set_model(self.model_info)
         prefer_backend(self.panel.backend, self.model_info.kind)
         self._update_status()
 
@@ -230,7 +237,7 @@ class MainWindow(ImageActions, QMainWindow):
             self._error("No model is installed; open a model folder (File ▸ Open Model Folder…).", "")
             return False
         try:
-            request = self.panel.request(self.start.init_image())
+            request = self.panel.request(self.start.init_image(), self.styles.loras())
         except LcmError as exc:
             if live:
                 self._status(exc.user_message)
@@ -241,14 +248,9 @@ class MainWindow(ImageActions, QMainWindow):
         if info is None:
             self._error(self._model_error or f"{model.name} cannot be opened; choose another model.", "")
             return False
-        if not backend.kind.runs(info.kind):
-            kind = "Core ML" if info.kind.is_coreml else "PyTorch"
-            combo = self.panel.backend
-            offered = any(combo.model().item(i).isEnabled() and choice(combo.itemData(i)).kind.runs(info.kind)
-                          for i in range(combo.count()))
-            fix = f"choose a {kind} backend for it" if offered else f"no {kind} backend runs on this machine" + (
-                " (Core ML runs models only on macOS)" if info.kind.is_coreml else "")
-            self._error(f"{model.name} is a {kind} model; {fix}.", "")
+        mismatch = backend_mismatch(self.panel.backend, info)
+        if mismatch:
+            self._error(mismatch, "")
             return False
         tiny = self._tiny_decoders.get(str(model))
         if live and (tiny is not None or info.has_tiny_decoder):

@@ -29,8 +29,10 @@ PLACEHOLDERS = {StartMode.IMAGE: "Open, paste (Ctrl+V) or drop a picture here",
 
 class StartImage(QObject):
     def __init__(self, canvas_panel: CanvasPanel, panel: GeneratePanel, view: ImageView,
-                 status: Callable[[str], None], error: Callable[[str], None], parent: QWidget):
+                 status: Callable[[str], None], error: Callable[[str], None], parent: QWidget,
+                 restore_styles: Callable[[HistoryEntry], None] = lambda entry: None):
         super().__init__(parent)
+        self.restore_styles = restore_styles
         self.canvas_panel, self.canvas, self.panel, self.view = canvas_panel, canvas_panel.canvas, panel, view
         self._status, self._error, self._parent = status, error, parent
         canvas_panel.openRequested.connect(self.choose_file)
@@ -138,6 +140,7 @@ class StartImage(QObject):
                          guidance=entry.guidance_scale, seed=entry.seed, size=(entry.width, entry.height),
                          strength=entry.strength)
         self.panel.set_mode(StartMode.SKETCH)
+        self.restore_styles(entry)
         self.canvas.set_image(QImage(str(entry.init_image)), "Reopen Sketch")
         if entry.exists:
             self.view.show_image(QImage(str(entry.path)), entry.path)

@@ -285,13 +285,15 @@ def main() -> int:
     rows, phase_rows, notes = sd15_section(args)
     demo_rows, demo_phases = demo_section(args)
     minutes, load_after = (time.perf_counter() - started) / 60, os.getloadavg()
+    threads = torch.get_num_threads()
     lines = [
-        f"### Image-to-image live update — {time.strftime('%Y-%m-%d')}, {cpu_name()}, {torch.get_num_threads()} "
-        f"threads, torch {torch.__version__}, diffusers {diffusers.__version__}",
+        f"### Image-to-image live update — {time.strftime('%Y-%m-%d')}, {cpu_name()}, {threads} "
+        f"thread{'s' if threads > 1 else ''}, torch {torch.__version__}, diffusers {diffusers.__version__}",
         "",
         f"Load average {load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end ({minutes:.0f} min). "
         f"SD1.5 architecture, random weights; strength {args.strength:g}, guidance {GUIDANCE:g}, seed {SEED}; "
-        f"median of {args.rounds} warm runs per configuration, alternating ours / diffusers / ours + full VAE. "
+        f"median of {args.rounds} warm run{'s' if args.rounds > 1 else ''} per configuration, "
+        "alternating ours / diffusers / ours + full VAE. "
         "Ours: bf16, TAESD encoder and decoder (`tiny_decoder=True`), prompt embedding cached (live use); "
         "diffusers: `LatentConsistencyModelImg2ImgPipeline` defaults (fp32, full VAE, prompt encoded every call).",
         "",
@@ -312,7 +314,7 @@ def main() -> int:
         "|---|---|---|---|---|---|---|",
         *demo_rows,
         "",
-        "Where the time goes (mean CPU ms per update, both threads; rest = fitting the image, noise, scheduler, "
+        "Where the time goes (mean CPU ms per update, all threads; rest = fitting the image, noise, scheduler, "
         "tensors → pixels):",
         "",
         "| size | steps | configuration | prompt | image encode | UNet | decode | rest |",

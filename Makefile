@@ -52,7 +52,7 @@ run: venv
 		echo "No display found: making one image with the CLI instead (the app needs a screen)."; \
 		$(BIN)/lcm-desktop generate; fi
 
-# Text-to-image, then the image-to-image live update (~20 min on a quiet 2-core machine; BENCH_ROUNDS=1 halves
+# Text-to-image, then the image-to-image live update (~15 min on a quiet 2-core machine; BENCH_ROUNDS=1 halves
 # the image-to-image part when the machine is shared).  Each adds its measured table to docs/PERFORMANCE.md.
 BENCH_ROUNDS ?= 2
 bench: venv

@@ -53,8 +53,12 @@ run: venv
 		echo "No display found: making one image with the CLI instead (the app needs a screen)."; \
 		$(BIN)/lcm-desktop generate; fi
 
+# Text-to-image, then the image-to-image live update (~15 min on a quiet 2-core machine; BENCH_ROUNDS=1 halves
+# the image-to-image part when the machine is shared).  Each adds its measured table to docs/PERFORMANCE.md.
+BENCH_ROUNDS ?= 2
 bench: venv
 	$(BIN)/python benchmarks/bench_engine.py --markdown docs/PERFORMANCE.md
+	$(BIN)/python benchmarks/bench_img2img.py --rounds $(BENCH_ROUNDS) --markdown docs/PERFORMANCE.md
 
 # The built-in demo model: retrain every stage from scratch with fixed seeds, export, evaluate
 # (~2 h on an idle 2-core machine; DEMO_THREADS=1 when the machine is shared).

@@ -12,76 +12,24 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
-import platform
 import statistics
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
-import psutil
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lcm_desktop.core.clip_vocab import clip_vocab_from_bpe, open_clip_bpe_file, write_tokenizer_files  # noqa: E402
-from lcm_desktop.core.paths import resource_path  # noqa: E402
+from benchmarks._common import PROMPT, PeakRss, build_modules, cpu_name, lcm_scheduler_config, psnr  # noqa: E402
 from lcm_desktop.core.request import GenerationRequest  # noqa: E402
 from lcm_desktop.engine.engine import Engine  # noqa: E402
 from lcm_desktop.engine.torch_backend import components_from_modules  # noqa: E402
-
-PROMPT = "a photograph of an astronaut riding a horse on the moon"
-
-
-class PeakRss:
-    """Samples this process's RSS every 20 ms; ``peak`` is the highest seen since ``reset()``."""
-
-    def __init__(self):
-        self.proc = psutil.Process()
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-
-    def reset(self):
-        self.peak = self.proc.memory_info().rss
-
-
-def build_modules(dtype: torch.dtype):
-    from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    configs = resource_path("configs")
-    torch.manual_seed(0)
-
-    def load(name):
-        config = json.loads((configs / name).read_text())
-        return {k: v for k, v in config.items() if not k.startswith("_")}
-
-    unet = UNet2DConditionModel(**load("sd15_unet_lcm.json")).eval()
-    vae = AutoencoderKL(**load("sd15_vae.json")).eval()
-    taesd = AutoencoderTiny(**load("taesd.json")).eval()
-    text = CLIPTextModel(CLIPTextConfig(**load("clip_vit_l14_text.json"))).eval()
-    tok_dir = Path(tempfile.mkdtemp()) / "tokenizer"
-    write_tokenizer_files(tok_dir, *clip_vocab_from_bpe(open_clip_bpe_file()))
-    tokenizer = CLIPTokenizer.from_pretrained(tok_dir)
-    return unet, vae, taesd, text, tokenizer
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def main() -> int:
@@ -99,7 +47,7 @@ def main() -> int:
     rss = PeakRss()
     t0 = time.perf_counter()
     unet, vae, taesd, text, tokenizer = build_modules(torch.float32)
-    scheduler_config = json.loads(resource_path("configs", "lcm_scheduler.json").read_text())
+    scheduler_config = lcm_scheduler_config()
     print(f"built random-weight SD1.5 modules in {time.perf_counter() - t0:.1f}s", flush=True)
 
     def diffusers_pipe(decoder):
@@ -174,7 +122,7 @@ def main() -> int:
               flush=True)
         bf16_psnr = psnr(np.asarray(result.images[0]), images[("ours", "tiny")])
 
-    cpu = _cpu_name()
+    cpu = cpu_name()
     lines = [
         f"### Engine vs diffusers — {time.strftime('%Y-%m-%d')}, {cpu}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}, diffusers {diffusers.__version__}",
@@ -207,16 +155,6 @@ def main() -> int:
         with open(args.markdown, "a", encoding="utf-8") as handle:
             handle.write("\n" + text_out)
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -221,7 +221,9 @@ def image_tensor(image: Any) -> torch.Tensor:
     import numpy as np
 
     array = np.asarray(image.convert("RGB")).astype(np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1)[None] * 2.0 - 1.0
+    # contiguous NCHW, as diffusers passes it: the VAE encoder's convolution takes another kernel path on
+    # channels-last strides (latents off by ~1e-6, an image pixel off by 1)
+    return (torch.from_numpy(array).permute(2, 0, 1)[None] * 2.0 - 1.0).contiguous()
 
 
 def to_pil(images: torch.Tensor) -> list[Any]:

@@ -59,6 +59,7 @@ class ModelInfo:
     has_image_encoder: bool = False
     has_tiny_decoder: bool = False
     fixed_size: bool = False  # Core ML: converted for one size only
+    baked_styles: tuple[tuple[str, float], ...] = ()  # Core ML: styles fused in at conversion (name, weight)
 
     @property
     def cfg_capable(self) -> bool:
@@ -133,7 +134,8 @@ def _describe_coreml(path: Path, kind: ModelKind, manifest: Manifest) -> ModelIn
     family: ModelFamily = "sdxl" if manifest.family == "sdxl" else "sd"
     return ModelInfo(path, manifest.name or path.name, kind, family, defaults, guided,
                      has_image_encoder=manifest.component(VAE_ENCODER) is not None,
-                     has_tiny_decoder=manifest.component(TINY_DECODER) is not None, fixed_size=True)
+                     has_tiny_decoder=manifest.component(TINY_DECODER) is not None, fixed_size=True,
+                     baked_styles=tuple((lora.name, lora.weight) for lora in manifest.loras))
 
 
 def vae_scale_factor(vae_config: dict[str, Any]) -> int:

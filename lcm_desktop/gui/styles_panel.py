@@ -118,6 +118,11 @@ class StylesPanel(QWidget):
         header.addStretch(1)
         header.addWidget(self.import_button)
         layout.addLayout(header)
+        self.baked = QLabel()  # a Core ML model's styles, fused in at conversion
+        self.baked.setObjectName("bakedStylesLabel")
+        self.baked.setWordWrap(True)
+        self.baked.hide()
+        layout.addWidget(self.baked)
         self._list = QWidget()
         self._list_layout = QVBoxLayout(self._list)
         self._list_layout.setContentsMargins(0, 0, 0, 0)
@@ -159,6 +164,9 @@ class StylesPanel(QWidget):
         """Enable the styles this model can take: its family; none for a Core ML model (baked at conversion)."""
         self._info = info
         coreml = info is not None and info.kind.is_coreml
+        baked = ", ".join(f"{name} {weight:g}" for name, weight in info.baked_styles) if coreml else ""
+        self.baked.setText(f"Baked into {info.name}: {baked or 'none'}" if coreml else "")
+        self.baked.setVisible(coreml)
         self.setToolTip("A Core ML model's styles are baked in when it is converted (python -m convert … --lora "
                         "FILE:WEIGHT)" if coreml else "")
         self._list.setEnabled(not coreml)

@@ -42,6 +42,9 @@ def test_baked_styles_match_the_pytorch_engine(tiny_lcm, styles, tmp_path_factor
         BakedLora("ink", lora_hash(styles["ink"]), -0.5, str(styles["ink"].resolve())),
     )
     assert all(p.passed for c in manifest.components for p in c.parity)
+    from lcm_desktop.core.model_info import describe_model
+
+    assert describe_model(out).baked_styles == (("papercut", 0.8), ("ink", -0.5))  # what the app lists
 
     request = GenerationRequest(PROMPT, steps=2, seed=7)
     coreml_engine = Engine(CoreMLLoader(out, compute_units="REFERENCE", cache_dir=tmp_path / "cache"))

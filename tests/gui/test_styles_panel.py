@@ -110,3 +110,18 @@ def test_the_prompt_shows_tags_emphasis_and_break_in_colour(window):
     text = window.panel.prompt.toPlainText()
     assert (text.index("<lora"), len("<lora:ink:0.5>")) in coloured
     assert (text.index("BREAK"), 5) in coloured and (text.index("("), 1) in coloured
+
+
+def test_a_core_ml_model_lists_its_baked_styles_and_takes_no_live_ones(window, style_file):
+    from dataclasses import replace
+
+    from lcm_desktop.core.model_info import ModelKind
+
+    window.styles.import_file(style_file)
+    _row(window, "papercut").check.setChecked(True)
+    info = replace(window.model_info, kind=ModelKind.COREML, baked_styles=(("papercut", 0.8),))
+    window.styles.set_model(info)
+    assert window.styles.baked.isVisible() and "papercut 0.8" in window.styles.baked.text()
+    assert window.styles.loras() == ()
+    window.styles.set_model(window.model_info)
+    assert not window.styles.baked.isVisible() and window.styles.loras() == (LoraWeight("papercut", 1.0),)

@@ -84,7 +84,8 @@ def _styles(args, catalog: Catalog) -> int:
             table.append((style.name, "damaged", format_size(style.size_bytes), style.problem))
             continue
         parts = "" if info.touches_text_encoder else " (UNet only)"
-        table.append((style.name, info.family_label + parts, format_size(info.size_bytes),
+        table.append((style.name + (" (built in)" if style.builtin else ""), info.family_label + parts,
+                      format_size(info.size_bytes),
                       ", ".join(info.trigger_words) or "-"))
     widths = [max(len(r[i]) for r in table) for i in range(3)]
     for r in table:

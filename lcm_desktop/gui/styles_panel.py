@@ -63,7 +63,8 @@ class StyleRow(QWidget):
             self.setEnabled(False)
         else:
             words = ", ".join(info.trigger_words[:8])
-            tip = (f"{style.name} — {info.family_label}, rank {info.rank}, {format_size(style.size_bytes)}"
+            tip = (f"{style.name}{' (built in)' if style.builtin else ''} — {info.family_label}, rank {info.rank}, "
+                   f"{format_size(style.size_bytes)}"
                    + (f"\nTrigger words: {words}" if words else ""))
         self.setToolTip(tip)
         self.check.toggled.connect(self._changed)
@@ -88,7 +89,8 @@ class StyleRow(QWidget):
 
     def _menu(self, pos) -> None:
         menu = QMenu(self)
-        menu.addAction(f"Delete {self.name}…", lambda: self.deleteRequested.emit(self.name))
+        delete = menu.addAction(f"Delete {self.name}…", lambda: self.deleteRequested.emit(self.name))
+        delete.setEnabled(not self.style.builtin)  # shipped with the app
         menu.exec(self.mapToGlobal(pos))
 
 

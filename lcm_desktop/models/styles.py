@@ -26,7 +26,7 @@ from ..core.atomic import clean_stale_parts, publish_file
 from ..core.errors import InvalidRequestError, LcmError, ModelFormatError, ModelNotFoundError
 from ..core.lora_file import SUFFIX, LoraInfo, inspect_lora
 from ..core.model_files import check_regular, open_regular
-from ..core.paths import AppPaths
+from ..core.paths import AppPaths, resource_path
 from .disk import DiskUsage, file_size, format_size, free_space
 
 STYLES_DIR = "styles"
@@ -39,6 +39,7 @@ class InstalledStyle:
     path: Path
     info: LoraInfo | None  # None: the file is damaged (``problem`` says how)
     problem: str = ""
+    builtin: bool = False  # shipped with the app (resources/styles): listed and used, never deleted
 
     @property
     def size_bytes(self) -> int:
@@ -48,31 +49,40 @@ class InstalledStyle:
 class StyleStore:
     """The styles folder of one ``AppPaths``; every call reads the folder afresh (it is small)."""
 
-    def __init__(self, paths: AppPaths | None = None):
+    def __init__(self, paths: AppPaths | None = None, builtin: Path | None = None):
+        """``builtin``: the styles shipped with the app (``resources/styles``), read-only; an installed style of
+        the same name wins."""
         self.paths = paths or AppPaths.default()
+        self.builtin = resource_path(STYLES_DIR) if builtin is None else builtin
 
     @property
     def folder(self) -> Path:
         return self.paths.data / STYLES_DIR
 
     def styles(self) -> list[InstalledStyle]:
-        """Every installed style, by name; a damaged file is listed with its problem, not skipped."""
-        if not self.folder.is_dir():
-            return []
-        found = []
-        for path in sorted(self.folder.glob(f"*{SUFFIX}")):
-            if path.name.startswith("."):
-                continue
-            try:
-                found.append(InstalledStyle(path.stem, path, inspect_lora(path)))
-            except LcmError as exc:
-                found.append(InstalledStyle(path.stem, path, None, exc.user_message))
-        return found
+        """Every installed style, then the built-in ones, by name; a damaged file is listed with its problem."""
+        found: dict[str, InstalledStyle] = {}
+        for folder, builtin in ((self.folder, False), (self.builtin, True)):
+            for path in sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []:
+                if path.name.startswith(".") or path.stem in found:
+                    continue
+                try:
+                    found[path.stem] = InstalledStyle(path.stem, path, inspect_lora(path), builtin=builtin)
+                except LcmError as exc:
+                    found[path.stem] = InstalledStyle(path.stem, path, None, exc.user_message, builtin=builtin)
+        return sorted(found.values(), key=lambda style: (style.builtin, style.name.lower()))
+
+    def _file(self, name: str) -> Path | None:
+        """The installed file of ``name``, else the built-in one, else None."""
+        if not _safe_name(name):
+            return None
+        return next((p for p in (self.folder / f"{name}{SUFFIX}", self.builtin / f"{name}{SUFFIX}")
+                     if p.is_file()), None)
 
     def path_of(self, name: str) -> Path:
         """The file of the installed style ``name`` (an unknown name is one line with close matches)."""
-        path = self.folder / f"{name}{SUFFIX}"
-        if _safe_name(name) and path.is_file():
+        path = self._file(name)
+        if path is not None:
             return path
         installed = [s.name for s in self.styles()]
         close = difflib.get_close_matches(name, installed, n=3)
@@ -85,7 +95,7 @@ class StyleStore:
     def missing(self, names: Iterable[str]) -> list[str]:
         """Which of ``names`` (e.g. a dropped PNG's ``style_names``) are not installed, in order: for the GUI's
         "restore styles" message."""
-        return [name for name in names if not (_safe_name(name) and (self.folder / f"{name}{SUFFIX}").is_file())]
+        return [name for name in names if self._file(name) is None]
 
     def import_file(self, source: Path | str, name: str | None = None, *,
                     disk_usage: DiskUsage = shutil.disk_usage) -> InstalledStyle:
@@ -121,6 +131,8 @@ class StyleStore:
     def delete(self, name: str) -> int:
         """Delete an installed style; return the bytes freed."""
         path = self.path_of(name)
+        if path.parent != self.folder:
+            raise InvalidRequestError("style", name, "an imported style (the built-in ones come with the app)")
         size = file_size(path)
         trash = path.with_name(f".trash-{uuid.uuid4().hex[:8]}{SUFFIX}")
         os.replace(path, trash)

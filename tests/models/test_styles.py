@@ -89,3 +89,24 @@ def test_a_lora_tag_in_the_prompt_works_like_lora_and_an_unknown_one_is_one_line
     assert params.prompt == "a red circle <lora:paper cut:0.8>" and "paper cut" in params.lora_hashes
     assert main([*args, "a red circle <lora:papercutt:1>", "--out", str(tmp_path / "x.png")]) == 2
     assert "No style named 'papercutt'; did you mean paper cut?" in error_line(capsys.readouterr().err)
+
+
+def test_built_in_styles_are_listed_and_used_but_not_deleted(kohya_style, tmp_path):
+    import shutil
+
+    from lcm_desktop.core.errors import InvalidRequestError
+    from lcm_desktop.core.paths import AppPaths
+
+    shipped = tmp_path / "resources-styles"
+    shipped.mkdir()
+    shutil.copy(kohya_style, shipped / "striped.safetensors")
+    store = StyleStore(AppPaths.default(), builtin=shipped)
+    (style,) = store.styles()
+    assert (style.name, style.builtin) == ("striped", True)
+    assert store.path_of("striped") == shipped / "striped.safetensors"
+    assert store.missing(["striped", "gone"]) == ["gone"]
+    with pytest.raises(InvalidRequestError, match="built-in ones come with the app"):
+        store.delete("striped")
+    assert (shipped / "striped.safetensors").is_file()
+    store.import_file(kohya_style, name="papercut")
+    assert [(s.name, s.builtin) for s in store.styles()] == [("papercut", False), ("striped", True)]

@@ -80,3 +80,11 @@ class ParityError(ConversionError):
 
 class OutputError(LcmError):
     """An image or file could not be written."""
+
+
+class TrainingError(LcmError):
+    """A style could not be trained: bad data, a name in use, a checkpoint that does not fit."""
+
+
+class TrainingCancelled(Cancelled):
+    """The user stopped a training run; its last checkpoint is kept (the message says how to resume)."""

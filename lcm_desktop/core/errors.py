@@ -87,4 +87,10 @@ class TrainingError(LcmError):
 
 
 class TrainingCancelled(Cancelled):
-    """The user stopped a training run; its last checkpoint is kept (the message says how to resume)."""
+    """The user stopped a training run at ``step`` of ``total``; its checkpoint is kept (the message says how to
+    resume)."""
+
+    def __init__(self, message: str, step: int = 0, total: int = 0):
+        super().__init__(message)
+        self.step = step
+        self.total = total

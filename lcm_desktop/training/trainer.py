@@ -19,6 +19,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from .style_file import StyleInfo, check_style_name, lora_tensors, style_metadat
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 TRAINING_DIR = "training"
 PREVIEW_STEPS = 4
+ETA_WINDOW = 20  # steps whose mean time gives the ETA (the first steps are slow: warm-up)
 
 
 @dataclass(frozen=True)
@@ -233,18 +235,19 @@ class _Run:
     def execute(self, on_progress, cancel) -> TrainResult:
         started = time.perf_counter()
         resumed_from = self.step = self._resume()
-        total, per_step = self.config.steps, 0.0
+        total, recent = self.config.steps, deque(maxlen=ETA_WINDOW)
         while self.step < total:
             if cancel is not None and cancel.is_set():
                 self.save_checkpoint()
                 raise TrainingCancelled(f"Training of {self.config.name!r} stopped at step {self.step} of {total}; "
-                                        "its checkpoint is kept, so starting it again with resume continues there.")
+                                        "its checkpoint is kept, so starting it again with resume continues there.",
+                                        self.step, total)
             step_start = time.perf_counter()
             loss = self._one_step()
             self.step += 1
             self.losses.append(loss)
-            took = time.perf_counter() - step_start
-            per_step = took if per_step == 0.0 else 0.9 * per_step + 0.1 * took
+            recent.append(time.perf_counter() - step_start)
+            per_step = sum(recent) / len(recent)
             if self.step % self.config.checkpoint_every == 0 and self.step < total:
                 self.save_checkpoint()
             preview = None

@@ -61,10 +61,9 @@ def style_path(name: str, paths: AppPaths | None = None) -> Path:
 
 def lora_tensors(unet) -> dict:
     """The UNet's PEFT LoRA weights under diffusers' keys (``unet.<module>.lora_A.weight``), contiguous fp32 CPU."""
-    from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
 
-    state = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    state = get_peft_model_state_dict(unet)  # PEFT names, as save_lora_weights(unet_lora_layers=…) writes them
     return {f"unet.{k}": v.detach().float().cpu().contiguous() for k, v in state.items()}
 
 

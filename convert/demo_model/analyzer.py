@@ -50,9 +50,9 @@ def _to_array(image) -> np.ndarray:
     return arr
 
 
-def palette_labels(arr: np.ndarray) -> np.ndarray:
+def palette_labels(arr: np.ndarray, palette: np.ndarray = _PALETTE) -> np.ndarray:
     """(H, W) index of the nearest palette colour for each pixel of a (H, W, 3) uint8 image."""
-    diff = arr.astype(np.float32)[:, :, None, :] - _PALETTE[None, None]
+    diff = arr.astype(np.float32)[:, :, None, :] - palette[None, None]
     return np.argmin((diff**2).sum(-1), axis=-1)
 
 
@@ -79,15 +79,20 @@ def _classify_shape(mask: np.ndarray) -> tuple[str, int]:
     return "circle", extent
 
 
-def analyze(image) -> Verdict:
-    """Read a 64×64 picture (PIL image, uint8 HWC array, or float HWC array in [0, 1])."""
-    labels = palette_labels(_to_array(image))
-    counts = np.bincount(labels.ravel(), minlength=len(_PALETTE_NAMES))
+def analyze(image, colours: dict[str, tuple[int, int, int]] | None = None) -> Verdict:
+    """Read a 64×64 picture (PIL image, uint8 HWC array, or float HWC array in [0, 1]).
+
+    ``colours``: the palette to read colours with (default: the training palette ``COLOURS``; the style
+    evaluation adds a colour the model never saw)."""
+    names = _PALETTE_NAMES if colours is None else list(colours)
+    palette = _PALETTE if colours is None else np.array([colours[n] for n in names], dtype=np.float32)
+    labels = palette_labels(_to_array(image), palette)
+    counts = np.bincount(labels.ravel(), minlength=len(names))
     bg = int(np.argmax(counts))
     counts[bg] = 0
     fg = int(np.argmax(counts))
     if counts[fg] < _MIN_SHAPE_PIXELS:
-        return Verdict(None, _PALETTE_NAMES[bg], None, None, None)
+        return Verdict(None, names[bg], None, None, None)
     mask = labels == fg
     ys, xs = np.nonzero(mask)
     cx, cy = xs.mean(), ys.mean()
@@ -95,4 +100,4 @@ def analyze(image) -> Verdict:
     shape, extent = _classify_shape(mask)
     small, large = SIZES["small"], SIZES["large"]
     size = "large" if extent > (small + large) else "small"  # midpoint of full extents 2·small, 2·large
-    return Verdict(_PALETTE_NAMES[fg], _PALETTE_NAMES[bg], shape, position, size)
+    return Verdict(names[fg], names[bg], shape, position, size)

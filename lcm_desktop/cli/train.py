@@ -18,7 +18,7 @@ from ..core.paths import builtin_model_path
 
 FLAGS = {"name": "--name", "steps": "--steps", "rank": "--rank", "lr": "--lr", "batch": "--batch", "size": "--size",
          "method": "--method", "loss": "--loss", "checkpoint_every": "--checkpoint-every",
-         "preview_every": "--preview-every"}
+         "preview_every": "--preview-every", "text_encoder": "--text-encoder"}
 
 
 def cancelled_message(args: argparse.Namespace) -> str:
@@ -41,8 +41,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     cmd.add_argument("--method", choices=["lcf", "plain"], default="lcf",
                      help="lcf (default: keeps the model a few-step LCM) or plain (noise-prediction fine-tune)")
     cmd.add_argument("--loss", choices=["l2", "huber"], default="l2", help="LCF distance (default l2)")
+    cmd.add_argument("--ema", type=float, default=0.95,
+                     help="decay μ of the LCF target network θ⁻ (default 0.95; 0: the current weights, stop-grad)")
     cmd.add_argument("--full", action="store_true",
                      help="train the whole UNet (small models) into a new model instead of a LoRA style")
+    cmd.add_argument("--text-encoder", action="store_true",
+                     help="a LoRA on the text encoder too: for a trigger word the model has never learned")
     cmd.add_argument("--resume", action="store_true", help="continue the last checkpoint of this --name")
     cmd.add_argument("--force", action="store_true", help="replace a style of this name; start over")
     cmd.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")
@@ -60,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         folder=args.folder, model=resolve_model(args.model) if args.model else builtin_model_path(),
         name=args.name, steps=args.steps, rank=args.rank, lr=args.lr, batch=args.batch, size=args.size,
         trigger=args.trigger, caption=args.caption, method=args.method, loss=args.loss, full=args.full,
+        text_encoder=args.text_encoder, ema=args.ema,
         resume=args.resume, force=args.force, checkpoint_every=args.checkpoint_every,
         preview_every=args.preview_every, seed=args.seed, device=args.device,
     )

@@ -34,7 +34,7 @@ t ∈ {0 … 999}) on the same data, which pulls the model back towards a many-s
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -197,25 +197,33 @@ def draw(schedule: Schedule, settings: LcfSettings, latents: torch.Tensor, gener
     return Draw(index, noise, guidance)
 
 
+Text = torch.Tensor | Callable[[], torch.Tensor]  # the captions' states (B, 77, D), or how to encode them now
+
+
+def _states(text: Text) -> torch.Tensor:
+    """A trained text encoder (LoRA) encodes inside the step, once with θ⁻ and once with θ."""
+    return text() if callable(text) else text
+
+
 def lcf_loss(unet, scheduler, schedule: Schedule, ema: EmaWeights, settings: LcfSettings,
-             latents: torch.Tensor, text: torch.Tensor, d: Draw) -> torch.Tensor:
+             latents: torch.Tensor, text: Text, d: Draw) -> torch.Tensor:
     """d(f_θ(z_{t_{n+k}}, w, c, t_{n+k}), f_θ⁻(z_{t_n}, w, c, t_n)) for clean ``latents`` (B, 4, h, w) and
     ``text`` (B, 77, D)."""
     pair = make_pair(schedule, latents, d.index, d.noise)
     cond = guidance_condition(unet, d.guidance)
     with torch.no_grad(), ema.swapped():  # first: the swap writes into the parameters autograd would save
-        target = consistency_function(unet, scheduler, schedule, pair.early, pair.t_early, text, cond)
-    online = consistency_function(unet, scheduler, schedule, pair.late, pair.t_late, text, cond)
+        target = consistency_function(unet, scheduler, schedule, pair.early, pair.t_early, _states(text), cond)
+    online = consistency_function(unet, scheduler, schedule, pair.late, pair.t_late, _states(text), cond)
     return distance(online, target, settings.loss)
 
 
-def plain_loss(unet, schedule: Schedule, settings: LcfSettings, latents: torch.Tensor, text: torch.Tensor,
+def plain_loss(unet, schedule: Schedule, settings: LcfSettings, latents: torch.Tensor, text: Text,
                d: Draw) -> torch.Tensor:
     """The baseline: MSE of the UNet's output against its diffusion target at a uniform t (ε, or v)."""
     t = d.index
     alpha, sigma = (x.to(latents) for x in schedule.alpha_sigma(t, latents.ndim))
     noisy = alpha * latents + sigma * d.noise
-    out = unet(noisy, t.to(latents.device), encoder_hidden_states=text,
+    out = unet(noisy, t.to(latents.device), encoder_hidden_states=_states(text),
                timestep_cond=guidance_condition(unet, d.guidance), return_dict=False)[0]
     target = {"epsilon": d.noise, "v_prediction": alpha * d.noise - sigma * latents, "sample": latents}
     if schedule.prediction_type not in target:
@@ -224,7 +232,7 @@ def plain_loss(unet, schedule: Schedule, settings: LcfSettings, latents: torch.T
 
 
 def training_step(unet, scheduler, schedule: Schedule, ema: EmaWeights, optimizer, settings: LcfSettings,
-                  latents: torch.Tensor, text: torch.Tensor, generator: torch.Generator) -> float:
+                  latents: torch.Tensor, text: Text, generator: torch.Generator) -> float:
     """One optimiser step of ``settings.method`` on a batch; updates θ⁻ after it.  Returns the loss."""
     d = draw(schedule, settings, latents, generator)
     if settings.method == "lcf":

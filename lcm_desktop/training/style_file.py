@@ -59,12 +59,17 @@ def style_path(name: str, paths: AppPaths | None = None) -> Path:
     return paths.data / STYLES_DIR / f"{check_style_name(name)}{STYLE_SUFFIX}"
 
 
-def lora_tensors(unet) -> dict:
-    """The UNet's PEFT LoRA weights under diffusers' keys (``unet.<module>.lora_A.weight``), contiguous fp32 CPU."""
+def lora_tensors(unet, text_encoder=None) -> dict:
+    """The PEFT LoRA weights under diffusers' keys (``unet.<module>.lora_A.weight``, and with a trained text
+    encoder ``text_encoder.<module>.lora_A.weight``), contiguous fp32 CPU."""
     from peft.utils import get_peft_model_state_dict
 
-    state = get_peft_model_state_dict(unet)  # PEFT names, as save_lora_weights(unet_lora_layers=…) writes them
-    return {f"unet.{k}": v.detach().float().cpu().contiguous() for k, v in state.items()}
+    tensors = {}
+    for prefix, module in (("unet", unet), ("text_encoder", text_encoder)):
+        if module is not None:  # PEFT names, as save_lora_weights(unet_lora_layers=…, …) writes them
+            state = get_peft_model_state_dict(module)
+            tensors.update({f"{prefix}.{k}": v.detach().float().cpu().contiguous() for k, v in state.items()})
+    return tensors
 
 
 def style_metadata(info: StyleInfo, captions: list[str] | tuple[str, ...]) -> dict[str, str]:

@@ -35,6 +35,7 @@ from .lcf import LOSSES, METHODS, EmaWeights, LcfSettings, Schedule, training_st
 from .style_file import StyleInfo, check_style_name, lora_tensors, style_metadata, style_path, write_style
 
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+TEXT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")  # CLIP's attention, as diffusers' TE LoRAs
 TRAINING_DIR = "training"
 PREVIEW_STEPS = 4
 ETA_WINDOW = 20  # steps whose mean time gives the ETA (the first steps are slow: warm-up)
@@ -57,6 +58,7 @@ class TrainConfig:
     method: str = "lcf"
     loss: str = "l2"
     full: bool = False
+    text_encoder: bool = False  # a LoRA on the text encoder too (a new word the encoder never learned)
     resume: bool = False
     force: bool = False
     checkpoint_every: int = 100
@@ -80,6 +82,10 @@ class TrainConfig:
             raise InvalidRequestError("size", self.size, "a multiple of 8 of at least 64")
         if self.method not in METHODS:
             raise InvalidRequestError("method", self.method, f"one of {', '.join(METHODS)}")
+        if not (isinstance(self.ema, float | int) and 0 <= self.ema < 1):
+            raise InvalidRequestError("ema", self.ema, "a decay from 0 up to (not including) 1")
+        if self.full and self.text_encoder:
+            raise InvalidRequestError("text_encoder", True, "used without full (it adds a LoRA to the text encoder)")
         if self.loss not in LOSSES:
             raise InvalidRequestError("loss", self.loss, f"one of {', '.join(LOSSES)}")
 
@@ -87,7 +93,7 @@ class TrainConfig:
     def fingerprint(self) -> dict[str, Any]:
         """What a checkpoint must share with the run that resumes it."""
         return {"model": str(self.model), "method": self.method, "loss": self.loss, "rank": self.rank,
-                "full": self.full, "size": self.size, "batch": self.batch}
+                "full": self.full, "text_encoder": self.text_encoder, "size": self.size, "batch": self.batch}
 
 
 @dataclass(frozen=True)
@@ -175,6 +181,7 @@ class _Run:
         self.schedule = Schedule.from_scheduler(self.scheduler)
         self.settings = LcfSettings(config.method, config.loss, config.guidance, config.ema)
         self.mean, self.std, self.text, self.caption_index = self._encode_data()
+        self.encoder = self.components.text_encoder.pairs[0][1] if config.text_encoder else None
         self.params = self._trainable()
         self.ema = EmaWeights(self.params, config.ema)
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=1e-2 if not config.full else 0.0)
@@ -194,9 +201,9 @@ class _Run:
             dist = vae.encode(image_tensor(image).to(self.device)).latent_dist
             means.append(dist.mean * scale)
             stds.append(dist.std * scale)
-        unique = sorted(set(self.data.captions))
-        text = torch.cat([self.components.text_encoder.encode(c).hidden_states.clone() for c in unique])
-        index = torch.tensor([unique.index(c) for c in self.data.captions])
+        self.captions = sorted(set(self.data.captions))
+        text = torch.cat([self.components.text_encoder.encode(c).hidden_states.clone() for c in self.captions])
+        index = torch.tensor([self.captions.index(c) for c in self.data.captions])
         return torch.cat(means).clone(), torch.cat(stds).clone(), text.to(self.device), index
 
     def _trainable(self) -> list[torch.nn.Parameter]:
@@ -209,7 +216,17 @@ class _Run:
             self.unet.add_adapter(LoraConfig(r=self.config.rank, lora_alpha=self.config.rank,
                                              init_lora_weights="gaussian", target_modules=list(LORA_TARGETS)))
         self.unet.train()
-        return [p for p in self.unet.parameters() if p.requires_grad]
+        params = [p for p in self.unet.parameters() if p.requires_grad]
+        if self.encoder is not None:
+            from peft import LoraConfig, inject_adapter_in_model
+
+            self.encoder.requires_grad_(False)  # (transformers' own add_adapter wants a newer PEFT)
+            inject_adapter_in_model(LoraConfig(r=self.config.rank, lora_alpha=self.config.rank,
+                                               init_lora_weights="gaussian", target_modules=list(TEXT_LORA_TARGETS)),
+                                    self.encoder)
+            self.encoder.train()
+            params += [p for p in self.encoder.parameters() if p.requires_grad]
+        return params
 
     def _resume(self) -> int:
         if not self.state_file.exists():
@@ -266,9 +283,18 @@ class _Run:
         idx = torch.randint(0, len(self.data), (self.config.batch,), generator=g)
         eps = torch.randn(tuple(self.mean[idx].shape), generator=g).to(self.device)
         latents = self.mean[idx] + self.std[idx] * eps
-        text = self.text[self.caption_index[idx].to(self.device)]
+        text = self._text(self.caption_index[idx])
         return training_step(self.unet, self.scheduler, self.schedule, self.ema, self.optimizer, self.settings,
                              latents, text, g)
+
+    def _text(self, caption_index: torch.Tensor):
+        """The batch's caption states (B, 77, D): precomputed, or (text-encoder LoRA) how to encode them now."""
+        if self.encoder is None:
+            return self.text[caption_index.to(self.device)]
+        tokenizer = self.components.text_encoder.pairs[0][0]
+        ids = tokenizer([self.captions[i] for i in caption_index.tolist()], padding="max_length",
+                        max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+        return lambda: self.encoder(ids.to(self.device))[0]
 
     def save_checkpoint(self) -> Path:
         return ckpt.save_checkpoint(self.state_file, step=self.step, params=self.params, ema=self.ema.shadow,
@@ -283,12 +309,16 @@ class _Run:
         prompt = self.config.preview_prompt or self.data.captions[0]
         guidance = sum(self.config.guidance) / 2
         self.unet.eval()
+        if self.encoder is not None:
+            self.encoder.eval()
         try:
             result = Engine.from_components(self.components).generate(GenerationRequest(
                 prompt, steps=PREVIEW_STEPS, guidance_scale=guidance, width=self.size, height=self.size,
                 seed=self.config.seed))
         finally:
             self.unet.train()
+            if self.encoder is not None:
+                self.encoder.train()
         return result.images[0]
 
     # -- the result ------------------------------------------------------------------------------
@@ -300,7 +330,7 @@ class _Run:
             info = StyleInfo(self.config.name, self.components.name, self.components.family,
                              self.config.trigger or "", self.step, self.config.rank, self.config.method,
                              self.size, len(self.data), self.config.loss)
-            return write_style(target, lora_tensors(self.unet), style_metadata(info, self.data.captions),
+            return write_style(target, lora_tensors(self.unet, self.encoder), style_metadata(info, self.data.captions),
                                replace=self.config.force)
 
     def _publish_model(self, target: Path) -> Path:

@@ -43,6 +43,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     cmd.add_argument("--loss", choices=["l2", "huber"], default="l2", help="LCF distance (default l2)")
     cmd.add_argument("--ema", type=float, default=0.95,
                      help="decay μ of the LCF target network θ⁻ (default 0.95; 0: the current weights, stop-grad)")
+    cmd.add_argument("--curriculum", action="store_true",
+                     help="LCF: coarse-to-fine skips (200, 100, 40, then the LCM's 20 timesteps), learns faster")
     cmd.add_argument("--full", action="store_true",
                      help="train the whole UNet (small models) into a new model instead of a LoRA style")
     cmd.add_argument("--text-encoder", action="store_true",
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         folder=args.folder, model=resolve_model(args.model) if args.model else builtin_model_path(),
         name=args.name, steps=args.steps, rank=args.rank, lr=args.lr, batch=args.batch, size=args.size,
         trigger=args.trigger, caption=args.caption, method=args.method, loss=args.loss, full=args.full,
-        text_encoder=args.text_encoder, ema=args.ema,
+        text_encoder=args.text_encoder, ema=args.ema, curriculum=args.curriculum,
         resume=args.resume, force=args.force, checkpoint_every=args.checkpoint_every,
         preview_every=args.preview_every, seed=args.seed, device=args.device,
     )

@@ -31,7 +31,7 @@ from ..core.errors import InvalidRequestError, TrainingCancelled, TrainingError
 from ..core.paths import AppPaths
 from . import checkpoint as ckpt
 from .data import TrainingSet, load_training_set
-from .lcf import LOSSES, METHODS, EmaWeights, LcfSettings, Schedule, training_step
+from .lcf import LOSSES, METHODS, EmaWeights, LcfSettings, Schedule, curriculum_factor, training_step
 from .style_file import StyleInfo, check_style_name, lora_tensors, style_metadata, style_path, write_style
 
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
@@ -59,6 +59,7 @@ class TrainConfig:
     loss: str = "l2"
     full: bool = False
     text_encoder: bool = False  # a LoRA on the text encoder too (a new word the encoder never learned)
+    curriculum: bool = False  # LCF: coarse-to-fine skips (lcf.CURRICULUM), ending on the LCM's k = 20
     resume: bool = False
     force: bool = False
     checkpoint_every: int = 100
@@ -93,7 +94,8 @@ class TrainConfig:
     def fingerprint(self) -> dict[str, Any]:
         """What a checkpoint must share with the run that resumes it."""
         return {"model": str(self.model), "method": self.method, "loss": self.loss, "rank": self.rank,
-                "full": self.full, "text_encoder": self.text_encoder, "size": self.size, "batch": self.batch}
+                "full": self.full, "text_encoder": self.text_encoder, "curriculum": self.curriculum,
+                "size": self.size, "batch": self.batch}
 
 
 @dataclass(frozen=True)
@@ -284,7 +286,10 @@ class _Run:
         eps = torch.randn(tuple(self.mean[idx].shape), generator=g).to(self.device)
         latents = self.mean[idx] + self.std[idx] * eps
         text = self._text(self.caption_index[idx])
-        return training_step(self.unet, self.scheduler, self.schedule, self.ema, self.optimizer, self.settings,
+        schedule = self.schedule
+        if self.config.curriculum:
+            schedule = schedule.coarsened(curriculum_factor(self.step, self.config.steps))
+        return training_step(self.unet, self.scheduler, schedule, self.ema, self.optimizer, self.settings,
                              latents, text, g)
 
     def _text(self, caption_index: torch.Tensor):

@@ -100,3 +100,14 @@ def test_huber_and_l2_distances():
     assert lcf.distance(a, b, "huber").item() == pytest.approx((0.5**2 + 1e-6) ** 0.5 - 1e-3, rel=1e-5)
     with pytest.raises(ValueError, match="loss 'l1'"):
         lcf.distance(a, b, "l1")
+
+
+def test_the_curriculum_ends_on_the_lcm_schedule():
+    from lcm_desktop.training.lcf import curriculum_factor
+
+    schedule = lcf.Schedule.from_scheduler(_scheduler())
+    factors = [curriculum_factor(step, 100) for step in range(100)]
+    assert factors[0] == 10 and factors[-1] == 1 and factors == sorted(factors, reverse=True)
+    coarse = schedule.coarsened(10)
+    assert coarse.skip == 200 and coarse.points.tolist() == [199, 399, 599, 799, 999]
+    assert set(coarse.points.tolist()) <= set(schedule.points.tolist())

@@ -110,3 +110,20 @@ def test_bad_settings_are_refused_before_loading(tmp_path, field, value):
     with pytest.raises(InvalidRequestError) as err:
         TrainConfig(tmp_path, tmp_path, **{"name": "ok", field: value})
     assert err.value.field == field
+
+
+def test_a_text_encoder_lora_goes_into_the_style_and_diffusers_loads_it(tiny_lcm, pictures):
+    from diffusers import LatentConsistencyModelPipeline
+    from safetensors.torch import load_file
+
+    result = train(_config(pictures, tiny_lcm, steps=3, text_encoder=True, curriculum=True))
+    tensors = load_file(result.output)
+    text_keys = [k for k in tensors if k.startswith("text_encoder.")]
+    assert text_keys and all(".self_attn." in k and (".lora_A." in k or ".lora_B." in k) for k in text_keys)
+    pipe = LatentConsistencyModelPipeline.from_pretrained(tiny_lcm)
+    ids = pipe.tokenizer(["a pink square"], return_tensors="pt").input_ids
+    with torch.no_grad():
+        before = pipe.text_encoder(ids)[0]
+        pipe.load_lora_weights(str(result.output))
+        after = pipe.text_encoder(ids)[0]
+    assert (before - after).abs().mean() > 1e-4  # the trained text-encoder LoRA changes the caption's states

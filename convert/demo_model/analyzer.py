@@ -79,11 +79,12 @@ def _classify_shape(mask: np.ndarray) -> tuple[str, int]:
     return "circle", extent
 
 
-def analyze(image, colours: dict[str, tuple[int, int, int]] | None = None) -> Verdict:
+def analyze(image, colours: dict[str, tuple[int, int, int]] | None = None,
+            sizes: dict[str, int] | None = None) -> Verdict:
     """Read a 64×64 picture (PIL image, uint8 HWC array, or float HWC array in [0, 1]).
 
-    ``colours``: the palette to read colours with (default: the training palette ``COLOURS``; the style
-    evaluation adds a colour the model never saw)."""
+    ``colours``, ``sizes``: the palette and the half-extents to read with (default: the training ones, ``COLOURS``
+    and ``SIZES``; the style evaluation adds one the model never saw)."""
     names = _PALETTE_NAMES if colours is None else list(colours)
     palette = _PALETTE if colours is None else np.array([colours[n] for n in names], dtype=np.float32)
     labels = palette_labels(_to_array(image), palette)
@@ -98,6 +99,13 @@ def analyze(image, colours: dict[str, tuple[int, int, int]] | None = None) -> Ve
     cx, cy = xs.mean(), ys.mean()
     position = min(POSITIONS, key=lambda p: (POSITIONS[p][0] - cx) ** 2 + (POSITIONS[p][1] - cy) ** 2)
     shape, extent = _classify_shape(mask)
-    small, large = SIZES["small"], SIZES["large"]
-    size = "large" if extent > (small + large) else "small"  # midpoint of full extents 2·small, 2·large
-    return Verdict(names[fg], names[bg], shape, position, size)
+    return Verdict(names[fg], names[bg], shape, position, _size(extent, sizes or SIZES))
+
+
+def _size(extent: int, sizes: dict[str, int]) -> str:
+    """The size whose full extent (2 × half-extent) is nearest: thresholds at the midpoints."""
+    ordered = sorted(sizes, key=sizes.get)
+    for name, bigger in zip(ordered, ordered[1:]):
+        if extent <= sizes[name] + sizes[bigger]:  # midpoint of full extents 2·a, 2·b (small/large: 22)
+            return name
+    return ordered[-1]

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: venv test test-slow test-macos run bench lint clean screenshots app test-app demo-model eval-demo \
-	eval-img2img
+	eval-img2img train-demo-style
 
 venv: $(STAMP)
 
@@ -74,6 +74,15 @@ eval-demo: venv
 # docs/DEMO_MODEL.md (~3 min).
 eval-img2img: venv
 	$(BIN)/python -m convert.demo_model img2img
+
+# The shipped style resources/styles/huge.safetensors: 200 rendered pictures, LCF (text-encoder LoRA, coarse-to-fine
+# curriculum) on the built-in model, one torch thread (~8 min on an idle core; docs/STYLES.md).
+train-demo-style: venv
+	$(BIN)/python -m convert.demo_model.style_eval data work-style/huge
+	LCM_DESKTOP_HOME=$(CURDIR)/work-style/home OMP_NUM_THREADS=1 $(BIN)/lcm-desktop train-style work-style/huge \
+		--name huge --trigger huge --steps 1500 --batch 16 --rank 8 --lr 1e-3 --text-encoder --curriculum --force
+	mkdir -p resources/styles
+	cp work-style/home/data/styles/huge.safetensors resources/styles/huge.safetensors
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache

@@ -50,9 +50,9 @@ def _to_array(image) -> np.ndarray:
     return arr
 
 
-def palette_labels(arr: np.ndarray) -> np.ndarray:
+def palette_labels(arr: np.ndarray, palette: np.ndarray = _PALETTE) -> np.ndarray:
     """(H, W) index of the nearest palette colour for each pixel of a (H, W, 3) uint8 image."""
-    diff = arr.astype(np.float32)[:, :, None, :] - _PALETTE[None, None]
+    diff = arr.astype(np.float32)[:, :, None, :] - palette[None, None]
     return np.argmin((diff**2).sum(-1), axis=-1)
 
 
@@ -79,20 +79,33 @@ def _classify_shape(mask: np.ndarray) -> tuple[str, int]:
     return "circle", extent
 
 
-def analyze(image) -> Verdict:
-    """Read a 64×64 picture (PIL image, uint8 HWC array, or float HWC array in [0, 1])."""
-    labels = palette_labels(_to_array(image))
-    counts = np.bincount(labels.ravel(), minlength=len(_PALETTE_NAMES))
+def analyze(image, colours: dict[str, tuple[int, int, int]] | None = None,
+            sizes: dict[str, int] | None = None) -> Verdict:
+    """Read a 64×64 picture (PIL image, uint8 HWC array, or float HWC array in [0, 1]).
+
+    ``colours``, ``sizes``: the palette and the half-extents to read with (default: the training ones, ``COLOURS``
+    and ``SIZES``; the style evaluation adds one the model never saw)."""
+    names = _PALETTE_NAMES if colours is None else list(colours)
+    palette = _PALETTE if colours is None else np.array([colours[n] for n in names], dtype=np.float32)
+    labels = palette_labels(_to_array(image), palette)
+    counts = np.bincount(labels.ravel(), minlength=len(names))
     bg = int(np.argmax(counts))
     counts[bg] = 0
     fg = int(np.argmax(counts))
     if counts[fg] < _MIN_SHAPE_PIXELS:
-        return Verdict(None, _PALETTE_NAMES[bg], None, None, None)
+        return Verdict(None, names[bg], None, None, None)
     mask = labels == fg
     ys, xs = np.nonzero(mask)
     cx, cy = xs.mean(), ys.mean()
     position = min(POSITIONS, key=lambda p: (POSITIONS[p][0] - cx) ** 2 + (POSITIONS[p][1] - cy) ** 2)
     shape, extent = _classify_shape(mask)
-    small, large = SIZES["small"], SIZES["large"]
-    size = "large" if extent > (small + large) else "small"  # midpoint of full extents 2·small, 2·large
-    return Verdict(_PALETTE_NAMES[fg], _PALETTE_NAMES[bg], shape, position, size)
+    return Verdict(names[fg], names[bg], shape, position, _size(extent, sizes or SIZES))
+
+
+def _size(extent: int, sizes: dict[str, int]) -> str:
+    """The size whose full extent (2 × half-extent) is nearest: thresholds at the midpoints."""
+    ordered = sorted(sizes, key=sizes.get)
+    for name, bigger in zip(ordered, ordered[1:]):
+        if extent <= sizes[name] + sizes[bigger]:  # midpoint of full extents 2·a, 2·b (small/large: 22)
+            return name
+    return ordered[-1]

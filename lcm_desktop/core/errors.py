@@ -94,3 +94,17 @@ class ParityError(ConversionError):
 
 class OutputError(LcmError):
     """An image or file could not be written."""
+
+
+class TrainingError(LcmError):
+    """A style could not be trained: bad data, a name in use, a checkpoint that does not fit."""
+
+
+class TrainingCancelled(Cancelled):
+    """The user stopped a training run at ``step`` of ``total``; its checkpoint is kept (the message says how to
+    resume)."""
+
+    def __init__(self, message: str, step: int = 0, total: int = 0):
+        super().__init__(message)
+        self.step = step
+        self.total = total

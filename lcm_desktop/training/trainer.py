@@ -1,0 +1,354 @@
+"""One training run: a folder of pictures + a model → a style (a LoRA file), with progress, previews, cancel, resume.
+
+    result = train(TrainConfig(folder, model_folder, "pink", steps=1000), on_progress=print, cancel=event)
+
+1. check the name and where the result goes (before anything heavy loads);
+2. load the model (``engine.torch_backend``, float32, on ``training_device``) and the pictures (``data``);
+3. encode every picture once (the VAE posterior's mean and std: each step samples it) and every caption once
+   (the text encoder is frozen);
+4. LoRA on the UNet's attention projections (PEFT), or the whole UNet (``full``);
+5. resume from ``<app cache>/training/<name>/checkpoint.safetensors`` when asked (``checkpoint``);
+6. per step: cancel check → ``lcf.training_step`` → progress (loss, s/step, ETA) → every N steps a checkpoint
+   and a 4-step preview through the engine's own LCM loop, with the weights being trained;
+7. publish the EMA weights (θ⁻) as the style file (``style_file``; ``full``: a model folder beside the imported
+   models), then drop the checkpoint.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..core.errors import InvalidRequestError, TrainingCancelled, TrainingError
+from ..core.paths import AppPaths
+from . import checkpoint as ckpt
+from .data import TrainingSet, load_training_set
+from .lcf import LOSSES, METHODS, EmaWeights, LcfSettings, Schedule, curriculum_factor, training_step
+from .style_file import StyleInfo, check_style_name, lora_tensors, style_metadata, style_path, write_style
+
+LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+TEXT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")  # CLIP's attention, as diffusers' TE LoRAs
+TRAINING_DIR = "training"
+PREVIEW_STEPS = 4
+ETA_WINDOW = 20  # steps whose mean time gives the ETA (the first steps are slow: warm-up)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run needs; checked in ``__post_init__`` (the fields are the CLI's flags)."""
+
+    folder: Path
+    model: Path
+    name: str
+    steps: int = 1000
+    rank: int = 8
+    lr: float = 1e-4
+    batch: int = 4
+    size: int | None = None  # None: the model's native size
+    trigger: str | None = None
+    caption: str | None = None
+    method: str = "lcf"
+    loss: str = "l2"
+    full: bool = False
+    text_encoder: bool = False  # a LoRA on the text encoder too (a new word the encoder never learned)
+    curriculum: bool = False  # LCF: coarse-to-fine skips (lcf.CURRICULUM), ending on the LCM's k = 20
+    resume: bool = False
+    force: bool = False
+    checkpoint_every: int = 100
+    preview_every: int = 100
+    preview_prompt: str | None = None  # None: the first picture's caption
+    seed: int = 0
+    guidance: tuple[float, float] = (2.0, 8.0)
+    ema: float = 0.95
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        check_style_name(self.name)
+        for field_name, low, high in (("steps", 1, 1_000_000), ("rank", 1, 256), ("batch", 1, 256),
+                                      ("checkpoint_every", 1, 1_000_000), ("preview_every", 0, 1_000_000)):
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise InvalidRequestError(field_name, value, f"a whole number from {low} to {high}")
+        if not (isinstance(self.lr, float | int) and 0 < self.lr <= 1):
+            raise InvalidRequestError("lr", self.lr, "a learning rate greater than 0 and at most 1")
+        if self.size is not None and (self.size < 64 or self.size % 8):
+            raise InvalidRequestError("size", self.size, "a multiple of 8 of at least 64")
+        if self.method not in METHODS:
+            raise InvalidRequestError("method", self.method, f"one of {', '.join(METHODS)}")
+        if not (isinstance(self.ema, float | int) and 0 <= self.ema < 1):
+            raise InvalidRequestError("ema", self.ema, "a decay from 0 up to (not including) 1")
+        if self.full and self.text_encoder:
+            raise InvalidRequestError("text_encoder", True, "used without full (it adds a LoRA to the text encoder)")
+        if self.loss not in LOSSES:
+            raise InvalidRequestError("loss", self.loss, f"one of {', '.join(LOSSES)}")
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """What a checkpoint must share with the run that resumes it."""
+        return {"model": str(self.model), "method": self.method, "loss": self.loss, "rank": self.rank,
+                "full": self.full, "text_encoder": self.text_encoder, "curriculum": self.curriculum,
+                "size": self.size, "batch": self.batch}
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """After each step.  ``preview``: a PIL image every ``preview_every`` steps (and at the end), else None."""
+
+    step: int
+    total: int
+    loss: float
+    seconds_per_step: float
+    preview: Any = None
+
+    @property
+    def eta_seconds(self) -> float:
+        return self.seconds_per_step * (self.total - self.step)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    output: Path  # the style file (or, with ``full``, the model folder)
+    steps: int
+    resumed_from: int
+    seconds: float
+    final_loss: float
+    data: str  # TrainingSet.summary
+    losses: tuple[float, ...] = field(default=(), repr=False)
+
+
+def training_device(requested: str | None = None) -> torch.device:
+    """Where training runs: MPS on a Mac, CUDA where present, else the CPU (the engine's one rule)."""
+    from ..engine.torch_backend import select_device
+
+    return select_device(requested)
+
+
+def checkpoint_path(name: str, paths: AppPaths | None = None) -> Path:
+    paths = paths or AppPaths.default()
+    return paths.cache / TRAINING_DIR / check_style_name(name) / ckpt.CHECKPOINT_FILE
+
+
+def output_path(config: TrainConfig, paths: AppPaths) -> Path:
+    """The style file, or with ``full`` the model folder ``<app data>/models/<name>``."""
+    from ..models.store import IMPORTED_DIR
+
+    return paths.data / IMPORTED_DIR / config.name if config.full else style_path(config.name, paths)
+
+
+def train(config: TrainConfig, *, paths: AppPaths | None = None,
+          on_progress: Callable[[TrainProgress], None] | None = None,
+          cancel: threading.Event | None = None) -> TrainResult:
+    """Run (or resume) the training described by ``config``; see the module docstring for the steps."""
+    paths = paths or AppPaths.default()
+    target = output_path(config, paths)
+    if target.exists() and not config.force:
+        raise TrainingError(f"{'A model' if config.full else 'A style'} named {config.name!r} exists already "
+                            f"({target}); choose another name or pass --force to replace it.")
+    state_file = checkpoint_path(config.name, paths)
+    if state_file.exists() and not (config.resume or config.force):
+        raise TrainingError(f"An unfinished training of {config.name!r} exists ({state_file.parent}); pass --resume "
+                            "to continue it or --force to start over.")
+    run = _Run(config, paths, state_file)
+    return run.execute(on_progress, cancel)
+
+
+class _Run:
+    """The state of one run (model, data, optimiser); ``execute`` is the loop."""
+
+    def __init__(self, config: TrainConfig, paths: AppPaths, state_file: Path):
+        from diffusers import LCMScheduler
+
+        from ..engine.torch_backend import load_torch_components
+
+        self.config, self.paths, self.state_file = config, paths, state_file
+        self.device = training_device(config.device)
+        torch.manual_seed(config.seed)
+        self.components = load_torch_components(config.model, device=str(self.device), dtype="float32")
+        if self.components.family != "sd":
+            raise TrainingError(f"{self.components.name} is an SDXL-class model; styles can be trained for SD1.5-"
+                                "class models (and the built-in one) only.")
+        self.size = config.size or self.components.native_size[0]
+        self.data: TrainingSet = load_training_set(config.folder, self.size, template=config.caption,
+                                                   trigger=config.trigger)
+        self.unet = self.components.denoiser.unet
+        self.scheduler = LCMScheduler.from_config(self.components.scheduler_config)
+        self.schedule = Schedule.from_scheduler(self.scheduler)
+        self.settings = LcfSettings(config.method, config.loss, config.guidance, config.ema)
+        self.mean, self.std, self.text, self.caption_index = self._encode_data()
+        self.encoder = self.components.text_encoder.pairs[0][1] if config.text_encoder else None
+        self.params = self._trainable()
+        self.ema = EmaWeights(self.params, config.ema)
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=1e-2 if not config.full else 0.0)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.step, self.losses = 0, []
+
+    # -- setting up ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _encode_data(self):
+        """Posterior mean and std of every picture (N, 4, h, w), scaled; caption embeddings (C, 77, D)."""
+        from ..engine.engine import image_tensor
+
+        vae = self.components.decoder.vae
+        scale = float(getattr(vae.config, "scaling_factor", 1.0) or 1.0)
+        means, stds = [], []
+        for image in self.data.images:
+            dist = vae.encode(image_tensor(image).to(self.device)).latent_dist
+            means.append(dist.mean * scale)
+            stds.append(dist.std * scale)
+        self.captions = sorted(set(self.data.captions))
+        text = torch.cat([self.components.text_encoder.encode(c).hidden_states.clone() for c in self.captions])
+        index = torch.tensor([self.captions.index(c) for c in self.data.captions])
+        return torch.cat(means).clone(), torch.cat(stds).clone(), text.to(self.device), index
+
+    def _trainable(self) -> list[torch.nn.Parameter]:
+        self.unet.requires_grad_(False)
+        if self.config.full:
+            self.unet.requires_grad_(True)
+        else:
+            from peft import LoraConfig
+
+            self.unet.add_adapter(LoraConfig(r=self.config.rank, lora_alpha=self.config.rank,
+                                             init_lora_weights="gaussian", target_modules=list(LORA_TARGETS)))
+        self.unet.train()
+        params = [p for p in self.unet.parameters() if p.requires_grad]
+        if self.encoder is not None:
+            from peft import LoraConfig, inject_adapter_in_model
+
+            self.encoder.requires_grad_(False)  # (transformers' own add_adapter wants a newer PEFT)
+            inject_adapter_in_model(LoraConfig(r=self.config.rank, lora_alpha=self.config.rank,
+                                               init_lora_weights="gaussian", target_modules=list(TEXT_LORA_TARGETS)),
+                                    self.encoder)
+            self.encoder.train()
+            params += [p for p in self.encoder.parameters() if p.requires_grad]
+        return params
+
+    def _resume(self) -> int:
+        if not self.state_file.exists():
+            return 0
+        if self.config.force and not self.config.resume:
+            shutil.rmtree(self.state_file.parent, ignore_errors=True)
+            return 0
+        saved = ckpt.load_checkpoint(self.state_file)
+        wanted = self.config.fingerprint
+        if saved.fingerprint != wanted:
+            changed = sorted(k for k in wanted if saved.fingerprint.get(k) != wanted[k])
+            raise TrainingError(f"The checkpoint of {self.config.name!r} was made with other settings "
+                                f"({', '.join(changed)}); use the same ones, or pass --force to start over.")
+        if saved.step >= self.config.steps:
+            raise TrainingError(f"The checkpoint of {self.config.name!r} is at step {saved.step}; ask for more "
+                                f"than {saved.step} steps to continue it.")
+        ckpt.restore(saved, params=self.params, ema=self.ema.shadow, optimizer=self.optimizer,
+                     generator=self.generator)
+        self.losses = list(saved.losses)
+        return saved.step
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def execute(self, on_progress, cancel) -> TrainResult:
+        started = time.perf_counter()
+        resumed_from = self.step = self._resume()
+        total, recent = self.config.steps, deque(maxlen=ETA_WINDOW)
+        while self.step < total:
+            if cancel is not None and cancel.is_set():
+                self.save_checkpoint()
+                raise TrainingCancelled(f"Training of {self.config.name!r} stopped at step {self.step} of {total}; "
+                                        "its checkpoint is kept, so starting it again with resume continues there.",
+                                        self.step, total)
+            step_start = time.perf_counter()
+            loss = self._one_step()
+            self.step += 1
+            self.losses.append(loss)
+            recent.append(time.perf_counter() - step_start)
+            per_step = sum(recent) / len(recent)
+            if self.step % self.config.checkpoint_every == 0 and self.step < total:
+                self.save_checkpoint()
+            preview = None
+            every = self.config.preview_every
+            if (every and self.step % every == 0) or self.step == total:
+                preview = self.preview()
+            if on_progress is not None:
+                on_progress(TrainProgress(self.step, total, loss, per_step, preview))
+        output = self._publish()
+        shutil.rmtree(self.state_file.parent, ignore_errors=True)
+        return TrainResult(output, self.step, resumed_from, time.perf_counter() - started,
+                           self.losses[-1] if self.losses else float("nan"), self.data.summary, tuple(self.losses))
+
+    def _one_step(self) -> float:
+        g = self.generator
+        idx = torch.randint(0, len(self.data), (self.config.batch,), generator=g)
+        eps = torch.randn(tuple(self.mean[idx].shape), generator=g).to(self.device)
+        latents = self.mean[idx] + self.std[idx] * eps
+        text = self._text(self.caption_index[idx])
+        schedule = self.schedule
+        if self.config.curriculum:
+            schedule = schedule.coarsened(curriculum_factor(self.step, self.config.steps))
+        return training_step(self.unet, self.scheduler, schedule, self.ema, self.optimizer, self.settings,
+                             latents, text, g)
+
+    def _text(self, caption_index: torch.Tensor):
+        """The batch's caption states (B, 77, D): precomputed, or (text-encoder LoRA) how to encode them now."""
+        if self.encoder is None:
+            return self.text[caption_index.to(self.device)]
+        tokenizer = self.components.text_encoder.pairs[0][0]
+        ids = tokenizer([self.captions[i] for i in caption_index.tolist()], padding="max_length",
+                        max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+        return lambda: self.encoder(ids.to(self.device))[0]
+
+    def save_checkpoint(self) -> Path:
+        return ckpt.save_checkpoint(self.state_file, step=self.step, params=self.params, ema=self.ema.shadow,
+                                    optimizer=self.optimizer, generator=self.generator,
+                                    fingerprint=self.config.fingerprint, losses=self.losses)
+
+    def preview(self) -> Any:
+        """A 4-step image of the preview prompt through the engine's LCM loop, with the weights being trained."""
+        from ..core.request import GenerationRequest
+        from ..engine.engine import Engine
+
+        prompt = self.config.preview_prompt or self.data.captions[0]
+        guidance = sum(self.config.guidance) / 2
+        self.unet.eval()
+        if self.encoder is not None:
+            self.encoder.eval()
+        try:
+            result = Engine.from_components(self.components).generate(GenerationRequest(
+                prompt, steps=PREVIEW_STEPS, guidance_scale=guidance, width=self.size, height=self.size,
+                seed=self.config.seed))
+        finally:
+            self.unet.train()
+            if self.encoder is not None:
+                self.encoder.train()
+        return result.images[0]
+
+    # -- the result ------------------------------------------------------------------------------
+    def _publish(self) -> Path:
+        target = output_path(self.config, self.paths)
+        with self.ema.swapped():  # the EMA weights θ⁻ are the result, as for the built-in model's distillation
+            if self.config.full:
+                return self._publish_model(target)
+            info = StyleInfo(self.config.name, self.components.name, self.components.family,
+                             self.config.trigger or "", self.step, self.config.rank, self.config.method,
+                             self.size, len(self.data), self.config.loss)
+            return write_style(target, lora_tensors(self.unet, self.encoder), style_metadata(info, self.data.captions),
+                               replace=self.config.force)
+
+    def _publish_model(self, target: Path) -> Path:
+        """``full``: a copy of the base model folder with the trained UNet, renamed into place when complete."""
+        tmp = target.with_name(f".{target.name}.part")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(self.config.model, tmp, ignore=shutil.ignore_patterns("unet", "lcm_lora"))
+        self.unet.save_pretrained(tmp / "unet", safe_serialization=True)
+        if target.exists() and self.config.force:
+            shutil.rmtree(target)
+        try:
+            tmp.rename(target)
+        except OSError as exc:
+            raise TrainingError(f"Cannot move the trained model into {target} ({exc.strerror or exc}); free some "
+                                "disk space or choose another name.") from exc
+        return target

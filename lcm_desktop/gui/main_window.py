@@ -122,6 +122,7 @@ class MainWindow(ImageActions, QMainWindow):
         action(file_menu, "Open Model Folder…", self.choose_model_folder, "Ctrl+O")
         action(file_menu, "Choose Output Folder…", self.choose_output_folder)
         action(file_menu, "Models…", self.open_model_manager, "Ctrl+Shift+M", "modelsAction")
+        action(file_menu, "New Style from Images…", self.styles.train_new, None, "newStyleAction")
         file_menu.addSeparator()
         action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
         action(file_menu, "Open Starting Image…", self.start.choose_file, "Ctrl+Shift+O", "openStartAction")

@@ -116,8 +116,14 @@ class StylesPanel(QWidget):
         self.import_button.setAccessibleName("Import a style")
         self.import_button.setToolTip("Import a style LoRA (.safetensors, diffusers or kohya/AUTOMATIC1111 keys)")
         self.import_button.clicked.connect(self.choose_file)
+        self.train_button = QPushButton("New…")
+        self.train_button.setObjectName("newStyleButton")
+        self.train_button.setAccessibleName("New style from images")
+        self.train_button.setToolTip("Teach the selected model a style from a folder of your pictures (LCF)")
+        self.train_button.clicked.connect(self.train_new)
         header.addWidget(title)
         header.addStretch(1)
+        header.addWidget(self.train_button)
         header.addWidget(self.import_button)
         layout.addLayout(header)
         self.baked = QLabel()  # a Core ML model's styles, fused in at conversion
@@ -204,7 +210,16 @@ class StylesPanel(QWidget):
         self.changed.emit()
         return [name for name in wanted if name not in self.rows]
 
-    # -- import and delete ---------------------------------------------------------------------------
+    # -- new, import and delete ---------------------------------------------------------------------------
+    def train_new(self):
+        """File ▸ New Style from Images…: the training dialog on the selected model; the new style is listed."""
+        from .train_dialog import TrainStyleDialog
+
+        dialog = TrainStyleDialog(self.store.paths, self._info.path if self._info else None, self.window())
+        dialog.styleCreated.connect(lambda path: (self.refresh(), self.message.emit(f"New style {path.stem}")))
+        dialog.show()
+        return dialog
+
     def choose_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Import a Style", str(Path.home()), "Style LoRA (*.safetensors)")
         if path:

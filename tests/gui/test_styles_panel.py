@@ -30,7 +30,7 @@ def _row(window, name):
 
 
 def test_import_check_and_weigh_a_style_and_the_request_carries_it(qtbot, window, style_file, tmp_path):
-    assert window.findChild(QWidget, "stylesPanel").isVisible() and window.styles.empty.isVisible()
+    assert window.findChild(QWidget, "stylesPanel").isVisible() and list(window.styles.rows) == ["huge"]
     bad = tmp_path / "notes.txt"
     bad.write_text("hello")
     messages = []
@@ -39,7 +39,7 @@ def test_import_check_and_weigh_a_style_and_the_request_carries_it(qtbot, window
     assert "\n" not in messages[-1] and "notes.txt" in messages[-1]
     assert window.styles.import_file(style_file)
     row = _row(window, "papercut")
-    assert "SD1.5" in row.toolTip() and row.isEnabled() and not window.styles.empty.isVisible()
+    assert "SD1.5" in row.toolTip() and row.isEnabled() and list(window.styles.rows) == ["papercut", "huge"]
     window.panel.prompt.setPlainText("a red circle")
     assert window.panel.request(loras=window.styles.loras()).loras == ()
     row.check.setChecked(True)
@@ -125,3 +125,28 @@ def test_a_core_ml_model_lists_its_baked_styles_and_takes_no_live_ones(window, s
     assert window.styles.loras() == ()
     window.styles.set_model(window.model_info)
     assert not window.styles.baked.isVisible() and window.styles.loras() == (LoraWeight("papercut", 1.0),)
+
+
+def test_the_built_in_style_is_offered_and_changes_the_picture(qtbot, window):
+    """resources/styles/huge (trained here with LCF, docs/STYLES.md) on the built-in model."""
+    from lcm_desktop.core.paths import builtin_model_path
+
+    window.panel.model.setCurrentIndex(window.panel.model.findData(str(builtin_model_path())))
+    row = _row(window, "huge")
+    assert row.isEnabled() and "built in" in row.toolTip() and "huge" in row.toolTip()
+    window.panel.prompt.setPlainText("a small red circle on a blue background, top left")
+    window.panel.seed_lock.setChecked(True)
+    images = []
+    for on in (False, True):
+        row.check.setChecked(on)
+        with qtbot.waitSignal(window.engine.worker.finished, timeout=60_000) as done:
+            window.generate()
+        images.append(done.args[1].images[0])
+    assert images[0] != images[1]
+
+
+def test_new_style_opens_the_training_dialog_on_the_selected_model(qtbot, window, tiny_lcm):
+    dialog = window.styles.train_new()
+    qtbot.addWidget(dialog)
+    assert dialog.objectName() == "trainStyleDialog" and dialog.model == tiny_lcm
+    dialog.close()

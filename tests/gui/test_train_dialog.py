@@ -33,10 +33,18 @@ def held_step(monkeypatch):
     return inside, release
 
 
-def test_start_progress_cancel_and_start_again_resumes(qtbot, tiny_lcm, tmp_path, held_step):
+@pytest.fixture
+def one_thread():
+    """Training on one torch thread here (the test suite shares two cores); the next test gets its threads back."""
     import torch
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_start_progress_cancel_and_start_again_resumes(qtbot, tiny_lcm, tmp_path, held_step, one_thread):
     inside, release = held_step
     dialog = TrainStyleDialog(AppPaths.default(), model=tiny_lcm, preview_every=2)
     qtbot.addWidget(dialog)

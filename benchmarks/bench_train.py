@@ -6,7 +6,9 @@ alternation after a warm-up: an inference forward (the reference), one LCF step 
 an optimiser and EMA step: `training.lcf.training_step`) and one plain noise-prediction step; and the peak
 memory of each.  The ratios to the forward carry over to another machine: multiply them by its forward time.
 
-    python benchmarks/bench_train.py [--rounds 2] [--size 512] [--rank 16]
+    python benchmarks/bench_train.py [--rounds 2] [--size 512] [--rank 16] [--device cpu|mps|cuda]
+
+On a Mac, ``tests/training/test_macos_sd15_step.py`` runs it on MPS (memory: the MPS driver's allocation).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--rank", type=int, default=16)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
     import json
@@ -47,21 +50,25 @@ def main() -> int:
     unet.requires_grad_(False)
     unet.add_adapter(LoraConfig(r=args.rank, lora_alpha=args.rank,
                                 target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    device = torch.device(args.device)
+    unet.to(device)
     params = [p for p in unet.parameters() if p.requires_grad]
     scheduler = LCMScheduler.from_config(lcm_scheduler_config())
     schedule = Schedule.from_scheduler(scheduler)
     ema = EmaWeights(params, 0.95)
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     latent = args.size // 8
-    latents = torch.randn(1, 4, latent, latent, generator=torch.Generator().manual_seed(1))
-    text = torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(2))
+    latents = torch.randn(1, 4, latent, latent, generator=torch.Generator().manual_seed(1)).to(device)
+    text = torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(2)).to(device)
     generator = torch.Generator().manual_seed(3)
-    cond = torch.randn(1, unet.config.time_cond_proj_dim)
+    cond = torch.randn(1, unet.config.time_cond_proj_dim).to(device)
     rss = PeakRss()
+    used = _device_memory(device)
 
     def forward():
         with torch.no_grad():
-            unet(latents, torch.tensor([499]), encoder_hidden_states=text, timestep_cond=cond, return_dict=False)
+            unet(latents, torch.tensor([499], device=device), encoder_hidden_states=text, timestep_cond=cond,
+                 return_dict=False)
 
     def step(method):
         return lambda: training_step(unet, scheduler, schedule, ema, optimizer, LcfSettings(method=method), latents,
@@ -70,19 +77,22 @@ def main() -> int:
     runs = {"UNet forward (inference)": forward, "LCF step": step("lcf"), "plain step": step("plain")}
     times: dict[str, list[float]] = {name: [] for name in runs}
     peaks: dict[str, int] = {}
-    base = rss.proc.memory_info().rss
+    base = used() if used else rss.proc.memory_info().rss
     for name, run in runs.items():  # warm-up
         rss.reset()
         run()
-        peaks[name] = rss.peak - base
+        _sync(device)
+        peaks[name] = (used() if used else rss.peak) - base
     for _ in range(args.rounds):
         for name, run in runs.items():
             start = time.perf_counter()
             run()
+            _sync(device)
             times[name].append(time.perf_counter() - start)
     forward_s = statistics.median(times["UNet forward (inference)"])
     print(f"\n#### Style training step, SD1.5 {args.size}², rank {args.rank}, fp32 — {time.strftime('%Y-%m-%d')}, "
-          f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {platform.system()}\n")
+          f"{cpu_name()}, {torch.get_num_threads()} threads, device {device}, torch {torch.__version__}, "
+          f"{platform.system()}\n")
     print(f"LoRA parameters: {sum(p.numel() for p in params) / 1e6:.2f} M; UNet parameters "
           f"{sum(p.numel() for p in unet.parameters()) / 1e6:.0f} M; weights resident before the runs "
           f"{base / 2**30:.1f} GiB.\n")
@@ -92,6 +102,22 @@ def main() -> int:
         median = statistics.median(times[name])
         print(f"| {name} | {median:.2f} | {median / forward_s:.2f} | {peaks[name] / 2**30:.2f} GiB |")
     return 0
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "mps":
+        torch.mps.synchronize()
+    elif device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _device_memory(device: torch.device):
+    """Bytes the accelerator holds now (None on the CPU, where the process's RSS is measured instead)."""
+    if device.type == "mps":
+        return torch.mps.driver_allocated_memory
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated
+    return None
 
 
 if __name__ == "__main__":

@@ -96,6 +96,10 @@ class LiveMode(QObject):
             self.scheduler.edited(self._clock())
             self.poll()
 
+    def taken(self) -> None:
+        """A job the user asked to keep took the current input: Live waits for it as for its own."""
+        self.scheduler.started()
+
     def ended(self, seconds: float | None = None) -> None:
         self.scheduler.ended(seconds)
         self.poll()

@@ -49,7 +49,8 @@ class MainWindow(ImageActions, QMainWindow):
                              starts=self.paths.starts)
         self.engine = EngineThread(writer, self.paths.output, previews=previews)
         self._job_id: int | None = None
-        self._live_job: int | None = None  # the live update in flight (shown, not saved)
+        self._live_job: int | None = None  # the job Live waits for before starting another
+        self._updates: set[int] = set()  # live updates in flight: shown, not saved, errors in the status bar
         self._busy = False
         self.model_info: ModelInfo | None = None  # the selected model, described once when it is selected
         self._model_error = ""  # why the selected model cannot be described
@@ -182,12 +183,12 @@ class MainWindow(ImageActions, QMainWindow):
         w.capabilities.connect(self._fill_backends)
         self.panel.generateRequested.connect(self.generate)
         self.panel.cancelRequested.connect(self.cancel)
-        self.panel.changed.connect(self._on_parameters_changed)
+        self.panel.changed.connect(self.live.edited)  # any input edited: Live decides
         self.panel.live.toggled.connect(self._on_live_toggled)
         self.panel.model.currentIndexChanged.connect(self._model_changed)
         self.panel.backend.currentIndexChanged.connect(self._update_status)
-        self.canvas_panel.canvas.changed.connect(self._on_parameters_changed)
-        self.styles.changed.connect(self._on_parameters_changed)
+        self.canvas_panel.canvas.changed.connect(self.live.edited)
+        self.styles.changed.connect(self.live.edited)
         self.styles.message.connect(self._status)
         self.gallery.entryActivated.connect(self._show_entry)
         self.gallery.useAsInputRequested.connect(self.start.use_entry)
@@ -259,18 +260,19 @@ class MainWindow(ImageActions, QMainWindow):
         job = Job(self.engine.next_id(), request, model, backend.key, save=not live,
                   output_folder=self.output_folder, cache_dir=self.paths.cache / "coreml", tiny_decoder=tiny)
         self._job_id = job.id
-        if live:
+        if live or self.live.enabled:  # Live waits for the newest job, a kept one too, before starting another
             self._live_job = job.id
+            if live:
+                self._updates.add(job.id)
+            else:
+                self.live.taken()
         self._set_busy(True)
-        self._set_progress_text("Starting…", busy=True)
+        self.progress.setFormat("Starting…")
         self.engine.worker.submit(job)
         return True
 
     def cancel(self) -> None:
         self.engine.worker.cancel()
-
-    def _on_parameters_changed(self) -> None:
-        self.live.edited()
 
     def _on_live_toggled(self, on: bool) -> None:
         if on:
@@ -282,6 +284,7 @@ class MainWindow(ImageActions, QMainWindow):
             self.generate(live=True)
 
     def _live_ended(self, job_id: int, seconds: float | None) -> None:
+        self._updates.discard(job_id)
         if job_id == self._live_job:
             self._live_job = None
             self.live.ended(seconds)
@@ -332,7 +335,7 @@ class MainWindow(ImageActions, QMainWindow):
         note = " · negative prompt ignored by this model" if result.negative_prompt_ignored else ""
         if result.truncation_note:
             note += f" · {result.truncation_note}"
-        saved = f"Saved {output.paths[0].name}" if output.paths else LIVE_NOTE if job_id == self._live_job else "Done"
+        saved = f"Saved {output.paths[0].name}" if output.paths else LIVE_NOTE if job_id in self._updates else "Done"
         self._status(saved + note, 15000 if result.truncation_note else 6000)
         self.progress.setFormat(f"Done · {per_image:.2f} s/image")
         self._set_busy(False)
@@ -341,7 +344,7 @@ class MainWindow(ImageActions, QMainWindow):
         if job_id == self._job_id:
             self._set_busy(False)
             self.progress.setFormat("Failed")
-            if job_id == self._live_job:
+            if job_id in self._updates:
                 self._status(message, 8000)  # live: no dialog per keystroke or stroke
             else:
                 self._error(message, details)
@@ -357,9 +360,6 @@ class MainWindow(ImageActions, QMainWindow):
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy
         self.panel.set_busy(busy)
-
-    def _set_progress_text(self, text: str, busy: bool = False) -> None:
-        self.progress.setFormat(text)
 
     @property
     def busy(self) -> bool:

@@ -224,3 +224,22 @@ def test_a_prompt_that_looks_like_settings_restores_exactly(qtbot, window):
     assert window.restore_from_png(output.paths[0])
     assert window.panel.prompt.toPlainText() == prompt
     assert window.panel.steps.value() == output.result.request.steps != 7
+
+
+def test_generate_while_live_is_shown_and_saved_and_live_waits_for_it(qtbot, window, gate, submitted):
+    """Generate during a held live update: the kept image is the one shown and saved; Live starts nothing until
+    it ends, then only for an edit made meanwhile."""
+    finished = []
+    window.engine.worker.finished.connect(lambda job, out: finished.append(job))
+    window.panel.steps.setValue(2)
+    window.panel.prompt.setPlainText("a dog")
+    window.panel.live.setChecked(True)
+    qtbot.waitUntil(gate.entered.is_set, timeout=30_000)
+    assert window.generate()  # keep this one (queued behind the live update)
+    window.panel.prompt.setPlainText("a cat")  # an edit while both are ahead
+    assert len(submitted) == 2 and [j.save for j in submitted] == [False, True]
+    gate.open()
+    qtbot.waitUntil(lambda: len(finished) == 3 and not window.busy, timeout=60_000)
+    window.panel.live.setChecked(False)
+    assert [j.request.prompt for j in submitted] == ["a dog", "a dog", "a cat"] and not submitted[2].save
+    assert [e.prompt for e in window.history.entries()] == ["a dog"]  # only the kept one

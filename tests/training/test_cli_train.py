@@ -21,6 +21,19 @@ def test_train_style_writes_the_style_and_says_where(tiny_lcm, pictures, capsys)
     assert code == 0 and out.strip() == str(target)
     assert "step 4/4 · loss " in err and "ETA 0s" in err and "trained 4 steps (4 pictures from" in err
     assert read_style_info(target).trigger == "pink"
+    # the app's style store lists it, and generating with it (--lora, or a prompt tag) changes the picture
+    from lcm_desktop.models.styles import StyleStore
+
+    style = next(s for s in StyleStore().styles() if s.name == "Pink 1")
+    assert style.info is not None and style.info.family == "sd" and not style.builtin
+    args = ["generate", "a pink square", "--model", str(tiny_lcm), "--seed", "1", "--steps", "2", "--quiet"]
+    assert main([*args, "--out", str(pictures.parent / "bare.png")]) == 0
+    assert main([*args, "--lora", "Pink 1:4", "--out", str(pictures.parent / "styled.png")]) == 0
+    capsys.readouterr()
+    from PIL import Image
+
+    with Image.open(pictures.parent / "bare.png") as a, Image.open(pictures.parent / "styled.png") as b:
+        assert a.tobytes() != b.tobytes()
 
     code = main(["train-style", str(pictures), "--model", str(tiny_lcm), "--name", "Pink 1", "--steps", "1"])
     assert code == 2 and "exists already" in capsys.readouterr().err

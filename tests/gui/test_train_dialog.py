@@ -5,10 +5,13 @@ from __future__ import annotations
 import threading
 
 import pytest
-from PySide6.QtWidgets import QLineEdit, QProgressBar, QPushButton
+from PySide6.QtCore import QObject, QThread, Slot
+from PySide6.QtWidgets import QApplication, QLineEdit, QProgressBar, QPushButton
 from training.pictures import write_pictures
 
 from lcm_desktop.core.paths import AppPaths
+from lcm_desktop.gui import train_dialog
+from lcm_desktop.gui.tasks import Task
 from lcm_desktop.gui.train_dialog import TrainStyleDialog
 from lcm_desktop.training import trainer
 from lcm_desktop.training.checkpoint import load_checkpoint
@@ -44,14 +47,27 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_start_progress_cancel_and_start_again_resumes(qtbot, tiny_lcm, tmp_path, held_step, one_thread):
+def test_start_progress_cancel_and_start_again_resumes(qtbot, tiny_lcm, tmp_path, held_step, one_thread,
+                                                       monkeypatch):
     inside, release = held_step
+    updates = []
+
+    class Recorder(QObject):  # lives on the GUI thread, like the dialog: Qt queues the updates to it
+        @Slot(object)
+        def record(self, update):
+            updates.append((update, QThread.currentThread() is QApplication.instance().thread()))
+
+    recorder = Recorder()
+
+    class RecordingTask(Task):  # the dialog's own connections stay as they are
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.progress.connect(recorder.record)
+
+    monkeypatch.setattr(train_dialog, "Task", RecordingTask)
     dialog = TrainStyleDialog(AppPaths.default(), model=tiny_lcm, preview_every=2)
     qtbot.addWidget(dialog)
     dialog.show()
-    updates = []
-    real_progress = dialog._on_progress
-    dialog._on_progress = lambda u: (updates.append(u), real_progress(u))
     dialog.findChild(QLineEdit, "trainFolder").setText(str(write_pictures(tmp_path / "pics")))
     dialog.findChild(QLineEdit, "trainName").setText("gui style")
     dialog.findChild(QLineEdit, "trainTrigger").setText("pink")
@@ -62,6 +78,8 @@ def test_start_progress_cancel_and_start_again_resumes(qtbot, tiny_lcm, tmp_path
     assert not dialog.start_button.isEnabled() and dialog.cancel_button.isEnabled()
     qtbot.waitUntil(inside.is_set, timeout=60_000)
     qtbot.waitUntil(lambda: len(updates) == 2, timeout=10_000)
+    assert all(on_gui_thread for _, on_gui_thread in updates)
+    updates[:] = [u for u, _ in updates]
     bar = dialog.findChild(QProgressBar, "trainProgress")
     assert (bar.value(), bar.maximum()) == (2, 6)
     assert "Step 2 of 6" in dialog.status.text() and "s left" in dialog.status.text()
@@ -77,7 +95,7 @@ def test_start_progress_cancel_and_start_again_resumes(qtbot, tiny_lcm, tmp_path
     updates.clear()
     with qtbot.waitSignal(dialog.styleCreated, timeout=60_000) as created:
         dialog.findChild(QPushButton, "trainStart").click()
-    assert [u.step for u in updates] == [4, 5, 6]  # resumed, not restarted
+    assert [u.step for u, on_gui_thread in updates if on_gui_thread] == [4, 5, 6]  # resumed, not restarted
     path = created.args[0]
     assert path == AppPaths.default().data / "styles" / "gui style.safetensors" and path.is_file()
     assert str(path) in dialog.status.text()

@@ -113,13 +113,14 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: f
         raise ValueError(f"unknown shape {shape!r}")
 
 
-def render(scene: Scene, rng: random.Random) -> np.ndarray:
-    """The scene as a (64, 64, 3) uint8 array; position and size jitter come from ``rng``."""
+def render(scene: Scene, rng: random.Random, sizes: dict[str, int] = SIZES) -> np.ndarray:
+    """The scene as a (64, 64, 3) uint8 array; position and size jitter come from ``rng``; ``sizes``: half-extents
+    by size word (a style may teach a new one)."""
     img = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), COLOURS[scene.background])
     cx, cy = POSITIONS[scene.position]
     cx += rng.randint(-JITTER, JITTER)
     cy += rng.randint(-JITTER, JITTER)
-    r = SIZES[scene.size] + rng.randint(-1, 1)
+    r = sizes[scene.size] + rng.randint(-1, 1)
     draw_shape(ImageDraw.Draw(img), scene.shape, cx, cy, r, COLOURS[scene.shape_colour])
     return np.asarray(img, dtype=np.uint8)
 

@@ -28,22 +28,20 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from convert.demo_model.analyzer import ATTRIBUTES, analyze
 from convert.demo_model.data import (
-    COLOURS,
     IMAGE_SIZE,
-    JITTER,
     POSITIONS,
     SIZES,
     Scene,
-    draw_shape,
     held_out_scenes,
     held_out_triples,
     train_scenes,
     train_triples,
 )
+from convert.demo_model.data import render as data_render
 from convert.demo_model.workdir import SHIPPED
 
 NEW_WORD = "huge"
@@ -76,13 +74,7 @@ def old_scenes() -> list[Scene]:
 
 def render(scene: Scene, rng: random.Random) -> np.ndarray:
     """``data.render`` with the sizes plus huge."""
-    img = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), COLOURS[scene.background])
-    cx, cy = POSITIONS[scene.position]
-    cx += rng.randint(-JITTER, JITTER)
-    cy += rng.randint(-JITTER, JITTER)
-    r = STYLE_SIZES[scene.size] + rng.randint(-1, 1)
-    draw_shape(ImageDraw.Draw(img), scene.shape, cx, cy, r, COLOURS[scene.shape_colour])
-    return np.asarray(img, dtype=np.uint8)
+    return data_render(scene, rng, STYLE_SIZES)
 
 
 def write_pictures(folder: Path, count: int = PICTURES, old: int = OLD_PICTURES, seed: int = 0) -> int:

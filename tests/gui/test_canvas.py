@@ -306,3 +306,26 @@ def test_ctrl_v_in_the_prompt_pastes_text_not_a_picture(qtbot, window):
     qtbot.keyClick(window.panel.prompt, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
     assert window.panel.prompt.toPlainText() == "a purple square"
     assert window.panel.mode is StartMode.TEXT and window.canvas_panel.canvas.is_blank
+
+
+def test_deleting_an_image_deletes_its_start_copy_once_no_row_names_it(qtbot, window, monkeypatch):
+    from pathlib import Path
+
+    from PySide6.QtCore import QFile
+
+    trashed = []
+    monkeypatch.setattr(QFile, "moveToTrash", lambda path: trashed.append(Path(path)) or True)  # not the real Trash
+    canvas = _sketch_mode(window)
+    canvas.stroke([QPointF(10, 10), QPointF(50, 50)])
+    window.panel.prompt.setPlainText("a red circle")
+    window.panel.batch.setValue(2)  # two rows, one start copy
+    with qtbot.waitSignal(window.engine.worker.finished, timeout=30_000):
+        window.generate()
+    first, second = window.history.entries()
+    start = first.init_image
+    assert start == second.init_image and start.parent == window.paths.starts and start.is_file()
+    for _ in range(2):
+        window.gallery.setCurrentRow(0)
+        window.delete_selected()
+        assert start.is_file() == bool(window.history.entries())  # kept while a row still names it
+    assert sorted(trashed) == sorted([first.path, second.path])

@@ -22,8 +22,6 @@ from .core.metadata import LORA_HASHES, ImageParameters, lora_hashes_text, save_
 from .core.request import GenerationResult
 from .history import History, HistoryEntry
 
-DENOISING_STRENGTH = "Denoising strength"  # A1111's key for an image-to-image strength
-
 
 def image_parameters(result: GenerationResult, seed: int, model: str | None = None,
                      model_hash: str | None = None) -> ImageParameters:
@@ -33,13 +31,14 @@ def image_parameters(result: GenerationResult, seed: int, model: str | None = No
     styles add ``Lora hashes`` (and the JSON chunk keeps their weights).
     """
     req = result.request
-    extra = {DENOISING_STRENGTH: f"{req.strength:g}"} if req.is_img2img else {}
+    extra = {}
     if result.lora_hashes:
         extra[LORA_HASHES] = lora_hashes_text(result.lora_hashes)
     return ImageParameters(
         prompt=req.prompt, negative_prompt="" if result.negative_prompt_ignored else req.negative_prompt,
         steps=req.steps, guidance_scale=req.guidance_scale, seed=seed, width=req.width, height=req.height,
         model=model or result.model_name, model_hash=model_hash, extra=extra, loras=req.loras,
+        strength=req.strength if req.is_img2img else None,
     )
 
 

@@ -18,7 +18,6 @@ from ..core.errors import LcmError
 from ..core.metadata import read_png_parameters
 from ..core.request import LoraWeight
 from ..history import HistoryEntry
-from ..outputs import DENOISING_STRENGTH
 from .start_image import IMAGE_SUFFIXES
 
 
@@ -125,7 +124,7 @@ class ImageActions:
         size = (params.width, params.height) if params.width and params.height else None
         self.panel.apply(prompt=params.prompt, negative=params.negative_prompt, steps=params.steps,
                          guidance=params.guidance_scale, seed=params.seed, size=size,
-                         strength=_strength(params.extra.get(DENOISING_STRENGTH)))
+                         strength=params.strength)
         self.styles.set_loras(params.loras)
         missing = self.styles.store.missing(_style_names(params))
         self.statusBar().showMessage(f"Restored the settings of {path.name}" + (

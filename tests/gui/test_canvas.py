@@ -230,7 +230,7 @@ def test_dropping_an_img2img_png_restores_its_strength(qtbot, window, tmp_path):
     from lcm_desktop.core.metadata import ImageParameters, save_png
 
     params = ImageParameters(prompt="a cat", steps=4, guidance_scale=8.0, seed=5, width=64, height=64,
-                             extra={"Denoising strength": "0.35"})
+                             strength=0.35)
     save_png(Image.new("RGB", (64, 64)), tmp_path / "i2i.png", params)
     assert window.restore_from_png(tmp_path / "i2i.png")
     assert window.panel.strength_value == 0.35

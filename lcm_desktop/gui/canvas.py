@@ -17,7 +17,7 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPen, QUndoCommand, QUndoSta
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ..core.init_image import BACKGROUND, fit_image
-from .workers import pil_to_qimage
+from .images import pil_to_qimage
 
 PAPER = QColor(*BACKGROUND)  # what a cleared canvas and transparent pixels show (the engine's rule too)
 FILL_TOLERANCE = 48  # a fill spreads over pixels within this much of the clicked colour (max channel difference)

@@ -12,8 +12,10 @@ from PySide6.QtCore import QEvent, QPointF, Qt, QTimer
 from PySide6.QtGui import QColor, QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
-from lcm_desktop.gui.canvas import SketchCanvas, Tool, fill_region, qimage_to_pil
+from lcm_desktop.gui.canvas import SketchCanvas, Tool
 from lcm_desktop.gui.generate_panel import StartMode
+from lcm_desktop.gui.images import qimage_to_pil
+from lcm_desktop.gui.sketch_document import fill_region
 
 pytestmark = pytest.mark.usefixtures("qapp")
 RED = QColor(220, 30, 30)

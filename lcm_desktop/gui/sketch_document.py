@@ -341,8 +341,13 @@ class SketchDocument(QObject):
         elif brush.erase:
             painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Clear)
             pen.setColor(Qt.GlobalColor.transparent)
-        painter.setPen(pen)
-        painter.drawLine(a, b)
+        if a == b:  # a click: a dot (Qt draws nothing for a line of zero length, whatever its cap)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(pen.color())
+            painter.drawEllipse(a, brush.size / 2, brush.size / 2)
+        else:
+            painter.setPen(pen)
+            painter.drawLine(a, b)
         painter.end()
         if image.copy(area) == before:
             return

@@ -12,7 +12,9 @@ from PySide6.QtCore import QEvent, QPointF, Qt, QTimer
 from PySide6.QtGui import QColor, QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
-from lcm_desktop.gui.canvas import SketchCanvas, Tool, fill_region, qimage_to_pil
+from lcm_desktop.gui.canvas import SketchCanvas, Tool
+from lcm_desktop.gui.images import qimage_to_pil
+from lcm_desktop.gui.sketch_document import fill_region
 from lcm_desktop.session.state import StartMode
 
 pytestmark = pytest.mark.usefixtures("qapp")
@@ -102,6 +104,36 @@ def test_a_new_size_refits_the_picture_by_the_engines_rule(canvas):
     canvas.resize_canvas(128, 64)
     assert (canvas.image_size().width(), canvas.image_size().height()) == (128, 64)
     assert (pixels(canvas.composite()) == pixels(fit_image(picture, 128, 64))).all()
+
+
+def _shown(widget, image_point) -> tuple[int, int, int]:
+    """The colour the canvas widget shows (rendered by its paintEvent) at an image pixel."""
+    rect, size = widget.target_rect(), widget.image_size()
+    x = int(rect.x() + (image_point[0] + 0.5) * rect.width() / size.width())
+    y = int(rect.y() + (image_point[1] + 0.5) * rect.height() / size.height())
+    return widget.grab().toImage().pixelColor(x, y).getRgb()[:3]
+
+
+def test_a_click_paints_a_dot_and_the_view_draws_the_visible_layers(canvas):
+    revisions = []
+    canvas.changed.connect(lambda: revisions.append(canvas.document.revision))
+    canvas.set_image(Image.new("RGB", (64, 64), (20, 120, 200)))
+    _mouse(canvas, QEvent.Type.MouseButtonPress, (20, 20))
+    _mouse(canvas, QEvent.Type.MouseButtonRelease, (20, 20), Qt.MouseButton.NoButton)
+    assert tuple(pixels(canvas.composite())[20, 20]) == (220, 30, 30) and canvas.undo_stack.count() == 2
+    assert revisions == [1, 2]  # the canvas forwards each document change once
+    assert _shown(canvas, (20, 20)) == (220, 30, 30) and _shown(canvas, (5, 5)) == (20, 120, 200)
+    canvas.document.set_visible("paint", False)
+    assert _shown(canvas, (20, 20)) == (20, 120, 200)
+
+
+def test_a_drag_outside_the_picture_leaves_no_undo_step_and_no_change(canvas):
+    changes = []
+    canvas.changed.connect(lambda: changes.append(1))
+    canvas.stroke([QPointF(-30, -30), QPointF(-10, -40)])
+    canvas.clear()  # already clear paper
+    canvas.resize_canvas(64, 64)
+    assert changes == [] and canvas.undo_stack.count() == 0 and canvas.document.revision == 0
 
 
 # -- in the window ------------------------------------------------------------------------------------------

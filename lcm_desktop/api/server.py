@@ -50,14 +50,18 @@ def build_engine(spec: EngineSpec) -> Any:
 
 
 def backend_chooser() -> Callable[[ModelInfo], str]:
-    """``info → backend key``: the best backend that runs the model's kind here (probed once; imports torch)."""
+    """``info → backend key``: the best backend that runs the model's kind here (probed once per kind of backend,
+    when first needed: coremltools is imported only for a Core ML model)."""
     from ..core.errors import BackendUnavailableError
     from ..engine.backends import preferred, probe_backends
 
-    statuses = probe_backends()
+    probed: dict[bool, list] = {}
 
     def choose(info: ModelInfo) -> str:
-        found = preferred(statuses, info.kind)
+        coreml = info.kind.is_coreml
+        if coreml not in probed:
+            probed[coreml] = probe_backends(coreml=coreml)
+        found = preferred(probed[coreml], info.kind)
         if found is None:
             raise BackendUnavailableError(f"No backend here runs {info.name} ({info.kind.value}); "
                                           "`lcm-desktop doctor` says why.")

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from lcm_desktop.api.app import create_app
-from lcm_desktop.api.server import build_engine
+from lcm_desktop.api.server import ApiServer, build_engine
 from lcm_desktop.api.service import ApiService, ServedModel
 from lcm_desktop.cli import main as cli_main
 from lcm_desktop.core.model_info import describe_model
@@ -184,3 +184,35 @@ def test_openapi_docs_list_the_routes(served):
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/sdapi/v1/txt2img", "/sdapi/v1/img2img", "/sdapi/v1/progress", "/sdapi/v1/png-info"} <= set(paths)
+
+
+def test_an_a1111_client_library_over_real_http(served):
+    """webuiapi (a PyPI client for A1111's API) against the app on a loopback port: generation, lists, errors."""
+    import webuiapi
+
+    _, service, _ = served
+    open_server = ApiServer(create_app(service), "127.0.0.1", 0)
+    locked_server = ApiServer(create_app(service, auth=("ann", "secret")), "127.0.0.1", 0)
+    open_server.start()
+    locked_server.start()
+    try:
+        api = webuiapi.WebUIApi(host="127.0.0.1", port=open_server.port)
+        made = api.txt2img(prompt="a red circle", steps=2, width=64, height=64, seed=21, cfg_scale=7)
+        assert made.info["all_seeds"] == [21] and made.image.size == (64, 64)
+        assert "Seed: 21" in made.image.info["parameters"] and "CFG scale: 7" in made.image.info["parameters"]
+        edited = api.img2img(images=[made.image], prompt="a blue square", denoising_strength=0.5, steps=2,
+                             width=64, height=64, seed=21)
+        assert edited.info["denoising_strength"] == 0.5 and edited.image.size == (64, 64)
+        assert not np.array_equal(np.asarray(made.image.convert("RGB")), np.asarray(edited.image.convert("RGB")))
+        assert sorted(api.util_get_model_names()) == ["lcm-demo", "tiny-lcm"]
+        assert "huge" in [style["name"] for style in api.get_loras()]
+        with pytest.raises(RuntimeError) as bad:
+            api.txt2img(prompt="x", steps=51, width=64, height=64)
+        assert bad.value.args[0] == 422 and "`steps`" in bad.value.args[1]
+        with pytest.raises(RuntimeError) as refused:
+            webuiapi.WebUIApi(host="127.0.0.1", port=locked_server.port).txt2img(prompt="x", steps=2)
+        assert refused.value.args[0] == 401 and "api-auth" in refused.value.args[1]
+        locked = webuiapi.WebUIApi(host="127.0.0.1", port=locked_server.port, username="ann", password="secret")
+        assert [m["title"] for m in locked.get_sd_models()] == ["tiny-lcm", "lcm-demo"]
+    finally:
+        assert open_server.stop(30) and locked_server.stop(30)

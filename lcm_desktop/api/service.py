@@ -31,10 +31,11 @@ class ServedModel:
     backend: str  # an engine.backends choice key
     info: ModelInfo = field(compare=False, repr=False)
     tiny_decoder: Path | None = None
+    cache_dir: Path | None = None  # compiled Core ML models (the app's)
 
     @property
     def spec(self) -> EngineSpec:
-        return EngineSpec(self.path, self.backend, self.tiny_decoder)
+        return EngineSpec(self.path, self.backend, self.tiny_decoder, self.cache_dir)
 
 
 class ApiService:
@@ -81,6 +82,11 @@ class ApiService:
         with self._lock:
             self._model = model
         return model
+
+    def serve(self, model: ServedModel) -> None:
+        """The host's model changed (the app's selection): it is listed first and runs later requests."""
+        with self._lock:
+            self._model = self._first = model
 
     # -- styles -------------------------------------------------------------------------------------------
     def styles(self) -> list:

@@ -74,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cancelled_message(args: argparse.Namespace) -> str:
+    return "stopped serving (Ctrl-C)"
+
+
 def parse_auth(text: str | None) -> tuple[str, str] | None:
     """``USER:PASS`` → (user, password); both must be non-empty."""
     if text is None:

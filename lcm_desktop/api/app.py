@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from ..core.errors import InvalidRequestError, LcmError
 from ..session.jobs import Job, JobState
 from . import schemas
-from .service import ApiService
+from .service import ApiService, ServerBusyError
 from .translate import A1111_FIELDS, SAMPLER, encode_png, image_response, png_info, to_request
 
 log = logging.getLogger(__name__)
@@ -104,14 +104,15 @@ def _add_routes(app: FastAPI, service: ApiService) -> None:  # one short functio
 
     @app.post(f"{PREFIX}/interrupt", tags=["generation"])
     def interrupt():
-        """Cancel the running job between two steps (its client gets no images); queued ones still run."""
-        queue.interrupt()
+        """Cancel the running API request between two steps (its client gets no images); queued ones still run.
+        A job of the app's own window is never cancelled from here."""
+        service.interrupt()
         return {}
 
     @app.post(f"{PREFIX}/skip", tags=["generation"])
     def skip():
         """As ``interrupt``: a request is one job here, so skipping its image ends it."""
-        queue.interrupt()
+        service.interrupt()
         return {}
 
     @app.get(f"{PREFIX}/sd-models", response_model=list[schemas.SDModelItem], tags=["models"])
@@ -195,6 +196,8 @@ async def _disconnected(request: Request) -> None:
 async def _lcm_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, InvalidRequestError):
         return JSONResponse({"error": type(exc).__name__, "field": exc.field, "detail": str(exc)}, status_code=422)
+    if isinstance(exc, ServerBusyError):
+        return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=503)
     return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=500)
 
 

@@ -19,6 +19,11 @@ from ..core.request import GenerationRequest
 from ..session.jobs import EngineSpec, Job, JobKind, JobQueue
 
 ORIGIN = "api"
+MAX_WAITING = 32  # API jobs queued at once: more is a 503 (each may hold a decoded picture)
+
+
+class ServerBusyError(LcmError):
+    """Too many API requests wait already (HTTP 503: try again later)."""
 LISTED_KINDS = ("lcm", "lcm-lora", "coreml")  # models that make pictures alone (no bases, no tiny decoders)
 
 
@@ -105,8 +110,18 @@ class ApiService:
 
     # -- jobs ---------------------------------------------------------------------------------------------
     def submit(self, request: GenerationRequest, model: ServedModel | None = None) -> Job:
+        waiting = sum(job.origin == ORIGIN for job in self.queue.queued)
+        if waiting >= MAX_WAITING:
+            raise ServerBusyError(f"{waiting} requests are waiting already; try again when one has finished.")
         model = model or self.model
         return self.queue.submit(JobKind.KEPT, request, model.spec, origin=ORIGIN, output_folder=self._output_folder)
+
+
+    def interrupt(self) -> bool:
+        """Cancel the running job between two steps if it is an API job (the app's own Generate and Live are
+        the window's to stop); whether one was cancelled."""
+        job = self.queue.running
+        return job is not None and job.origin == ORIGIN and self.queue.cancel(job.id)
 
 
 def served_model(name: str, path: Path, backend: Callable[[ModelInfo], str],

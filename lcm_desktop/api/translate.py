@@ -34,6 +34,7 @@ A1111_FIELDS = {"guidance_scale": "cfg_scale", "strength": "denoising_strength",
 MAX_IMAGE_BYTES = 24 * 1024 * 1024  # one decoded upload (the whole body is capped by the server too)
 MAX_IMAGE_PIXELS = 4096 * 4096  # a starting picture larger than this is refused from its header
 SAMPLER = "LCM"
+MAX_PROMPT_CHARS = 10_000  # ~130 chunks of 75 tokens at most: a prompt never costs unbounded encoder time
 _DATA_URL = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
 
 
@@ -41,6 +42,9 @@ def to_request(body: Txt2ImgBody, info: ModelInfo) -> tuple[GenerationRequest, s
     """The request a txt2img or img2img body asks for on the model ``info`` describes, and a note ("" or why the
     steps were lowered for the strength).  Raises ``InvalidRequestError`` naming the A1111 field."""
     _refuse_unsupported(body)
+    for name in ("prompt", "negative_prompt"):
+        if len(getattr(body, name)) > MAX_PROMPT_CHARS:
+            raise InvalidRequestError(name, f"{len(getattr(body, name))} characters", f"at most {MAX_PROMPT_CHARS}")
     if body.seed < -1:
         raise InvalidRequestError("seed", body.seed, f"-1 (random) or from 0 to {MAX_SEED}")
     for name in ("batch_size", "n_iter"):

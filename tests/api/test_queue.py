@@ -105,8 +105,9 @@ def test_requests_are_answered_in_order_and_interrupt_stops_the_running_one(serv
     with ThreadPoolExecutor(3) as pool:
         first = pool.submit(_call, server.port, "POST", "/sdapi/v1/txt2img", {"prompt": "first", "steps": 3})
         assert server.engine.entered.wait(30)
-        two_waiting = _queued(server.queue, 2)
+        one_waiting, two_waiting = _queued(server.queue, 1), _queued(server.queue, 2)
         second = pool.submit(_call, server.port, "POST", "/sdapi/v1/txt2img", {"prompt": "second", "seed": 5})
+        assert one_waiting.wait(30)  # sent one after the other, as two clients would
         third = pool.submit(_call, server.port, "POST", "/sdapi/v1/txt2img", {"prompt": "third"})
         assert two_waiting.wait(30)
         status, progress = _call(server.port, "GET", "/sdapi/v1/progress")
@@ -173,3 +174,19 @@ def test_a_body_over_the_cap_is_413_by_length_or_as_it_streams(server):
                                                  ("::", False), ("example.com", False)])
 def test_only_loopback_addresses_count_as_this_machine(host, loopback):
     assert is_loopback(host) is loopback
+
+
+def test_too_many_waiting_requests_are_a_503_and_the_queue_goes_on(server, monkeypatch):
+    monkeypatch.setattr("lcm_desktop.api.service.MAX_WAITING", 1)
+    with ThreadPoolExecutor(2) as pool:
+        held = pool.submit(_call, server.port, "POST", "/sdapi/v1/txt2img", {"prompt": "hold"})
+        assert server.engine.holding.wait(30)
+        one_waiting = _queued(server.queue, 1)
+        waiting = pool.submit(_call, server.port, "POST", "/sdapi/v1/txt2img", {"prompt": "waits"})
+        assert one_waiting.wait(30)
+        status, answer = _call(server.port, "POST", "/sdapi/v1/txt2img", {"prompt": "one too many"})
+        assert status == 503 and "waiting already" in answer["detail"]
+        server.engine.gate.set()
+        assert _call(server.port, "POST", "/sdapi/v1/interrupt")[0] == 200
+        assert held.result(60)[1]["images"] == [] and len(waiting.result(60)[1]["images"]) == 1
+    assert server.engine.prompts == ["hold", "waits"]

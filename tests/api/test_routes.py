@@ -116,6 +116,8 @@ BAD = [
     (T2I, {"seed": -5}, "seed"),
     (T2I, {"batch_size": 4, "n_iter": 3}, "n_iter"),
     (T2I, {"enable_hr": True}, "enable_hr"),
+    (T2I, {"negative_prompt": "blurry " * 2000}, "negative_prompt"),
+    (T2I, {"batch_size": 0}, "batch_size"),
     (T2I, {"styles": ["my style"]}, "styles"),
     (T2I, {"prompt": "a <lora:no-such-style:1> cat"}, "prompt"),
     (T2I, {"override_settings": {"sd_model_checkpoint": "/etc/passwd"}}, "override_settings"),

@@ -53,6 +53,11 @@ def test_api_jobs_queue_behind_the_window_and_never_replace_live(tmp_path):
     try:
         generate = queue.submit(JobKind.KEPT, _request("window"), spec)
         assert engine.entered.wait(30)
+        connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        connection.request("POST", "/sdapi/v1/interrupt")
+        assert connection.getresponse().status == 200
+        connection.close()
+        assert not generate.cancel_event.is_set()  # a client never stops the window's own job
         api_queued = threading.Event()
         queue.subscribe(lambda job, event: job.origin == "api" and job.state is JobState.QUEUED and api_queued.set())
 

@@ -12,12 +12,16 @@ Assigning a field notifies the listeners with the field's name, and assigning an
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
+from ..core.atomic import publish_file
 from ..core.errors import InvalidRequestError, LcmError
 from ..core.metadata import ImageParameters
 from ..core.model_info import DEFAULT_LCM_GUIDANCE, DEFAULT_STEPS, ModelInfo
@@ -36,6 +40,10 @@ from ..core.request import (
 )
 from ..history import HistoryEntry
 
+log = logging.getLogger(__name__)
+SETTINGS_FILE = "session.json"  # in the app's data folder
+MAX_SETTINGS_BYTES = 1_000_000
+APP_MAX_SEED = 2**31 - 1  # seeds the app draws fit a 32-bit spin box (any seed to 2**32 - 1 restores and runs)
 SETTINGS_VERSION = 2  # 1: the QSettings keys of the first releases (see ``_migrate_v1``)
 SAVED = ("model", "backend", "prompt", "negative_prompt", "steps", "guidance_scale", "batch_size", "start_mode",
          "strength", "styles", "output_folder")  # what is remembered between runs (the seed and size are not)
@@ -97,6 +105,10 @@ class Session:
         revision) changed since the last one."""
         return tuple(getattr(self, name) for name in _FIELDS)
 
+    def new_seed(self) -> int:
+        self.seed = random_seed() % (APP_MAX_SEED + 1)
+        return self.seed
+
     # -- inputs → request ------------------------------------------------------------------------
     @property
     def is_img2img(self) -> bool:
@@ -120,15 +132,16 @@ class Session:
             raise EmptyCanvasError(f"{self.start_mode.value} mode starts from the canvas, which is empty: open, "
                                    "paste (Ctrl+V) or drop a picture on it, paint a sketch, or start from Text.")
         if not self.seed_locked:
-            self.seed = random_seed()
+            self.new_seed()
         steps, _ = self.steps_to_run(info.original_steps if info is not None else LCM_ORIGINAL_STEPS)
         width, height = self.size if self.size else (None, None)
         cfg = info is None or info.cfg_capable
+        coreml = info is not None and info.kind.is_coreml  # its styles are baked in at conversion
         return GenerationRequest(
             prompt=prompt, negative_prompt=self.negative_prompt.strip() if cfg else "", steps=steps,
             guidance_scale=round(self.guidance_scale, 2), width=width, height=height, seed=self.seed,
             batch_size=self.batch_size, init_image=init_image if self.is_img2img else None,
-            strength=self.strength if self.is_img2img else 1.0, loras=self.styles,
+            strength=self.strength if self.is_img2img else 1.0, loras=() if coreml else self.styles,
         )
 
     # -- record → inputs (the only mapping) -------------------------------------------------------------
@@ -274,3 +287,21 @@ def with_style(styles: Iterable[LoraWeight], name: str, weight: float | None) ->
     if name in current:
         return tuple(replace(s, weight=weight) if s.name == name else s for s in styles)
     return (*kept, LoraWeight(name, weight))
+
+
+def load_settings(path: Path, legacy: Mapping[str, Any] | None = None) -> Session:
+    """The remembered session: ``path`` (``to_settings``'s JSON) when it is there, else ``legacy`` (version 1's
+    keys, read by the app from its old settings.ini); an unreadable file is logged and the defaults used."""
+    try:
+        if path.is_file() and path.stat().st_size <= MAX_SETTINGS_BYTES:
+            return Session.from_settings(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, RecursionError) as exc:
+        log.warning("ignoring unreadable settings %s: %s", path, exc)
+        return Session()
+    return Session.from_settings(legacy or {})
+
+
+def save_settings(path: Path, session: Session) -> None:
+    """Write ``session.to_settings()`` atomically (a crash never leaves half a file)."""
+    text = json.dumps(session.to_settings(), ensure_ascii=False, indent=1).encode("utf-8")
+    publish_file(path, lambda handle: handle.write(text), replace=True)

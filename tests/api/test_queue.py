@@ -190,3 +190,29 @@ def test_too_many_waiting_requests_are_a_503_and_the_queue_goes_on(server, monke
         assert _call(server.port, "POST", "/sdapi/v1/interrupt")[0] == 200
         assert held.result(60)[1]["images"] == [] and len(waiting.result(60)[1]["images"]) == 1
     assert server.engine.prompts == ["hold", "waits"]
+
+
+def test_the_server_binds_loopback_unless_told_otherwise():
+    from lcm_desktop.cli import build_parser
+
+    assert build_parser().parse_args(["serve"]).host == "127.0.0.1"
+    server = ApiServer(create_app(ApiService(JobQueue(), MODEL)), port=0)
+    try:
+        assert server._socket.getsockname()[0] == "127.0.0.1" and server.url.startswith("http://127.0.0.1:")
+    finally:
+        assert server.stop(10)
+
+
+def test_cors_answers_only_the_origin_given():
+    from fastapi.testclient import TestClient
+
+    app = create_app(ApiService(JobQueue(), MODEL), auth=("ann", "secret"), cors_origins=("http://localhost:3000",))
+    client = TestClient(app)
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    allowed = client.options("/sdapi/v1/txt2img", headers={"Origin": "http://localhost:3000", **preflight})
+    assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == "http://localhost:3000"
+    other = client.options("/sdapi/v1/txt2img", headers={"Origin": "http://evil.example", **preflight})
+    assert "access-control-allow-origin" not in other.headers
+    plain = TestClient(create_app(ApiService(JobQueue(), MODEL)))
+    answer = plain.get("/sdapi/v1/samplers", headers={"Origin": "http://localhost:3000"})
+    assert answer.status_code == 200 and "access-control-allow-origin" not in answer.headers  # no CORS by default

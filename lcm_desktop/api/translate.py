@@ -55,7 +55,7 @@ def to_request(body: Txt2ImgBody, info: ModelInfo) -> tuple[GenerationRequest, s
         raise InvalidRequestError("n_iter", body.n_iter, f"at most {MAX_BATCH // body.batch_size} with batch_size "
                                   f"{body.batch_size} (at most {MAX_BATCH} images a request)")
     steps = info.defaults.steps if body.steps is None else body.steps
-    init_image, strength, note = None, 1.0, ""
+    strength, note = 1.0, ""
     width = info.defaults.width if body.width is None else body.width
     height = info.defaults.height if body.height is None else body.height
     if isinstance(body, Img2ImgBody):

@@ -20,7 +20,7 @@ from PIL import Image
 from lcm_desktop.api.app import create_app
 from lcm_desktop.api.server import ApiServer, is_loopback
 from lcm_desktop.api.service import ApiService, ServedModel
-from lcm_desktop.core.errors import GenerationCancelled
+from lcm_desktop.core.errors import GenerationCancelled, InvalidRequestError
 from lcm_desktop.core.model_info import ModelDefaults
 from lcm_desktop.core.request import GenerationResult, StepProgress
 from lcm_desktop.session.jobs import JobQueue, JobState
@@ -41,6 +41,10 @@ class GatedEngine:
 
     def generate(self, request, on_step=None, cancel=None):
         self.prompts.append(request.prompt)
+        if request.prompt == "unfit style":
+            raise InvalidRequestError("loras", "papercut", "a style for this model's family")
+        if request.prompt == "crash":
+            raise RuntimeError("a bug")
         for step in range(1, request.steps + 1):
             self.entered.set()
             if request.prompt == "hold":
@@ -216,3 +220,13 @@ def test_cors_answers_only_the_origin_given():
     plain = TestClient(create_app(ApiService(JobQueue(), MODEL)))
     answer = plain.get("/sdapi/v1/samplers", headers={"Origin": "http://localhost:3000"})
     assert answer.status_code == 200 and "access-control-allow-origin" not in answer.headers  # no CORS by default
+
+
+def test_a_job_the_engine_refuses_is_a_422_and_a_crash_a_500_and_serving_goes_on(server):
+    server.engine.gate.set()
+    status, answer = _call(server.port, "POST", "/sdapi/v1/txt2img", {"prompt": "unfit style"})
+    assert status == 422 and answer["field"] == "prompt" and "papercut" in answer["detail"]  # loras: the prompt's tags
+    status, answer = _call(server.port, "POST", "/sdapi/v1/txt2img", {"prompt": "crash"})
+    assert status == 500 and "RuntimeError: a bug" in answer["detail"]
+    status, answer = _call(server.port, "POST", "/sdapi/v1/txt2img", {"prompt": "fine"})
+    assert status == 200 and len(answer["images"]) == 1

@@ -49,6 +49,13 @@ def build_engine(spec: EngineSpec) -> Any:
     return engine
 
 
+def preloaded(spec: EngineSpec, build: Callable[[EngineSpec], Any] = build_engine) -> Callable[[EngineSpec], Any]:
+    """Load ``spec``'s engine now (a broken model fails before the server listens; the first request does not
+    wait for the load) and hand it to the runner the first time it asks for that spec."""
+    ready = {spec: build(spec)}
+    return lambda wanted: ready.pop(wanted, None) or build(wanted)
+
+
 def backend_chooser() -> Callable[[ModelInfo], str]:
     """``info → backend key``: the best backend that runs the model's kind here (probed once per kind of backend,
     when first needed: coremltools is imported only for a Core ML model)."""

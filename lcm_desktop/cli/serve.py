@@ -31,7 +31,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ..api.app import create_app
-    from ..api.server import ApiServer, Hosting, backend_chooser, is_loopback
+    from ..api.server import ApiServer, Hosting, backend_chooser, is_loopback, preloaded
     from ..api.service import ApiService, installed_models, served_model
     from ..core.paths import builtin_model_path
     from ..engine.diffusers_quiet import quiet_libraries
@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
             served_model("lcm-demo", builtin_model_path(), choose)
     store = StyleStore()
     quiet_libraries()
-    hosting = Hosting()
+    print(f"Loading {model.name}…", file=sys.stderr, flush=True)
+    hosting = Hosting(build=preloaded(model.spec))
     service = ApiService(hosting.queue, model, models=lambda: installed_models(choose), styles=store.styles,
                          style_path=store.path_of, output_folder=hosting.output_folder)
     app = create_app(service, auth=auth, cors_origins=tuple(args.cors_origin))

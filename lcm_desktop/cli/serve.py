@@ -30,12 +30,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..api.app import create_app
-    from ..api.server import ApiServer, Hosting, backend_chooser, is_loopback, preloaded
-    from ..api.service import ApiService, installed_models, served_model
-    from ..core.paths import builtin_model_path
-    from ..engine.diffusers_quiet import quiet_libraries
-    from ..models.styles import StyleStore
+    from ..api.server import is_loopback
 
     auth = parse_auth(args.api_auth)
     if not 0 <= args.port <= 65535:
@@ -46,6 +41,13 @@ def run(args: argparse.Namespace) -> int:
                                       "connect")
         print(f"warning: listening on {args.host}: other machines can reach this server (with the --api-auth "
               "credentials, sent unencrypted over plain HTTP).", file=sys.stderr)
+    from ..api.app import create_app
+    from ..api.server import ApiServer, Hosting, backend_chooser, preloaded
+    from ..api.service import ApiService, installed_models, served_model
+    from ..core.paths import builtin_model_path
+    from ..engine.diffusers_quiet import quiet_libraries
+    from ..models.styles import StyleStore
+
     choose = backend_chooser()
     if args.model:
         from ..models.resolve import resolve_model

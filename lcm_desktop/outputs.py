@@ -122,7 +122,8 @@ class ImageWriter:
         self._starts = starts
 
     def write(self, result: GenerationResult, folder: Path, *, tag: str = "", model_hash: str | None = None,
-              model: str | None = None) -> list[SavedImage]:
+              model: str | None = None, origin: str = "app") -> list[SavedImage]:
+        """``origin``: who asked ("app" or "api"), recorded in each history row."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         suffix = f"-{tag}" if tag else ""
         prepare_folder(folder, self._fix)
@@ -140,7 +141,7 @@ class ImageWriter:
                     guidance_scale=params.guidance_scale, seed=seed, width=params.width, height=params.height,
                     model=result.model_name, backend=result.backend, timings=result.timings.summary(),
                     strength=req.strength, init_image=start[0] if start else None,
-                    loras=tuple((lora.name, lora.weight) for lora in req.loras))
+                    loras=tuple((lora.name, lora.weight) for lora in req.loras), origin=origin)
             saved.append(SavedImage(path, params, entry))
 
         save_images(result, lambda index, seed: folder / f"{stamp}-{seed}{suffix}-{index}.png", model=model,

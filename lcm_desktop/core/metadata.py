@@ -237,12 +237,26 @@ def save_png(image: Any, path: Path, parameters: ImageParameters, *, replace: bo
 
     An existing ``path`` is never replaced unless ``replace``: ``FileExistsError`` instead.
     """
+    info = _png_info(parameters)
+    return publish_file(Path(path), lambda handle: image.save(handle, format="PNG", pnginfo=info), replace=replace)
+
+
+def png_bytes(image: Any, parameters: ImageParameters) -> bytes:
+    """The PNG ``save_png`` writes, in memory (the local API answers with it, base64-encoded)."""
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=_png_info(parameters))
+    return buffer.getvalue()
+
+
+def _png_info(parameters: ImageParameters) -> Any:
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()
     info.add_text(PARAMETERS_KEY, parameters.to_text())
     info.add_itxt(JSON_KEY, parameters.to_json())
-    return publish_file(Path(path), lambda handle: image.save(handle, format="PNG", pnginfo=info), replace=replace)
+    return info
 
 
 def read_png_parameters(path: Path) -> ImageParameters | None:

@@ -87,9 +87,10 @@ def preferred(statuses: list[BackendStatus], kind: ModelKind, current: str | Non
     return next((runnable[k] for k in order if k in runnable), None)
 
 
-def probe_backends() -> list[BackendStatus]:
-    """Every choice with whether this machine runs it (imports torch and coremltools: not on the GUI thread)."""
-    return _torch_statuses() + _coreml_statuses()
+def probe_backends(*, coreml: bool = True) -> list[BackendStatus]:
+    """Every choice with whether this machine runs it (imports torch and coremltools: not on the GUI thread).
+    ``coreml=False``: the PyTorch choices only (importing coremltools alone takes seconds)."""
+    return _torch_statuses() + (_coreml_statuses() if coreml else [])
 
 
 def _torch_statuses() -> list[BackendStatus]:

@@ -71,6 +71,7 @@ class Job:
     saved: list = field(default_factory=list)  # outputs.SavedImage of each written PNG (kept jobs)
     error: str | None = None  # the one-line message of a FAILED job
     details: str = ""  # its traceback, for a "details" fold
+    exception: Exception | None = field(default=None, repr=False)  # a FAILED job's LcmError (its type, for the API)
     seconds: float | None = None  # run time without loading the model (FINISHED only: Live's "slow" rule)
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
     _done: threading.Event = field(default_factory=threading.Event, repr=False)

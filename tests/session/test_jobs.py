@@ -83,7 +83,7 @@ class FakeEngine:
 def test_the_runner_runs_jobs_in_order_reports_them_and_survives_failures():
     queue, built = JobQueue(), []
     engine = FakeEngine()
-    writer = SimpleNamespace(write=lambda result, folder, tag, model_hash: [f"{folder}/{tag}.png"])
+    writer = SimpleNamespace(write=lambda result, folder, tag, model_hash, origin: [f"{folder}/{tag}.png"])
     runner = EngineRunner(queue, lambda spec: (built.append(spec), engine)[1], writer, Path("out"))
     events = []
     queue.subscribe(lambda job, event: events.append((job.id, event)))

@@ -38,15 +38,12 @@ def is_loopback(host: str) -> bool:
 
 
 def build_engine(spec: EngineSpec) -> Any:
-    """The loaded engine for a job's spec: the backend choice's loader, styles from the style store."""
-    from ..engine.backends import choice
-    from ..engine.engine import Engine
+    """The loaded engine for a job's spec, styles from the style store."""
+    from ..engine.backends import load_engine
     from ..models.styles import StyleStore
 
-    loader = choice(spec.backend).loader(spec.model, tiny_decoder=spec.tiny_decoder, cache_dir=spec.cache_dir)
-    engine = Engine(loader, styles=StyleStore().path_of)
-    engine.load()
-    return engine
+    return load_engine(spec.model, spec.backend, tiny_decoder=spec.tiny_decoder, cache_dir=spec.cache_dir,
+                       styles=StyleStore().path_of)
 
 
 def preloaded(spec: EngineSpec, build: Callable[[EngineSpec], Any] = build_engine) -> Callable[[EngineSpec], Any]:

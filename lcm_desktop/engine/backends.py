@@ -139,3 +139,15 @@ def _coreml_statuses() -> list[BackendStatus]:
         else:
             found.append(BackendStatus(c, True))
     return found
+
+
+def load_engine(model: Path, backend: str = "cpu", *, tiny_decoder: Path | None = None,
+                cache_dir: Path | None = None, styles=None):
+    """A loaded ``Engine`` for ``model`` on the backend choice ``backend`` (the app's and the API's engine
+    thread build theirs here); ``styles``: the style store's name → file resolver."""
+    from .engine import Engine
+
+    loader = choice(backend).loader(model, tiny_decoder=tiny_decoder, cache_dir=cache_dir)
+    engine = Engine(loader, styles=styles)
+    engine.load()
+    return engine

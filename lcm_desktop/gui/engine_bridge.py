@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
 from ..core.request import GenerationRequest, GenerationResult
+from ..engine.backends import load_engine
 from ..outputs import ImageWriter, SavedImage
 from ..session.jobs import EngineSpec, Job, JobKind, JobQueue, JobState
 from ..session.runner import EngineRunner
@@ -36,18 +37,6 @@ class JobOutput:
         return [s.path for s in self.saved]
 
 
-def build_engine(spec: EngineSpec, styles):
-    """A loaded ``Engine`` for ``spec`` (on the engine thread); ``styles``: the app's one style store's
-    name → file resolver."""
-    from ..engine.backends import choice
-    from ..engine.engine import Engine
-
-    loader = choice(spec.backend).loader(spec.model, tiny_decoder=spec.tiny_decoder, cache_dir=spec.cache_dir)
-    engine = Engine(loader, styles=styles)
-    engine.load()
-    return engine
-
-
 class EngineBridge(QObject):
     started = Signal(int, int)  # job id, total steps
     progress = Signal(int, int, int, float)  # job id, step, total, steps per second
@@ -64,8 +53,9 @@ class EngineBridge(QObject):
                  queue: JobQueue | None = None):
         super().__init__()
         self.queue = queue or JobQueue()
-        self.runner = EngineRunner(self.queue, lambda spec: build_engine(spec, styles), writer, output_folder,
-                                   previews)
+        self.runner = EngineRunner(self.queue, lambda spec: load_engine(
+            spec.model, spec.backend, tiny_decoder=spec.tiny_decoder, cache_dir=spec.cache_dir, styles=styles),
+            writer, output_folder, previews)
         self._started_at: dict[int, float] = {}
         self._unsubscribe = self.queue.subscribe(self._on_event)
 

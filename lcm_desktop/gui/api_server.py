@@ -26,14 +26,14 @@ from ..session.jobs import EngineSpec, JobQueue
 class AppApiServer:
     def __init__(self, queue: JobQueue, spec: EngineSpec, name: str, *, host: str = "127.0.0.1", port: int = 7860,
                  auth: tuple[str, str] | None = None, output_folder: Path | None = None,
-                 choose: Callable[[ModelInfo], str] | None = None, list_models: bool = True):
+                 choose: Callable[[ModelInfo], str] | None = None, list_models: bool = True, store=None):
         if not is_loopback(host) and auth is None:
             raise InvalidRequestError("auth", None, f"a user and password when serving on {host}")
         from ..models.styles import StyleStore
 
         self._queue, self._host, self._port, self._auth = queue, host, port, auth
         self._choose = choose or backend_chooser()
-        store = StyleStore()
+        store = store or StyleStore()  # the app hands in its one store
         model = _served(spec, name)
         listed = (lambda: installed_models(self._choose)) if list_models else (lambda: [])
         self.service = ApiService(queue, model, models=listed, styles=store.styles, style_path=store.path_of,

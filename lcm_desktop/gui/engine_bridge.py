@@ -48,6 +48,7 @@ class EngineBridge(QObject):
     ended = Signal(object)  # the Job, after any of the three above (Live listens)
     loading = Signal(str)  # model name
     capabilities = Signal(list)  # list[BackendStatus]
+    served = Signal(object)  # JobOutput of a finished API job (saved: the gallery lists it)
 
     def __init__(self, writer: ImageWriter, output_folder: Path, styles, previews: bool = True,
                  queue: JobQueue | None = None):
@@ -95,6 +96,9 @@ class EngineBridge(QObject):
 
     def _on_event(self, job: Job, event: str) -> None:
         if job.origin != "app":
+            if event == "state" and job.state is JobState.FINISHED and job.result is not None and job.saved:
+                images = [pil_to_qimage(image) for image in job.result.images]
+                self.served.emit(JobOutput(job.result, list(job.saved), images, job))
             return
         if event == "queued":
             self.queued.emit(job)

@@ -51,6 +51,13 @@ class ImageActions(QObject):
                 self._error(f"Could not save {Path(target).name} ({exc.strerror or exc}); choose another folder.",
                             "")
 
+    def choose_output_folder(self) -> None:
+        current = self.session.output_folder or str(self.paths.output)
+        folder = QFileDialog.getExistingDirectory(self._parent, "Choose where images are saved", current)
+        if folder:
+            self.session.output_folder = folder
+            self._status(f"Images will be saved in {folder}", 5000)
+
     def reveal(self) -> None:
         path = self.view.path
         if path is None:

@@ -18,6 +18,16 @@ from .image_view import ImageView
 LIVE_NOTE = "Live · Generate (Ctrl+Return) keeps this picture"
 
 
+def progress_bar() -> QProgressBar:
+    bar = QProgressBar()
+    bar.setObjectName("progressBar")
+    bar.setAccessibleName("Progress")
+    bar.setTextVisible(True)
+    bar.setFormat("Ready")
+    bar.setValue(0)
+    return bar
+
+
 class JobView(QObject):
     def __init__(self, progress: QProgressBar, view: ImageView, gallery: Gallery, timing: QLabel,
                  set_busy: Callable[[bool], None], status: Callable[[str, int], None],
@@ -37,6 +47,7 @@ class JobView(QObject):
         engine.finished.connect(self._finished)
         engine.failed.connect(self._failed)
         engine.cancelled.connect(self._cancelled)
+        engine.served.connect(self._add_to_gallery)
 
     def show(self, job: Job) -> None:
         """Follow ``job`` (the newest the window submitted)."""
@@ -62,11 +73,14 @@ class JobView(QObject):
         if job_id == self._shown:
             self.view.show_image(image, preview=True)
 
-    def _finished(self, job_id: int, output: JobOutput) -> None:
-        result = output.result
+    def _add_to_gallery(self, output: JobOutput) -> None:
         for saved, image in zip(output.saved, output.images):
             if saved.entry is not None:
                 self.gallery.add_entry(saved.entry, image)
+
+    def _finished(self, job_id: int, output: JobOutput) -> None:
+        result = output.result
+        self._add_to_gallery(output)
         if job_id != self._shown:
             return  # a job the user moved on from (kept in history when it was saved, not shown)
         self.view.show_image(output.images[0], output.paths[0] if output.paths else None)

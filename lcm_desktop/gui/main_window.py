@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QProgressBar, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from ..core.atomic import clean_stale_parts
 from ..core.errors import LcmError
@@ -19,7 +19,8 @@ from ..history import History
 from ..models.styles import StyleStore
 from ..outputs import ImageWriter
 from ..session.jobs import EngineSpec, JobKind
-from ..session.state import SETTINGS_FILE, Session, load_settings, save_settings
+from ..session.state import NOT_PICTURE, SETTINGS_FILE, Session, load_settings, save_settings
+from .api_toggle import ApiToggle
 from .backend_choice import backend_mismatch, fill_backends, prefer_backend
 from .canvas_panel import CanvasPanel
 from .dialogs import show_error
@@ -28,7 +29,7 @@ from .gallery import Gallery
 from .generate_panel import GeneratePanel
 from .image_actions import ImageActions
 from .image_view import ImageView
-from .job_view import JobView
+from .job_view import JobView, progress_bar
 from .live import LiveMode
 from .menus import build_menus
 from .model_list import usable_models
@@ -36,7 +37,6 @@ from .start_image import StartImage
 from .styles_panel import StylesPanel
 
 log = logging.getLogger(__name__)
-_NOT_LIVE = {"live", "backend", "output_folder"}  # inputs whose change starts no live update by itself
 
 
 class MainWindow(QMainWindow):
@@ -70,6 +70,8 @@ class MainWindow(QMainWindow):
         self.actions = ImageActions(self, self.view, self.gallery, self.history, self.paths, self.session,
                                     self.style_store, self._find_model, self._status, self._error)
         build_menus(self)
+        self.api = ApiToggle(self.serve_action, self.engine.queue, self.session, self._engine_spec,
+                             self.style_store, self._status, self._error, self)
         self._wire()
         self._fill_models(model)
         self._fill_backends([BackendStatus(choice("cpu"), True)])  # until the engine thread has probed
@@ -81,12 +83,7 @@ class MainWindow(QMainWindow):
 
     def _layout(self) -> None:
         self.panel.add_section(self.styles)
-        self.progress = QProgressBar()
-        self.progress.setObjectName("progressBar")
-        self.progress.setAccessibleName("Progress")
-        self.progress.setTextVisible(True)
-        self.progress.setFormat("Ready")
-        self.progress.setValue(0)
+        self.progress = progress_bar()
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 12, 12, 12)
@@ -135,7 +132,7 @@ class MainWindow(QMainWindow):
             self.live.set_enabled(self.session.live)
         if name in ("model", "backend"):
             self._update_status()
-        if name not in _NOT_LIVE:
+        if name not in NOT_PICTURE:
             self.live.edited()
 
     # -- model ---------------------------------------------------------------------------------
@@ -194,6 +191,7 @@ class MainWindow(QMainWindow):
         self.styles.set_model(self.model_info)
         prefer_backend(self.panel.backend, self.model_info.kind)
         self.session.backend = self.panel.backend.currentData() or ""
+        self.api.model_changed()
 
     def choose_model_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a diffusers model folder")
@@ -223,13 +221,17 @@ class MainWindow(QMainWindow):
         if mismatch:
             self._error(mismatch, "")
             return False
-        tiny = self._tiny_decoders.get(str(model))
-        if live and (tiny is not None or info.has_tiny_decoder):
+        spec = self._engine_spec()
+        if live and (spec.tiny_decoder is not None or info.has_tiny_decoder):
             request = replace(request, tiny_decoder=True)
-        spec = EngineSpec(model, choice(self.session.backend or "cpu").key, tiny, self.paths.cache / "coreml")
         job = self.engine.submit(JobKind.LIVE if live else JobKind.KEPT, request, spec, self.output_folder)
         self.jobs.show(job)
         return True
+
+    def _engine_spec(self) -> EngineSpec | None:
+        model = self.current_model()
+        return None if model is None else EngineSpec(model, choice(self.session.backend or "cpu").key,
+                                                      self._tiny_decoders.get(str(model)), self.paths.cache / "coreml")
 
     def cancel(self) -> None:
         self.engine.cancel()
@@ -254,12 +256,6 @@ class MainWindow(QMainWindow):
         """Where images go: the user's choice or the app's output folder."""
         return Path(self.session.output_folder) if self.session.output_folder else self.paths.output
 
-    def choose_output_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose where images are saved", str(self.output_folder))
-        if folder:
-            self.session.output_folder = folder
-            self._status(f"Images will be saved in {folder}")
-
     def _error(self, message: str, details: str) -> None:
         show_error(self, "LCM Desktop", message, details, "errorDialog")
         self.last_error = message
@@ -282,6 +278,7 @@ class MainWindow(QMainWindow):
             save_settings(self.paths.data / SETTINGS_FILE, self.session)
         except OSError as exc:
             log.warning("could not save the settings: %s", exc)
+        self.api.stop()
         self.engine.stop()
         self.history.close()
         super().closeEvent(event)

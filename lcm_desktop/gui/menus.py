@@ -14,7 +14,8 @@ def build_menus(window) -> None:
         act = QAction(text, window)
         if shortcut:
             act.setShortcut(QKeySequence(shortcut))
-        act.triggered.connect(slot)
+        if slot is not None:
+            act.triggered.connect(slot)
         if name:
             act.setObjectName(name)
         menu.addAction(act)
@@ -26,9 +27,10 @@ def build_menus(window) -> None:
     window.reveal_action = action(file_menu, "Reveal in Finder" if sys.platform == "darwin" else "Show in Folder",
                                   images.reveal, "Ctrl+Shift+R", "revealAction")
     action(file_menu, "Open Model Folder…", window.choose_model_folder, "Ctrl+O")
-    action(file_menu, "Choose Output Folder…", window.choose_output_folder)
+    action(file_menu, "Choose Output Folder…", images.choose_output_folder)
     action(file_menu, "Models…", window.open_model_manager, "Ctrl+Shift+M", "modelsAction")
     action(file_menu, "New Style from Images…", window.styles.train_new, None, "newStyleAction")
+    window.serve_action = action(file_menu, "Serve the API on this Mac…", None, None, "serveApiAction")
     file_menu.addSeparator()
     action(file_menu, "Quit", window.close, QKeySequence.StandardKey.Quit)
     action(file_menu, "Open Starting Image…", start.choose_file, "Ctrl+Shift+O", "openStartAction")

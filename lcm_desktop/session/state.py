@@ -45,8 +45,10 @@ SETTINGS_FILE = "session.json"  # in the app's data folder
 MAX_SETTINGS_BYTES = 1_000_000
 APP_MAX_SEED = 2**31 - 1  # seeds the app draws fit a 32-bit spin box (any seed to 2**32 - 1 restores and runs)
 SETTINGS_VERSION = 2  # 1: the QSettings keys of the first releases (see ``_migrate_v1``)
+NOT_PICTURE = frozenset({"live", "backend", "output_folder", "api_port", "api_auth"})  # no live update on change
+# what is remembered between runs (the seed and size are not)
 SAVED = ("model", "backend", "prompt", "negative_prompt", "steps", "guidance_scale", "batch_size", "start_mode",
-         "strength", "styles", "output_folder")  # what is remembered between runs (the seed and size are not)
+         "strength", "styles", "output_folder", "api_port", "api_auth")
 
 
 class StartMode(StrEnum):
@@ -76,6 +78,8 @@ class Session:
     backend: str = ""  # a BackendChoice key ("" : the model's preferred one)
     live: bool = False
     output_folder: str = ""  # "" : the app's output folder
+    api_port: int = 7860  # File ▸ Serve the API on this Mac: its port on 127.0.0.1 …
+    api_auth: str = ""  # … and "user:password" (""  : none)
     _listeners: list[Callable[[str], None]] = field(default_factory=list, repr=False)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -101,9 +105,9 @@ class Session:
             setattr(self, name, value)
 
     def key(self) -> tuple:
-        """Every input as one comparable value: Live starts a new job only when this (and the sketch's
-        revision) changed since the last one."""
-        return tuple(getattr(self, name) for name in _FIELDS)
+        """Every input of the picture as one comparable value: Live starts a new job only when this (and the
+        sketch's revision) changed since the last one."""
+        return tuple(getattr(self, name) for name in _FIELDS if name not in NOT_PICTURE)
 
     def new_seed(self) -> int:
         self.seed = random_seed() % (APP_MAX_SEED + 1)
@@ -245,11 +249,11 @@ def _number(kind: type, value: Any) -> Any:
 
 def _typed(name: str, value: Any) -> Any:
     """``value`` as field ``name`` holds it, or ``_MISSING`` when it is not one (a damaged settings file)."""
-    if name in ("model", "backend", "prompt", "negative_prompt", "output_folder"):
+    if name in ("model", "backend", "prompt", "negative_prompt", "output_folder", "api_auth"):
         return value if isinstance(value, str) else _MISSING
-    if name in ("steps", "batch_size"):
-        high = MAX_STEPS if name == "steps" else MAX_BATCH
-        ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= high
+    if name in ("steps", "batch_size", "api_port"):
+        low, high = {"steps": (1, MAX_STEPS), "batch_size": (1, MAX_BATCH), "api_port": (1024, 65535)}[name]
+        ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
         return value if ok else _MISSING
     if name in ("guidance_scale", "strength"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -60,6 +60,12 @@ class ModelInfo:
     has_tiny_decoder: bool = False
     fixed_size: bool = False  # Core ML: converted for one size only
     baked_styles: tuple[tuple[str, float], ...] = ()  # Core ML: styles fused in at conversion (name, weight)
+    unet_in_channels: int = 4  # 9: an inpainting UNet (latents + mask + masked-picture latents; engine/inpaint.py)
+
+    @property
+    def inpainting(self) -> bool:
+        """An inpainting UNet: it takes the mask and the masked picture as input (any model can inpaint)."""
+        return self.unet_in_channels == 9
 
     @property
     def cfg_capable(self) -> bool:
@@ -120,7 +126,8 @@ def _describe_diffusers(path: Path) -> ModelInfo:
     family: ModelFamily = "sdxl" if "text_encoder_2" in index or "tokenizer_2" in index else "sd"
     defaults = _refined(path, ModelDefaults(DEFAULT_STEPS, DEFAULT_LCM_GUIDANCE if guided else DEFAULT_PLAIN_GUIDANCE,
                                             side, side))
-    return ModelInfo(path, path.name, ModelKind.DIFFUSERS, family, defaults, guided, has_image_encoder=True)
+    return ModelInfo(path, path.name, ModelKind.DIFFUSERS, family, defaults, guided, has_image_encoder=True,
+                     unet_in_channels=_int(unet.get("in_channels"), 4))
 
 
 def _describe_coreml(path: Path, kind: ModelKind, manifest: Manifest) -> ModelInfo:

@@ -179,3 +179,26 @@ def test_an_outpainted_canvas_too_small_or_too_large_is_one_clear_line(models):
     with pytest.raises(InvalidRequestError, match="a canvas of at most 2048 px a side"):
         engine.generate(GenerationRequest("a cat", steps=2, seed=4, init_image=_picture((2000, 64)),
                                           inpaint=Inpaint(outpaint=Outpaint(right=64))))
+
+
+@pytest.mark.parametrize("fixture", ["tiny_sdxl", "tiny_sdxl_lcm"])
+def test_matches_diffusers_sdxl_inpaint_pipeline(request, fixture):
+    from diffusers import LCMScheduler, StableDiffusionXLInpaintPipeline
+    from diffusers.image_processor import VaeImageProcessor
+
+    path = request.getfixturevalue(fixture)
+    image, blurred = _picture(), VaeImageProcessor.blur(_mask(), 4)
+    engine = _engine(path)
+    req = engine.resolve(GenerationRequest("a red circle", negative_prompt="blurry", steps=2, seed=11,
+                                           guidance_scale=2.0, init_image=image, inpaint=Inpaint(mask=_mask())))
+    ours = np.asarray(engine.generate(req).images[0]).astype(np.int16)
+    pipe = StableDiffusionXLInpaintPipeline.from_pretrained(path)
+    pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe(prompt=req.prompt, negative_prompt=req.negative_prompt, image=image, mask_image=blurred, strength=1.0,
+               num_inference_steps=req.steps, guidance_scale=req.guidance_scale, height=64, width=64,
+               generator=[torch.Generator("cpu").manual_seed(req.seed)]).images[0]
+    ref = np.asarray(pipe.image_processor.apply_overlay(blurred, image, out)).astype(np.int16)
+    assert np.abs(ours - ref).max() <= 1
+    kept = np.asarray(blurred) == 0
+    assert np.array_equal(ours[kept], np.asarray(image).astype(np.int16)[kept])

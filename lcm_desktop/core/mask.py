@@ -47,6 +47,10 @@ MAX_CANVAS_SIDE = 2048  # the request's MAX_SIDE: an outpainted canvas is genera
 FILL_NOISE = 24.0  # σ, in 0–255 pixel units, of the noise on an outpainted border's edge colours
 THRESHOLD = 128  # a mask pixel ≥ this is repainted (binarized at 0.5, as diffusers)
 FIELD = "mask"
+LATENT_CHANNELS = 4  # an SD/SDXL latent
+INPAINT_CHANNELS = 9  # an inpainting UNet's input: latents 4 + mask 1 + masked-picture latents 4
+# A converted (Core ML) inpainting UNet takes these besides ``sample`` (B, 4, h, w) and concatenates them inside:
+INPAINT_INPUTS = ("mask", "masked_image_latents")  # (B, 1, h, w), (B, 4, h, w)
 
 # AUTOMATIC1111's keys for the PNG text (the JSON chunk keeps the same pairs in ``extra``)
 MASK_BLUR_KEY, INPAINT_AREA_KEY, PADDING_KEY, OUTPAINT_KEY = (

@@ -142,7 +142,8 @@ def _describe_coreml(path: Path, kind: ModelKind, manifest: Manifest) -> ModelIn
     return ModelInfo(path, manifest.name or path.name, kind, family, defaults, guided,
                      has_image_encoder=manifest.component(VAE_ENCODER) is not None,
                      has_tiny_decoder=manifest.component(TINY_DECODER) is not None, fixed_size=True,
-                     baked_styles=tuple((lora.name, lora.weight) for lora in manifest.loras))
+                     baked_styles=tuple((lora.name, lora.weight) for lora in manifest.loras),
+                     unet_in_channels=manifest.in_channels)
 
 
 def vae_scale_factor(vae_config: dict[str, Any]) -> int:

@@ -33,6 +33,8 @@ import torch
 
 from ..core.errors import InvalidRequestError
 from ..core.mask import (
+    INPAINT_CHANNELS,
+    LATENT_CHANNELS,
     InpaintArea,
     MaskState,
     apply_overlay,
@@ -44,9 +46,6 @@ from ..core.mask import (
 )
 from ..core.request import GenerationRequest
 from .components import ImageEncoder
-
-INPAINT_CHANNELS = 9  # latents 4 + mask 1 + masked-picture latents 4
-LATENT_CHANNELS = 4
 
 
 @dataclass

@@ -98,11 +98,16 @@ def plan_inpaint(request: GenerationRequest, in_channels: int) -> InpaintPlan:
     crop_mask = mask.crop(box).resize((width, height), Image.Resampling.LANCZOS)
 
     def paste_back(images: list[Any]) -> list[Any]:
+        """Each picture scaled into the box; the overlay is made in the box alone (outside it the mask is 0, so
+        the overlay of the whole picture would be the original there: the same pixels, less work)."""
         out = []
         for image in images:
+            region = image.resize(size, Image.Resampling.LANCZOS)
+            if not spec.keep_generated:
+                region = apply_overlay(mask.crop(box), picture.crop(box), region)
             whole = picture.copy()
-            whole.paste(image.resize(size, Image.Resampling.LANCZOS), box[:2])
-            out.append(whole if spec.keep_generated else apply_overlay(mask, picture, whole))
+            whole.paste(region, box[:2])
+            out.append(whole)
         return out
 
     crop_state = MaskState.ALL_WHITE if crop_mask.getextrema()[0] >= 128 else MaskState.PARTIAL

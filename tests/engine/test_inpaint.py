@@ -202,3 +202,31 @@ def test_matches_diffusers_sdxl_inpaint_pipeline(request, fixture):
     assert np.abs(ours - ref).max() <= 1
     kept = np.asarray(blurred) == 0
     assert np.array_equal(ours[kept], np.asarray(image).astype(np.int16)[kept])
+
+
+@pytest.mark.filterwarnings("ignore:The configuration file of this scheduler:FutureWarning")
+def test_an_lcm_lora_fits_a_nine_channel_unet_and_matches_diffusers(models, tmp_path):
+    pytest.importorskip("peft", reason="diffusers' LoRA loading needs peft")
+    from diffusers import LCMScheduler, StableDiffusionInpaintPipeline
+    from diffusers.image_processor import VaeImageProcessor
+
+    from lcm_desktop.engine.loaders import TorchLoader
+
+    lora = tiny_models.make_tiny_lora(models["plain9"], tmp_path / "lora")
+    engine = Engine(TorchLoader(models["plain9"], lora=lora))
+    image, blurred = _picture(), VaeImageProcessor.blur(_mask(), 4)
+    req = engine.resolve(GenerationRequest("a red circle", steps=2, seed=3, guidance_scale=1.0, init_image=image,
+                                           inpaint=Inpaint(mask=_mask())))
+    ours = np.asarray(engine.generate(req).images[0]).astype(np.int16)
+    pipe = StableDiffusionInpaintPipeline.from_pretrained(models["plain9"], safety_checker=None,
+                                                          requires_safety_checker=False)
+    pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_lora_weights(str(lora))
+    pipe.fuse_lora()
+    out = pipe(prompt=req.prompt, image=image, mask_image=blurred, strength=1.0, num_inference_steps=2,
+               guidance_scale=1.0, generator=[torch.Generator("cpu").manual_seed(3)], height=64, width=64).images[0]
+    ref = np.asarray(pipe.image_processor.apply_overlay(blurred, image, out)).astype(np.int16)
+    assert np.abs(ours - ref).max() <= 1
+    plain = np.asarray(_engine(models["plain9"]).generate(req).images[0]).astype(np.int16)
+    assert np.abs(ours - plain).max() > 0  # the LoRA changed the repainted region

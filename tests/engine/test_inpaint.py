@@ -230,3 +230,30 @@ def test_an_lcm_lora_fits_a_nine_channel_unet_and_matches_diffusers(models, tmp_
     assert np.abs(ours - ref).max() <= 1
     plain = np.asarray(_engine(models["plain9"]).generate(req).images[0]).astype(np.int16)
     assert np.abs(ours - plain).max() > 0  # the LoRA changed the repainted region
+
+
+def test_the_live_path_with_the_tiny_autoencoder_keeps_the_outside(tiny_lcm, tiny_taesd):
+    from lcm_desktop.engine.loaders import TorchLoader
+
+    engine = Engine(TorchLoader(tiny_lcm, tiny_decoder=tiny_taesd))
+    image = _picture()
+    previews = []
+    out = engine.generate(GenerationRequest("a cat", steps=2, seed=1, init_image=image, tiny_decoder=True,
+                                            inpaint=Inpaint(mask=_mask(), blur=0)),
+                          on_step=lambda p: previews.append(p.denoised)).images[0]
+    kept = np.asarray(_mask()) == 0
+    assert np.array_equal(np.asarray(out)[kept], np.asarray(image)[kept])
+    assert len(previews) == 2 and tuple(previews[-1].shape) == (1, 4, 8, 8)
+
+
+def test_outpainting_with_a_mask_repaints_both(models):
+    engine = _engine(models["lcm4"])
+    picture = _picture((64, 64))
+    inner = Image.new("L", (64, 64), 0)
+    ImageDraw.Draw(inner).rectangle((40, 40, 63, 63), fill=255)
+    out = np.asarray(engine.generate(GenerationRequest("a cat", steps=2, seed=4, init_image=picture, inpaint=Inpaint(
+        mask=inner, outpaint=Outpaint(left=16), blur=0))).images[0])
+    assert out.shape == (64, 80, 3)
+    inside = out[:, 16:]
+    assert np.array_equal(inside[:40, :40], np.asarray(picture)[:40, :40])  # kept: neither border nor mask
+    assert not np.array_equal(inside[40:, 40:], np.asarray(picture)[40:, 40:])  # the user's mask: repainted

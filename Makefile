@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test,gui,coreml]'
+	$(BIN)/python -m pip install -q -e '.[test,gui,coreml,api]'
 	$(BIN)/python -m pip install -q --no-deps open_clip_torch==3.3.0
 	touch $(STAMP)
 

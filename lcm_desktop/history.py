@@ -39,10 +39,11 @@ MIGRATIONS = {
     2: ["ALTER TABLE images ADD COLUMN strength REAL NOT NULL DEFAULT 1.0",
         "ALTER TABLE images ADD COLUMN init_image TEXT NOT NULL DEFAULT ''"],
     3: ["ALTER TABLE images ADD COLUMN loras TEXT NOT NULL DEFAULT '[]'"],  # [[style name, weight], …]
+    4: ["ALTER TABLE images ADD COLUMN origin TEXT NOT NULL DEFAULT 'app'"],  # "app" or "api" (the local API)
 }
 VERSION = max(MIGRATIONS)
 COLUMNS = ("id", "created", "path", "prompt", "negative_prompt", "steps", "guidance_scale", "seed", "width", "height",
-           "model", "backend", "timings", "strength", "init_image", "loras")
+           "model", "backend", "timings", "strength", "init_image", "loras", "origin")
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class HistoryEntry:
     strength: float = 1.0
     init_image: Path | None = None  # the starting image's copy (image-to-image), None for text-to-image
     loras: tuple[tuple[str, float], ...] = ()  # the styles the panel applied (name, weight); tags stay in the prompt
+    origin: str = "app"  # who asked for it: "app", or "api" (a client of `lcm-desktop serve` or the app's server)
 
     @property
     def exists(self) -> bool:
@@ -101,13 +103,13 @@ class History:
     def add(self, *, path: Path, prompt: str, negative_prompt: str, steps: int, guidance_scale: float, seed: int,
             width: int, height: int, model: str, backend: str, timings: dict[str, Any] | None = None,
             strength: float = 1.0, init_image: Path | None = None,
-            loras: tuple[tuple[str, float], ...] = ()) -> HistoryEntry:
+            loras: tuple[tuple[str, float], ...] = (), origin: str = "app") -> HistoryEntry:
         entry = HistoryEntry(0, time.time(), Path(path), prompt, negative_prompt, steps, guidance_scale, seed, width,
                              height, model, backend, timings or {}, strength, init_image,
-                             tuple((str(n), float(w)) for n, w in loras))
+                             tuple((str(n), float(w)) for n, w in loras), origin)
         row = (entry.created, str(path), prompt, negative_prompt, steps, guidance_scale, seed, width, height, model,
                backend, json.dumps(entry.timings), strength, str(init_image) if init_image is not None else "",
-               json.dumps(entry.loras))
+               json.dumps(entry.loras), origin)
         with self._lock, self._db:
             self._db.execute("BEGIN")
             cursor = self._db.execute(

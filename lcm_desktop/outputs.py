@@ -22,8 +22,6 @@ from .core.metadata import LORA_HASHES, ImageParameters, lora_hashes_text, save_
 from .core.request import GenerationResult
 from .history import History, HistoryEntry
 
-DENOISING_STRENGTH = "Denoising strength"  # A1111's key for an image-to-image strength
-
 
 def image_parameters(result: GenerationResult, seed: int, model: str | None = None,
                      model_hash: str | None = None) -> ImageParameters:
@@ -33,7 +31,7 @@ def image_parameters(result: GenerationResult, seed: int, model: str | None = No
     styles add ``Lora hashes`` (and the JSON chunk keeps their weights).
     """
     req = result.request
-    extra = {DENOISING_STRENGTH: f"{req.strength:g}"} if req.is_img2img else {}
+    extra = {}
     if result.lora_hashes:
         extra[LORA_HASHES] = lora_hashes_text(result.lora_hashes)
     if req.inpaint is not None:  # Mask blur, Inpaint area, Masked area padding (A1111's keys), Outpaint
@@ -42,6 +40,7 @@ def image_parameters(result: GenerationResult, seed: int, model: str | None = No
         prompt=req.prompt, negative_prompt="" if result.negative_prompt_ignored else req.negative_prompt,
         steps=req.steps, guidance_scale=req.guidance_scale, seed=seed, width=req.width, height=req.height,
         model=model or result.model_name, model_hash=model_hash, extra=extra, loras=req.loras,
+        strength=req.strength if req.is_img2img else None,
     )
 
 
@@ -125,7 +124,8 @@ class ImageWriter:
         self._starts = starts
 
     def write(self, result: GenerationResult, folder: Path, *, tag: str = "", model_hash: str | None = None,
-              model: str | None = None) -> list[SavedImage]:
+              model: str | None = None, origin: str = "app") -> list[SavedImage]:
+        """``origin``: who asked ("app" or "api"), recorded in each history row."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         suffix = f"-{tag}" if tag else ""
         prepare_folder(folder, self._fix)
@@ -143,7 +143,7 @@ class ImageWriter:
                     guidance_scale=params.guidance_scale, seed=seed, width=params.width, height=params.height,
                     model=result.model_name, backend=result.backend, timings=result.timings.summary(),
                     strength=req.strength, init_image=start[0] if start else None,
-                    loras=tuple((lora.name, lora.weight) for lora in req.loras))
+                    loras=tuple((lora.name, lora.weight) for lora in req.loras), origin=origin)
             saved.append(SavedImage(path, params, entry))
 
         save_images(result, lambda index, seed: folder / f"{stamp}-{seed}{suffix}-{index}.png", model=model,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -122,8 +123,9 @@ def test_generate_from_an_init_image_records_denoising_strength(tiny_lcm, tmp_pa
         text, chunk = png.info["parameters"], png.info["lcm_desktop"]
         assert png.size == (64, 64)
     assert "Model: tiny-lcm, Denoising strength: 0.6" in text
-    assert '"Denoising strength": "0.6"' in chunk
-    assert read_png_parameters(out).extra == {"Denoising strength": "0.6"}
+    assert '"strength": 0.6' in chunk
+    params = read_png_parameters(out)
+    assert params.strength == 0.6 and params.extra == {}
 
 
 @pytest.mark.parametrize(("argv", "words"), [
@@ -147,16 +149,22 @@ def test_init_image_flags_are_checked_before_the_model_loads(tmp_path, capsys, a
     assert err.startswith("error: ") and err.count("\n") == 1 and words in err
 
 
-def test_too_few_schedule_points_is_one_line(tiny_lcm, tmp_path, capsys):
+def test_too_few_schedule_points_lower_the_steps_with_one_note(tiny_lcm, tmp_path, capsys):
     from PIL import Image
 
     start = tmp_path / "start.png"
     Image.new("RGB", (64, 64), (0, 90, 200)).save(start)
     code, out, err = _run(capsys, "generate", "a cat", "--model", str(tiny_lcm), "--steps", "4", "--init-image",
                           str(start), "--strength", "0.05", "--out", str(tmp_path / "o"))  # progress bar on
-    assert code == 2 and out == ""
-    assert err.strip() == ("error: `--strength` must be at least 0.08 with 4 steps (or at most 2 steps at this "
-                           "strength), got 0.05.")
+    assert code == 0, err
+    assert err.splitlines()[0] == ("note: 2 of the 4 steps run: at strength 0.05 the LCM schedule has 2 points "
+                                   "(raise the strength to run more).")
+    assert read_png_parameters(Path(out.strip())).steps == 2  # what ran is what the PNG records
+    code, out, err = _run(capsys, "generate", "a cat", "--model", str(tiny_lcm), "--init-image", str(start),
+                          "--strength", "0.01", "--out", str(tmp_path / "o"))
+    assert code == 2 and out == "" and err.strip() == (
+        "error: `--strength` must be at least 0.02 (below that no step of the 50-point LCM schedule is left), "
+        "got 0.01.")
 
 
 def test_a_long_weighted_prompt_is_not_cut_and_its_png_keeps_the_text_with_its_tags(tiny_lcm, tmp_path, capsys):

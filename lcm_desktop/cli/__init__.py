@@ -1,4 +1,4 @@
-"""Command line: ``lcm-desktop [gui|generate|models|doctor|train-style] …`` — the only code that reads ``argv``.
+"""Command line: ``lcm-desktop [gui|generate|models|doctor|train-style|serve] …`` — the only code that reads ``argv``.
 
 One parser, one place that turns an error into a line on stderr and an exit code: every failure is
 one line and exit 2, a cancel is exit 130.  Each command lives in its own module with
@@ -14,10 +14,11 @@ import sys
 from collections.abc import Callable
 
 from ..core.errors import Cancelled, InvalidRequestError, LcmError
-from . import doctor, generate, gui, models, train
+from . import doctor, generate, gui, models, serve, train
 
 EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 2, 130
-COMMANDS = {"gui": gui, "generate": generate, "models": models, "doctor": doctor, "train-style": train}
+COMMANDS = {"gui": gui, "generate": generate, "models": models, "doctor": doctor, "train-style": train,
+            "serve": serve}
 
 
 class UsageError(Exception):

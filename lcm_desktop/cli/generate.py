@@ -16,6 +16,7 @@ from pathlib import Path
 from ..core.errors import BackendUnavailableError, InvalidRequestError, OutputError
 from ..core.model_info import ModelInfo, describe_model
 from ..core.paths import AppPaths, builtin_model_path
+from ..core.request import DEFAULT_STRENGTH
 from ..engine.backends import CHOICES
 
 COMPUTE_UNITS = ("ALL",) + tuple(c.compute_units for c in CHOICES if c.compute_units)
@@ -27,7 +28,6 @@ FLAGS = {"prompt": "PROMPT", "negative_prompt": "--negative", "steps": "--steps"
          "tiny_decoder": "--fast-decode", "init_image": "--init-image", "strength": "--strength", "loras": "--lora",
          "mask": "--mask", "mask_blur": "--mask-blur", "inpaint_area": "--inpaint-area",
          "inpaint_padding": "--inpaint-padding", "outpaint": "--outpaint"}
-DEFAULT_STRENGTH = 0.8  # with --init-image and no --strength: LatentConsistencyModelImg2ImgPipeline's default
 INPAINT_STRENGTH = 1.0  # with --mask or --outpaint and no --strength: StableDiffusionInpaintPipeline's default
 
 
@@ -86,7 +86,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.request import GenerationRequest
+    from ..core.request import GenerationRequest, fit_steps_to_strength
     from ..engine.diffusers_quiet import quiet_libraries
     from ..engine.engine import Engine
     from ..outputs import save_images
@@ -121,6 +121,11 @@ def run(args: argparse.Namespace) -> int:
     request = replace(request, prompt=args.prompt if args.prompt is not None else
                       info.defaults.example_prompt or FALLBACK_PROMPT,
                       steps=info.defaults.steps if args.steps is None else args.steps)
+    if request.is_img2img:  # the one strength → steps rule (core.request), as the app applies it
+        steps, note = fit_steps_to_strength(request.steps, request.strength, info.original_steps)
+        request = replace(request, steps=steps)
+        if note:
+            print(f"note: {note}", file=sys.stderr)
     loader = _loader(args, info)
     targets, on_existing = _output_paths(args.out, request, overwrite=args.overwrite)
 

@@ -34,6 +34,7 @@ JSON_VERSION = 1
 MAX_JSON_CHARS = 1_000_000  # a real request is a few hundred bytes; refuse anything absurd
 _NEGATIVE = "Negative prompt:"
 LORA_HASHES = "Lora hashes"  # AUTOMATIC1111's key
+DENOISING_STRENGTH = "Denoising strength"  # A1111's key for an image-to-image strength
 _NO_SYMBOLS = str.maketrans("", "", ":,")  # A1111 removes these from the names it lists
 # One "Key: value" pair; values with commas are quoted ("…"), as A1111 writes them.
 _PAIR = re.compile(r'\s*([\w ]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
@@ -53,6 +54,7 @@ class ImageParameters:
     model_hash: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
     loras: tuple[LoraWeight, ...] = ()  # the styles and their weights (from our JSON chunk; () in A1111's text)
+    strength: float | None = None  # image-to-image: how far from the starting picture; None: text-to-image
 
     @property
     def lora_hashes(self) -> dict[str, str]:
@@ -102,6 +104,7 @@ class ImageParameters:
             ("Size", f"{self.width}x{self.height}" if self.width and self.height else None),
             ("Model hash", self.model_hash),
             ("Model", self.model),
+            (DENOISING_STRENGTH, None if self.strength is None else f"{self.strength:g}"),
             *self.extra.items(),
         ]
         line = ", ".join(f"{k}: {_quote(str(v))}" for k, v in pairs if v is not None)
@@ -124,7 +127,7 @@ class ImageParameters:
                 in_negative = True
                 line = line[len(_NEGATIVE) :].strip()
             (negative_lines if in_negative else prompt_lines).append(line)
-        known = {"Steps", "Sampler", "CFG scale", "Seed", "Size", "Model hash", "Model"}
+        known = {"Steps", "Sampler", "CFG scale", "Seed", "Size", "Model hash", "Model", DENOISING_STRENGTH}
         width = height = None
         size = settings.get("Size", "")
         if re.fullmatch(r"\d+x\d+", size):
@@ -141,6 +144,7 @@ class ImageParameters:
             model=settings.get("Model"),
             model_hash=settings.get("Model hash"),
             extra={k: v for k, v in settings.items() if k not in known},
+            strength=_strength(_to_float(settings.get(DENOISING_STRENGTH))),
         )
 
 
@@ -163,6 +167,9 @@ def _checked(name: str, value: Any) -> Any:
         return (None if value is None else float(value)) if ok else _INVALID
     if name == "loras":
         return _loras(value)
+    if name == "strength":
+        ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+        return _strength(None if value is None else float(value)) if ok else _INVALID
     if name == "extra":
         ok = isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
         return dict(value) if ok else _INVALID
@@ -183,6 +190,11 @@ def _loras(value: Any) -> Any:
         except ValueError:
             return _INVALID
     return tuple(loras)
+
+
+def _strength(value: float | None) -> float | None:
+    """A strength in (0, 1], else None (a stranger's file may say anything)."""
+    return value if value is not None and 0.0 < value <= 1.0 else None
 
 
 def lora_hashes_text(hashes: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> str:
@@ -225,12 +237,26 @@ def save_png(image: Any, path: Path, parameters: ImageParameters, *, replace: bo
 
     An existing ``path`` is never replaced unless ``replace``: ``FileExistsError`` instead.
     """
+    info = _png_info(parameters)
+    return publish_file(Path(path), lambda handle: image.save(handle, format="PNG", pnginfo=info), replace=replace)
+
+
+def png_bytes(image: Any, parameters: ImageParameters) -> bytes:
+    """The PNG ``save_png`` writes, in memory (the local API answers with it, base64-encoded)."""
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=_png_info(parameters))
+    return buffer.getvalue()
+
+
+def _png_info(parameters: ImageParameters) -> Any:
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()
     info.add_text(PARAMETERS_KEY, parameters.to_text())
     info.add_itxt(JSON_KEY, parameters.to_json())
-    return publish_file(Path(path), lambda handle: image.save(handle, format="PNG", pnginfo=info), replace=replace)
+    return info
 
 
 def read_png_parameters(path: Path) -> ImageParameters | None:

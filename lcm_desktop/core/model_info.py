@@ -21,6 +21,7 @@ from .errors import LcmError, ModelFormatError, ModelNotFoundError, UnsafeModelE
 from .manifest import MANIFEST_NAME, TINY_DECODER, VAE_ENCODER, Manifest
 from .model_files import read_json
 from .model_folder import PICKLE_HINT, PICKLE_SUFFIXES
+from .request import LCM_ORIGINAL_STEPS
 
 ModelFamily = Literal["sd", "sdxl"]
 RECOMMENDATIONS_FILE = "lcm_desktop.json"
@@ -60,6 +61,8 @@ class ModelInfo:
     has_tiny_decoder: bool = False
     fixed_size: bool = False  # Core ML: converted for one size only
     baked_styles: tuple[tuple[str, float], ...] = ()  # Core ML: styles fused in at conversion (name, weight)
+    original_steps: int = LCM_ORIGINAL_STEPS  # the distillation schedule's length (its scheduler's
+    # ``original_inference_steps``): how many points an image-to-image strength leaves (core.request)
     unet_in_channels: int = 4  # 9: an inpainting UNet (latents + mask + masked-picture latents; engine/inpaint.py)
 
     @property
@@ -127,6 +130,7 @@ def _describe_diffusers(path: Path) -> ModelInfo:
     defaults = _refined(path, ModelDefaults(DEFAULT_STEPS, DEFAULT_LCM_GUIDANCE if guided else DEFAULT_PLAIN_GUIDANCE,
                                             side, side))
     return ModelInfo(path, path.name, ModelKind.DIFFUSERS, family, defaults, guided, has_image_encoder=True,
+                     original_steps=_original_steps(path / "scheduler" / "scheduler_config.json"),
                      unet_in_channels=_int(unet.get("in_channels"), 4))
 
 
@@ -143,7 +147,14 @@ def _describe_coreml(path: Path, kind: ModelKind, manifest: Manifest) -> ModelIn
                      has_image_encoder=manifest.component(VAE_ENCODER) is not None,
                      has_tiny_decoder=manifest.component(TINY_DECODER) is not None, fixed_size=True,
                      baked_styles=tuple((lora.name, lora.weight) for lora in manifest.loras),
+                     original_steps=_original_steps(path / manifest.scheduler_config) if manifest.scheduler_config
+                     else LCM_ORIGINAL_STEPS,
                      unet_in_channels=manifest.in_channels)
+
+
+def _original_steps(config: Path) -> int:
+    """``original_inference_steps`` of a scheduler config (LCMScheduler's 50 when absent or unreadable)."""
+    return _int(_optional_json(config).get("original_inference_steps"), LCM_ORIGINAL_STEPS)
 
 
 def vae_scale_factor(vae_config: dict[str, Any]) -> int:

@@ -27,6 +27,7 @@ MAX_LORAS = 16
 
 
 LCM_ORIGINAL_STEPS = 50  # the distillation schedule's length (LCMScheduler's ``original_inference_steps``)
+DEFAULT_STRENGTH = 0.6  # image-to-image when none is given: keeps a sketch's layout, repaints its surface (app and CLI)
 
 
 def schedule_points(strength: float, original_steps: int = LCM_ORIGINAL_STEPS) -> int:
@@ -45,6 +46,22 @@ def check_steps_for_strength(steps: int, strength: float, original_steps: int = 
         least = round(least + 0.001, 3)
     fewer = f" (or at most {points} step{'s' if points != 1 else ''} at this strength)" if points else ""
     raise InvalidRequestError("strength", strength, f"at least {least:g} with {steps} steps{fewer}")
+
+
+def fit_steps_to_strength(steps: int, strength: float, original_steps: int = LCM_ORIGINAL_STEPS) -> tuple[int, str]:
+    """The one strength → steps policy (app, CLI and API): image-to-image runs at most the schedule points the
+    strength leaves, so asking for more steps than that lowers them, with a note saying so ("" when nothing
+    changed).  A strength that leaves no point at all is one ``InvalidRequestError``.
+    Text-to-image (strength 1) keeps ``steps`` up to the schedule's length."""
+    points = schedule_points(strength, original_steps)
+    if points < 1:
+        least = math.ceil(1000 / original_steps) / 1000
+        raise InvalidRequestError("strength", strength, f"at least {least:g} (below that no step of the "
+                                  f"{original_steps}-point LCM schedule is left)")
+    if steps <= points:
+        return steps, ""
+    return points, (f"{points} of the {steps} steps run: at strength {strength:g} the LCM schedule has {points} "
+                    f"point{'s' if points != 1 else ''} (raise the strength to run more).")
 
 
 def random_seed() -> int:

@@ -115,7 +115,7 @@ def test_batch_onto_existing_numbered_files_is_refused_whole(tiny_lcm, tmp_path,
 def test_any_prompt_round_trips_through_the_json_chunk(tmp_path, prompt):
     params = ImageParameters(prompt=prompt, negative_prompt="blurry\nSteps: 2", steps=4, guidance_scale=8.5,
                              seed=42, width=64, height=64, model="lcm-demo", model_hash="0123456789",
-                             extra={"Denoising strength": "0.5"})
+                             extra={"Hires upscale": "2"}, strength=0.5)
     path = save_png(Image.new("RGB", (8, 8)), tmp_path / "p.png", params)
     assert read_png_parameters(path) == params
     with Image.open(path) as image:  # AUTOMATIC1111's chunk is still there for other tools

@@ -59,6 +59,7 @@ BENCH_ROUNDS ?= 2
 bench: venv
 	$(BIN)/python benchmarks/bench_engine.py --markdown docs/PERFORMANCE.md
 	$(BIN)/python benchmarks/bench_img2img.py --rounds $(BENCH_ROUNDS) --markdown docs/PERFORMANCE.md
+	$(BIN)/python benchmarks/bench_inpaint.py --rounds $(BENCH_ROUNDS) --markdown docs/PERFORMANCE.md
 	$(BIN)/python benchmarks/bench_train.py  # one style-training step vs one UNet forward (docs/STYLES.md)
 
 # The built-in demo model: retrain every stage from scratch with fixed seeds, export, evaluate

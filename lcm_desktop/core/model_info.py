@@ -63,6 +63,12 @@ class ModelInfo:
     baked_styles: tuple[tuple[str, float], ...] = ()  # Core ML: styles fused in at conversion (name, weight)
     original_steps: int = LCM_ORIGINAL_STEPS  # the distillation schedule's length (its scheduler's
     # ``original_inference_steps``): how many points an image-to-image strength leaves (core.request)
+    unet_in_channels: int = 4  # 9: an inpainting UNet (latents + mask + masked-picture latents; engine/inpaint.py)
+
+    @property
+    def inpainting(self) -> bool:
+        """An inpainting UNet: it takes the mask and the masked picture as input (any model can inpaint)."""
+        return self.unet_in_channels == 9
 
     @property
     def cfg_capable(self) -> bool:
@@ -124,7 +130,8 @@ def _describe_diffusers(path: Path) -> ModelInfo:
     defaults = _refined(path, ModelDefaults(DEFAULT_STEPS, DEFAULT_LCM_GUIDANCE if guided else DEFAULT_PLAIN_GUIDANCE,
                                             side, side))
     return ModelInfo(path, path.name, ModelKind.DIFFUSERS, family, defaults, guided, has_image_encoder=True,
-                     original_steps=_original_steps(path / "scheduler" / "scheduler_config.json"))
+                     original_steps=_original_steps(path / "scheduler" / "scheduler_config.json"),
+                     unet_in_channels=_int(unet.get("in_channels"), 4))
 
 
 def _describe_coreml(path: Path, kind: ModelKind, manifest: Manifest) -> ModelInfo:
@@ -141,7 +148,8 @@ def _describe_coreml(path: Path, kind: ModelKind, manifest: Manifest) -> ModelIn
                      has_tiny_decoder=manifest.component(TINY_DECODER) is not None, fixed_size=True,
                      baked_styles=tuple((lora.name, lora.weight) for lora in manifest.loras),
                      original_steps=_original_steps(path / manifest.scheduler_config) if manifest.scheduler_config
-                     else LCM_ORIGINAL_STEPS)
+                     else LCM_ORIGINAL_STEPS,
+                     unet_in_channels=manifest.in_channels)
 
 
 def _original_steps(config: Path) -> int:

@@ -116,6 +116,8 @@ class GenerationRequest:
         (LCM: strength shortens the 50-point distillation schedule; see ``engine.sampler``).
     loras: style LoRAs applied on top of the model, each with its weight (PyTorch: live, any number;
         Core ML: baked in at conversion).  A name may appear once.
+    inpaint: a mask on the starting image (``core.mask.Inpaint``: mask, blur, whole/only-masked area, overlay,
+        outpainting); ``None`` → the whole picture changes.  Needs ``init_image``.
     """
 
     prompt: str
@@ -130,6 +132,7 @@ class GenerationRequest:
     init_image: Any = field(default=None, compare=False)
     strength: float = 1.0
     loras: tuple[LoraWeight, ...] = ()
+    inpaint: Any = field(default=None, compare=False)  # core.mask.Inpaint
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str):
@@ -155,6 +158,14 @@ class GenerationRequest:
             _check_int("seed", self.seed, 0, MAX_SEED)
         self._check_init_image()
         self._check_loras()
+        if self.inpaint is not None:
+            from .mask import Inpaint
+
+            if not isinstance(self.inpaint, Inpaint):
+                raise InvalidRequestError("inpaint", type(self.inpaint).__name__, "a core.mask.Inpaint")
+            if self.init_image is None:
+                raise InvalidRequestError("mask", "without a starting image", "used with init_image (the picture "
+                                          "it masks)")
 
     def _check_loras(self) -> None:
         loras = tuple(self.loras) if isinstance(self.loras, (list, tuple)) else self.loras

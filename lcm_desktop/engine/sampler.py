@@ -29,6 +29,7 @@ import torch
 from ..core.errors import GenerationCancelled, InvalidRequestError, ModelFormatError, PromptTooLongError
 from ..core.request import GenerationRequest, StepProgress, check_steps_for_strength
 from .components import ImageEncoder, ModelComponents, PromptEmbedding
+from .inpaint import LATENT_CHANNELS, LatentMask
 from .prompt_encoding import chunk_count, pad_chunks
 
 
@@ -73,11 +74,14 @@ def sample(
     cancel: threading.Event | None = None,
     init_image: torch.Tensor | None = None,
     image_encoder: ImageEncoder | None = None,
+    inpaint: LatentMask | None = None,
 ) -> SamplerOutput:
     """Run the LCM loop for a resolved request; ``encode(prompt) -> (embedding, cache_hit)``.
 
     Image-to-image: ``init_image`` is the fitted starting image (1, 3, H, W) in [-1, 1] (H, W: the request's
     size) and ``image_encoder`` turns it into latents (the components' VAE encoder, or a tiny one).
+    Inpainting: ``inpaint`` (``engine/inpaint.py``) makes the first latents, the UNet's input and the blend after
+    each step.
     """
     from diffusers import LCMScheduler
     from diffusers.utils.torch_utils import randn_tensor
@@ -104,11 +108,11 @@ def sample(
                 "(convert it again with --size to use another)",
             )
 
-    if init_image is not None:
+    if init_image is not None or inpaint is not None:
         if image_encoder is None:
             raise ModelFormatError(f"{components.name} was converted without an image encoder; convert it again "
                                    "(with its vae_encoder) to start from an image.")
-        if tuple(init_image.shape[-2:]) != (request.height, request.width):
+        if init_image is not None and tuple(init_image.shape[-2:]) != (request.height, request.width):
             raise ValueError(f"init_image is {tuple(init_image.shape)}, not fitted to {request.width}x{request.height}")
         check_steps_for_strength(request.steps, request.strength, _original_steps(components))
 
@@ -152,7 +156,12 @@ def sample(
 
     # 5. latents: one CPU generator per image, so image i is reproducible alone from seed + i
     generators = [torch.Generator("cpu").manual_seed(s) for s in request.seeds]
-    if init_image is None:
+    if inpaint is not None:
+        started = time.perf_counter()
+        latents = inpaint.start(scheduler, image_encoder, generators, (batch, LATENT_CHANNELS, h, w), device, dtype,
+                                request.strength)
+        encode_seconds += time.perf_counter() - started
+    elif init_image is None:
         latents = randn_tensor((batch, info.in_channels, h, w), generator=generators, device=device, dtype=dtype)
         latents = latents * scheduler.init_noise_sigma
     else:
@@ -182,6 +191,8 @@ def sample(
         _check_cancel(cancel)
         step_start = time.perf_counter()
         model_input = torch.cat([latents] * 2) if cfg else latents
+        if inpaint is not None:
+            model_input = inpaint.model_input(model_input)
         noise_pred = den(
             model_input, t, cond,
             timestep_cond=timestep_cond,
@@ -193,6 +204,8 @@ def sample(
             uncond, text = noise_pred.chunk(2)
             noise_pred = uncond + request.guidance_scale * (text - uncond)
         latents, denoised = scheduler.step(noise_pred, t, latents, generator=generators, return_dict=False)
+        if inpaint is not None:
+            latents, denoised = inpaint.after_step(scheduler, i, latents, denoised)
         step_seconds.append(time.perf_counter() - step_start)
         if on_step is not None:
             on_step(StepProgress(i + 1, len(scheduler.timesteps), time.perf_counter() - loop_start, denoised))

@@ -159,6 +159,9 @@ class Manifest:
     schema_version: int = SCHEMA_VERSION
     notes: tuple[str, ...] = field(default=())
     loras: tuple[BakedLora, ...] = ()  # style LoRAs baked into the UNet and text encoders, in fusing order
+    # The sampler preset it was made for (core.presets: lcm, tcd, hyper-sd, …), read by the converter from the
+    # source folder; None: converted before presets existed (read from scheduler_config, else LCM).
+    sampler: str | None = None
 
     def component(self, name: str) -> ComponentSpec | None:
         return next((c for c in self.components if c.name == name), None)

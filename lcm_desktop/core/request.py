@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidRequestError
+from .presets import preset_named
 
 MIN_SIDE, MAX_SIDE, SIDE_MULTIPLE = 64, 2048, 8
 MAX_STEPS = 50
@@ -116,6 +117,10 @@ class GenerationRequest:
         (LCM: strength shortens the 50-point distillation schedule; see ``engine.sampler``).
     loras: style LoRAs applied on top of the model, each with its weight (PyTorch: live, any number;
         Core ML: baked in at conversion).  A name may appear once.
+    sampler: a preset's name (``core.presets``: lcm, tcd, hyper-sd, …; aliases and A1111 labels are read too and
+        stored as the name); ``None`` → the model's own preset.  Whether the model can run it is checked against
+        the model (``core.presets.check_sampler``).
+    eta: TCD's gamma in [0, 1]; ``None`` → the preset's default (0.3 for tcd, 1.0 for hyper-sd).
     """
 
     prompt: str
@@ -130,6 +135,8 @@ class GenerationRequest:
     init_image: Any = field(default=None, compare=False)
     strength: float = 1.0
     loras: tuple[LoraWeight, ...] = ()
+    sampler: str | None = None
+    eta: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str):
@@ -155,6 +162,19 @@ class GenerationRequest:
             _check_int("seed", self.seed, 0, MAX_SEED)
         self._check_init_image()
         self._check_loras()
+        self._check_sampler()
+
+    def _check_sampler(self) -> None:
+        if self.sampler is not None:
+            if not isinstance(self.sampler, str):
+                raise InvalidRequestError("sampler", self.sampler, "a sampler name (lcm, tcd, hyper-sd, …)")
+            object.__setattr__(self, "sampler", preset_named(self.sampler).name)
+        e = self.eta
+        if e is not None and (isinstance(e, bool) or not isinstance(e, (int, float)) or not math.isfinite(e)
+                              or not 0.0 <= e <= 1.0):
+            raise InvalidRequestError("eta", e, "a number from 0 to 1")
+        if e is not None:
+            object.__setattr__(self, "eta", float(e))
 
     def _check_loras(self) -> None:
         loras = tuple(self.loras) if isinstance(self.loras, (list, tuple)) else self.loras

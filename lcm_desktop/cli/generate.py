@@ -16,7 +16,7 @@ from pathlib import Path
 from ..core.errors import BackendUnavailableError, InvalidRequestError, OutputError
 from ..core.model_info import ModelInfo, describe_model
 from ..core.paths import AppPaths, builtin_model_path
-from ..core.presets import PRESETS, StrengthRule, preset_named, resolve_sampler
+from ..core.presets import PRESETS, default_steps, preset_named, resolve_sampler
 from ..core.request import DEFAULT_STRENGTH
 from ..engine.backends import CHOICES
 
@@ -107,13 +107,11 @@ def run(args: argparse.Namespace) -> int:
         check_image_file(args.init_image)  # a missing or non-picture file: one line, before the model loads
     info = _model(args)
     request = resolve_sampler(request, info.preset, info.name)  # a sampler it cannot run: one line, before loading
-    sampler = preset_named(request.sampler)
-    own_steps = info.defaults.steps if sampler is info.preset else sampler.default_steps
+    steps = default_steps(info, preset_named(request.sampler)) if args.steps is None else args.steps
     request = replace(request, prompt=args.prompt if args.prompt is not None else
-                      info.defaults.example_prompt or FALLBACK_PROMPT,
-                      steps=own_steps if args.steps is None else args.steps)
-    if request.is_img2img and sampler.strength_rule is StrengthRule.SCHEDULE:  # the one strength → steps rule
-        steps, note = fit_steps_to_strength(request.steps, request.strength, info.original_steps)
+                      info.defaults.example_prompt or FALLBACK_PROMPT, steps=steps)
+    if request.is_img2img:  # the one strength → steps rule (core.request), per sampler, as the app applies it
+        steps, note = fit_steps_to_strength(request.steps, request.strength, info.original_steps, request.sampler)
         request = replace(request, steps=steps)
         if note:
             print(f"note: {note}", file=sys.stderr)

@@ -234,10 +234,20 @@ def schedule_length(preset: SamplerPreset, steps: int, strength: float) -> int:
     return n
 
 
-def live_steps(preset: SamplerPreset, generate_steps: int) -> int:
-    """The 1-step live tier: Live runs 1 step where the preset was distilled for it (Hyper-SD 1-step, Turbo,
-    SDXS), else the steps Generate uses (LCM keeps its 4: at 1 step it is a blur)."""
-    return 1 if preset.one_step else generate_steps
+def default_steps(info: Any, preset: SamplerPreset | None = None) -> int:
+    """The steps Generate runs ``preset`` at on a model (a ``ModelInfo``): the model's own recommendation for
+    its own preset, else the chosen preset's default (Hyper-SD 1-step picked on an LCM: 1)."""
+    own = info.preset
+    preset = preset or own
+    return int(info.defaults.steps) if preset.name == own.name else preset.default_steps
+
+
+def live_steps(info: Any, preset: SamplerPreset | None = None) -> int:
+    """The 1-step live tier: Live runs 1 step where the preset (default: the model's own) was distilled for it
+    (Hyper-SD 1-step, Turbo, SDXS), else the steps Generate uses (``default_steps``; LCM keeps its 4: at 1 step
+    it is a blur).  The front end pairs it with the tiny decoder where the model has one."""
+    preset = preset or info.preset
+    return 1 if preset.one_step else default_steps(info, preset)
 
 
 def sampler_choices(presets: Iterable[SamplerPreset]) -> list[tuple[str, str]]:

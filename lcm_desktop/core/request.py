@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidRequestError
-from .presets import preset_named
+from .presets import StrengthRule, preset_named, schedule_length
 
 MIN_SIDE, MAX_SIDE, SIDE_MULTIPLE = 64, 2048, 8
 MAX_STEPS = 50
@@ -49,11 +49,19 @@ def check_steps_for_strength(steps: int, strength: float, original_steps: int = 
     raise InvalidRequestError("strength", strength, f"at least {least:g} with {steps} steps{fewer}")
 
 
-def fit_steps_to_strength(steps: int, strength: float, original_steps: int = LCM_ORIGINAL_STEPS) -> tuple[int, str]:
+def fit_steps_to_strength(steps: int, strength: float, original_steps: int = LCM_ORIGINAL_STEPS,
+                          sampler: str | None = None) -> tuple[int, str]:
     """The one strength → steps policy (app, CLI and API): image-to-image runs at most the schedule points the
     strength leaves, so asking for more steps than that lowers them, with a note saying so ("" when nothing
     changed).  A strength that leaves no point at all is one ``InvalidRequestError``.
-    Text-to-image (strength 1) keeps ``steps`` up to the schedule's length."""
+    Text-to-image (strength 1) keeps ``steps`` up to the schedule's length.
+    ``sampler``: a preset name; a TRUNCATE preset (TCD, DDIM, Euler: ``core.presets.StrengthRule``) keeps its steps
+    (its schedule is lengthened instead) and only checks that such a schedule exists."""
+    if sampler is not None:
+        preset = preset_named(sampler)
+        if preset.strength_rule is StrengthRule.TRUNCATE:
+            schedule_length(preset, steps, strength)
+            return steps, ""
     points = schedule_points(strength, original_steps)
     if points < 1:
         least = math.ceil(1000 / original_steps) / 1000

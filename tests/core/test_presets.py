@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lcm_desktop.core.errors import InvalidRequestError
 from lcm_desktop.core.metadata import ImageParameters
 from lcm_desktop.core.presets import (
     PRESETS,
+    default_steps,
     find_preset,
     live_steps,
     preset_for_scheduler,
@@ -15,7 +18,7 @@ from lcm_desktop.core.presets import (
     presets_for,
     schedule_length,
 )
-from lcm_desktop.core.request import GenerationRequest
+from lcm_desktop.core.request import GenerationRequest, fit_steps_to_strength
 
 
 @pytest.mark.parametrize(("config", "recommended", "name"), [
@@ -67,9 +70,24 @@ def test_a_strength_too_small_for_any_schedule_is_one_line():
 
 
 def test_live_tier_runs_one_step_only_where_the_preset_was_distilled_for_it():
-    assert live_steps(preset_named("hyper-sd"), 4) == 1
-    assert live_steps(preset_named("euler-a-trailing"), 4) == 1
-    assert live_steps(preset_named("lcm"), 4) == 4 and live_steps(preset_named("tcd"), 6) == 6
+    from lcm_desktop.core.model_info import ModelDefaults, ModelInfo, ModelKind
+
+    def info(preset, steps):
+        return ModelInfo(Path("m"), "m", ModelKind.DIFFUSERS, "sd", ModelDefaults(steps=steps), False,
+                         preset=preset_named(preset))
+
+    assert live_steps(info("hyper-sd", 1)) == 1 and live_steps(info("euler-a-trailing", 2)) == 1
+    assert live_steps(info("lcm", 4)) == 4 and live_steps(info("tcd", 6)) == 6  # the Generate steps
+    assert live_steps(info("lcm", 4), preset_named("hyper-sd")) == 1  # a 1-step preset picked on an LCM
+    assert default_steps(info("lcm", 6), preset_named("ddim-trailing")) == 4  # the chosen preset's own default
+    assert default_steps(info("lcm", 6)) == 6
+
+
+def test_strength_to_steps_per_preset():
+    assert fit_steps_to_strength(8, 0.1, 50) == (5, fit_steps_to_strength(8, 0.1, 50)[1])  # LCM: 5 points left
+    assert fit_steps_to_strength(8, 0.1, 50, "tcd") == (8, "")  # TCD: an 80-point schedule, its last 8
+    with pytest.raises(InvalidRequestError, match="`strength` must be at least"):
+        fit_steps_to_strength(4, 0.002, 50, "euler-a-trailing")
 
 
 def test_request_sampler_and_eta_are_validated_and_named():

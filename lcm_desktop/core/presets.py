@@ -82,6 +82,7 @@ class SamplerPreset:
     strength_rule: StrengthRule
     one_step: bool  # distilled for a single step: the live tier runs it at 1 (``live_steps``)
     default_eta: float | None = None  # TCD's gamma; None: the scheduler takes no eta
+    capped: bool = False  # its schedule is drawn from the distillation schedule (TCD): at most that many points
     schedule_type: str | None = None  # A1111's ``Schedule type`` (trailing spacing is its "SGM Uniform")
     made_by: str = ""
     notes: str = ""
@@ -102,10 +103,10 @@ PRESETS: tuple[SamplerPreset, ...] = (
                   StrengthRule.SCHEDULE, one_step=False, made_by="LCM models, LCM-LoRA",
                   notes="the default: 2–8 steps; guidance-embedding UNets take guidance 1–2 as w"),
     SamplerPreset("tcd", "TCD", "TCDScheduler", (), Family.CONSISTENCY, 4, Guidance.CFG, StrengthRule.TRUNCATE,
-                  one_step=False, default_eta=0.3, made_by="TCD-LoRA (SD1.5, SDXL; MIT)",
+                  one_step=False, default_eta=0.3, capped=True, made_by="TCD-LoRA (SD1.5, SDXL; MIT)",
                   notes="4–8 steps; eta (gamma) 0.3 by default: higher is smoother, 0 deterministic"),
     SamplerPreset("hyper-sd", "TCD", "TCDScheduler", (), Family.CONSISTENCY, 1, Guidance.CFG, StrengthRule.TRUNCATE,
-                  one_step=True, default_eta=1.0, made_by="Hyper-SD 1-step unified LoRA (openrail++)",
+                  one_step=True, default_eta=1.0, capped=True, made_by="Hyper-SD 1-step unified LoRA (openrail++)",
                   notes="1 step at eta 1.0; lower eta keeps more detail at more steps"),
     SamplerPreset("ddim-trailing", "DDIM", "DDIMScheduler",
                   _TRAILING + (("clip_sample", False), ("set_alpha_to_one", False)), Family.CONSISTENCY, 4,
@@ -219,16 +220,20 @@ def default_guidance(preset: SamplerPreset, guidance_embedding: bool, model_defa
     return model_default
 
 
-def schedule_length(preset: SamplerPreset, steps: int, strength: float) -> int:
+def schedule_length(preset: SamplerPreset, steps: int, strength: float, original_steps: int = 50) -> int:
     """Image-to-image with a TRUNCATE preset: the smallest schedule n whose last ``int(n·strength)`` points
-    are ``steps`` (so ``steps`` stay the denoiser calls); text-to-image (strength 1) and SCHEDULE: ``steps``."""
+    are ``steps`` (so ``steps`` stay the denoiser calls); text-to-image (strength 1) and SCHEDULE: ``steps``.
+    A capped preset (TCD) draws n from its ``original_steps``-point distillation schedule, so n ≤ that."""
     if preset.strength_rule is StrengthRule.SCHEDULE or strength >= 1.0:
         return steps
     n = max(steps, math.ceil(steps / strength) - 1)
     while min(int(n * strength), n) < steps:
         n += 1
-    if n > MAX_SCHEDULE:
-        least = math.ceil(steps / MAX_SCHEDULE * 1000) / 1000
+    limit = original_steps if preset.capped else MAX_SCHEDULE
+    if n > limit:
+        least = math.ceil(steps / limit * 1000) / 1000
+        while int(limit * least) < steps:  # 29/50 * 50 is 28.999… in floating point
+            least = round(least + 0.001, 3)
         raise InvalidRequestError("strength", strength, f"at least {least:g} with {steps} steps and the "
                                   f"{preset.name} sampler")
     return n

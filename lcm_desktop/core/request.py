@@ -55,12 +55,13 @@ def fit_steps_to_strength(steps: int, strength: float, original_steps: int = LCM
     strength leaves, so asking for more steps than that lowers them, with a note saying so ("" when nothing
     changed).  A strength that leaves no point at all is one ``InvalidRequestError``.
     Text-to-image (strength 1) keeps ``steps`` up to the schedule's length.
-    ``sampler``: a preset name; a TRUNCATE preset (TCD, DDIM, Euler: ``core.presets.StrengthRule``) keeps its steps
-    (its schedule is lengthened instead) and only checks that such a schedule exists."""
+    ``sampler``: a preset name; a TRUNCATE preset (DDIM, Euler: ``core.presets.StrengthRule``) keeps its steps (its
+    schedule is lengthened instead) and only checks that such a schedule exists; TCD's schedule is drawn from the
+    distillation schedule, so it keeps LCM's rule (at most the points a strength leaves)."""
     if sampler is not None:
         preset = preset_named(sampler)
-        if preset.strength_rule is StrengthRule.TRUNCATE:
-            schedule_length(preset, steps, strength)
+        if preset.strength_rule is StrengthRule.TRUNCATE and not preset.capped:
+            schedule_length(preset, steps, strength, original_steps)
             return steps, ""
     points = schedule_points(strength, original_steps)
     if points < 1:

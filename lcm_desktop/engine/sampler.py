@@ -123,7 +123,8 @@ def sample(
                                    "(with its vae_encoder) to start from an image.")
         if tuple(init_image.shape[-2:]) != (request.height, request.width):
             raise ValueError(f"init_image is {tuple(init_image.shape)}, not fitted to {request.width}x{request.height}")
-        if request_preset(components, request).strength_rule is StrengthRule.SCHEDULE:
+        preset = request_preset(components, request)
+        if preset.strength_rule is StrengthRule.SCHEDULE or preset.capped:  # LCM, TCD: the distillation schedule
             check_steps_for_strength(request.steps, request.strength, _original_steps(components))
 
     # 2. guidance mode
@@ -245,7 +246,8 @@ def _set_timesteps(scheduler, preset: SamplerPreset, request: GenerationRequest,
     if preset.strength_rule is StrengthRule.SCHEDULE:
         scheduler.set_timesteps(request.steps, device=device, strength=request.strength)
         return scheduler.timesteps
-    n = schedule_length(preset, request.steps, request.strength)
+    n = schedule_length(preset, request.steps, request.strength, int(scheduler.config.get("original_inference_steps")
+                                                                     or 50))
     scheduler.set_timesteps(n, device=device)
     start = (n - request.steps) * scheduler.order
     if hasattr(scheduler, "set_begin_index"):

@@ -66,7 +66,11 @@ def test_schedule_length_leaves_exactly_the_steps(sampler, steps, strength, leng
 
 def test_a_strength_too_small_for_any_schedule_is_one_line():
     with pytest.raises(InvalidRequestError, match="`strength` must be at least 0.004 with 4 steps"):
-        schedule_length(preset_named("tcd"), 4, 0.002)
+        schedule_length(preset_named("ddim-trailing"), 4, 0.002)
+    # TCD: at most the 50 points of its distillation schedule (diffusers' TCDScheduler refuses more)
+    assert schedule_length(preset_named("tcd"), 4, 0.08) == 50
+    with pytest.raises(InvalidRequestError, match="`strength` must be at least 0.1 with 5 steps and the tcd"):
+        schedule_length(preset_named("tcd"), 5, 0.08)
 
 
 def test_live_tier_runs_one_step_only_where_the_preset_was_distilled_for_it():
@@ -85,7 +89,9 @@ def test_live_tier_runs_one_step_only_where_the_preset_was_distilled_for_it():
 
 def test_strength_to_steps_per_preset():
     assert fit_steps_to_strength(8, 0.1, 50) == (5, fit_steps_to_strength(8, 0.1, 50)[1])  # LCM: 5 points left
-    assert fit_steps_to_strength(8, 0.1, 50, "tcd") == (8, "")  # TCD: an 80-point schedule, its last 8
+    assert fit_steps_to_strength(8, 0.1, 50, "ddim-trailing") == (8, "")  # DDIM: an 80-point schedule, its last 8
+    # TCD draws its schedule from the 50-point distillation schedule: LCM's rule
+    assert fit_steps_to_strength(8, 0.1, 50, "tcd") == fit_steps_to_strength(8, 0.1, 50)
     with pytest.raises(InvalidRequestError, match="`strength` must be at least"):
         fit_steps_to_strength(4, 0.002, 50, "euler-a-trailing")
 

@@ -69,7 +69,7 @@ def main() -> int:
                     times[name].append(time.perf_counter() - started)
         lcm, one = (statistics.median(times[n]) for n in ("lcm", "hyper-sd"))
         print(f"| {size}² | {1000 * lcm:.0f} | {1000 * one:.0f} | **{one / lcm:.2f}** | "
-              f"{1 / lcm:.1f} → {1 / one:.1f} |", flush=True)
+              f"{1 / lcm:.3g} → {1 / one:.3g} |", flush=True)
     return 0
 
 

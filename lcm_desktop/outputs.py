@@ -18,7 +18,8 @@ from pathlib import Path
 
 from .core.atomic import clean_stale_parts
 from .core.errors import OutputError
-from .core.metadata import LORA_HASHES, ImageParameters, lora_hashes_text, save_png
+from .core.metadata import LORA_HASHES, SCHEDULE_TYPE, ImageParameters, lora_hashes_text, save_png
+from .core.presets import PRESETS, find_preset
 from .core.request import GenerationResult
 from .history import History, HistoryEntry
 
@@ -31,7 +32,8 @@ def image_parameters(result: GenerationResult, seed: int, model: str | None = No
     styles add ``Lora hashes`` (and the JSON chunk keeps their weights).
     """
     req = result.request
-    extra = {}
+    preset = find_preset(req.sampler) or PRESETS[0]
+    extra = {SCHEDULE_TYPE: preset.schedule_type} if preset.schedule_type else {}
     if result.lora_hashes:
         extra[LORA_HASHES] = lora_hashes_text(result.lora_hashes)
     if req.inpaint is not None:  # Mask blur, Inpaint area, Masked area padding (A1111's keys), Outpaint
@@ -40,7 +42,8 @@ def image_parameters(result: GenerationResult, seed: int, model: str | None = No
         prompt=req.prompt, negative_prompt="" if result.negative_prompt_ignored else req.negative_prompt,
         steps=req.steps, guidance_scale=req.guidance_scale, seed=seed, width=req.width, height=req.height,
         model=model or result.model_name, model_hash=model_hash, extra=extra, loras=req.loras,
-        strength=req.strength if req.is_img2img else None,
+        strength=req.strength if req.is_img2img else None, sampler=preset.label,
+        eta=req.eta if preset.takes_eta else None,
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..core.errors import BackendUnavailableError, InvalidRequestError, OutputError
 from ..core.model_info import ModelInfo, describe_model
 from ..core.paths import AppPaths, builtin_model_path
+from ..core.presets import PRESETS, default_steps, preset_named, resolve_sampler
 from ..core.request import DEFAULT_STRENGTH
 from ..engine.backends import CHOICES
 
@@ -27,7 +28,8 @@ FLAGS = {"prompt": "PROMPT", "negative_prompt": "--negative", "steps": "--steps"
          "width": "--width", "height": "--height", "seed": "--seed", "batch_size": "--batch",
          "tiny_decoder": "--fast-decode", "init_image": "--init-image", "strength": "--strength", "loras": "--lora",
          "mask": "--mask", "mask_blur": "--mask-blur", "inpaint_area": "--inpaint-area",
-         "inpaint_padding": "--inpaint-padding", "outpaint": "--outpaint"}
+         "inpaint_padding": "--inpaint-padding", "outpaint": "--outpaint",
+         "sampler": "--sampler", "eta": "--eta"}
 INPAINT_STRENGTH = 1.0  # with --mask or --outpaint and no --strength: StableDiffusionInpaintPipeline's default
 
 
@@ -68,6 +70,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     gen.add_argument("--lora", action="append", default=[], metavar="NAME[:WEIGHT]",
                      help="apply an installed style LoRA at WEIGHT (default 1); repeat for several "
                           "(`lcm-desktop models styles` lists them)")
+    gen.add_argument("--sampler", default=None, metavar="NAME",
+                     help=f"sampler preset: {', '.join(p.name for p in PRESETS)} "
+                          "(aliases: pcm, turbo, sdxs, lightning; "
+                          "default: the model's own, e.g. tcd for a TCD folder)")
+    gen.add_argument("--eta", type=float, default=None,
+                     help="TCD samplers' eta (gamma), 0 … 1 (default: 0.3 for tcd, 1.0 for hyper-sd)")
     gen.add_argument("--out", type=Path, default=None, help="output folder, or a .png file name")
     gen.add_argument("--overwrite", action="store_true", help="replace the file named by --out if it exists")
     gen.add_argument("--backend", choices=["auto", "torch", "coreml"], default="auto",
@@ -110,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         strength=1.0 if args.init_image is None else default_strength if args.strength is None else args.strength,
         loras=tuple(parse_lora(text) for text in args.lora),
         inpaint=inpaint,
+        sampler=args.sampler,
+        eta=args.eta,
     )
     if args.init_image is not None:
         from ..core.init_image import check_image_file
@@ -118,11 +128,12 @@ def run(args: argparse.Namespace) -> int:
     if inpaint is not None:
         inpaint.check_file()
     info = _model(args)
+    request = resolve_sampler(request, info.preset, info.name)  # a sampler it cannot run: one line, before loading
+    steps = default_steps(info, preset_named(request.sampler)) if args.steps is None else args.steps
     request = replace(request, prompt=args.prompt if args.prompt is not None else
-                      info.defaults.example_prompt or FALLBACK_PROMPT,
-                      steps=info.defaults.steps if args.steps is None else args.steps)
-    if request.is_img2img:  # the one strength → steps rule (core.request), as the app applies it
-        steps, note = fit_steps_to_strength(request.steps, request.strength, info.original_steps)
+                      info.defaults.example_prompt or FALLBACK_PROMPT, steps=steps)
+    if request.is_img2img:  # the one strength → steps rule (core.request), per sampler, as the app applies it
+        steps, note = fit_steps_to_strength(request.steps, request.strength, info.original_steps, request.sampler)
         request = replace(request, steps=steps)
         if note:
             print(f"note: {note}", file=sys.stderr)
@@ -168,7 +179,9 @@ def _summary(result, load_seconds: float, count: int) -> str:
     start = f", from {req.init_image.name} at strength {req.strength:g}" if req.is_img2img else ""
     if req.inpaint is not None:
         start += ", " + ", ".join(f"{k.lower()} {v}" for k, v in req.inpaint.parameters().items())
-    return (f"{count} image(s) {req.width}x{req.height}{start}, {req.steps} steps, guidance {req.guidance_scale:g}, "
+    sampler = f"{req.sampler}" + (f" eta {req.eta:g}" if req.eta is not None else "")
+    return (f"{count} image(s) {req.width}x{req.height}{start}, {req.steps} steps {sampler}, "
+            f"guidance {req.guidance_scale:g}, "
             f"seed {req.seed} | load {load_seconds:.2f}s, encode {t.encode:.2f}s, {t.per_step:.2f}s/step, "
             f"decode {t.decode:.2f}s, total {t.total + load_seconds:.2f}s on {result.backend}{note}")
 

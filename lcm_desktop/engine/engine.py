@@ -35,6 +35,7 @@ from ..core.model_info import (
     ModelKind,
     describe_model,
 )
+from ..core.presets import SamplerPreset, preset_for_scheduler, resolve_sampler
 from ..core.request import GenerationRequest, GenerationResult, StepProgress, Timings
 from .components import ModelComponents, PromptEmbedding, StyleState
 from .loaders import Loader, TorchLoader
@@ -106,8 +107,16 @@ class Engine:
         return ModelDefaults(4, DEFAULT_LCM_GUIDANCE if guided else DEFAULT_PLAIN_GUIDANCE, width, height)
 
     def resolve(self, request: GenerationRequest) -> GenerationRequest:
+        """The request with every default filled in, its sampler and eta included (checked against the model)."""
         d = self.defaults
-        return request.resolved(width=d.width, height=d.height, guidance_scale=d.guidance_scale)
+        return resolve_sampler(request.resolved(width=d.width, height=d.height, guidance_scale=d.guidance_scale),
+                               self.preset, self.components.name)
+
+    @property
+    def preset(self) -> SamplerPreset:
+        """The sampler the model was made for (``core.presets``; its folder's, else its scheduler config's)."""
+        info = self.info
+        return info.preset if info is not None else preset_for_scheduler(self.components.scheduler_config)
 
     # -- prompt cache ------------------------------------------------------------------------
     def encode(self, prompt: str) -> tuple[PromptEmbedding, bool]:

@@ -21,7 +21,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.errors import LcmError
 from ..core.model_info import ModelInfo
+from ..core.presets import default_steps, preset_named
 from ..core.request import MAX_BATCH, MAX_GUIDANCE, MAX_STEPS, schedule_points
 from ..session.state import APP_MAX_SEED, Session, StartMode
 from .prompt_highlight import PromptHighlighter
@@ -56,6 +58,7 @@ class GeneratePanel(QWidget):
         super().__init__(parent)
         self.session = session
         self.original_steps = 50  # the selected model's schedule length (set_model_defaults)
+        self._info: ModelInfo | None = None
         self.setObjectName("generatePanel")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 12, 12, 12)
@@ -102,11 +105,19 @@ class GeneratePanel(QWidget):
         seed_row.addWidget(self.seed, 1)
         seed_row.addWidget(self.seed_random)
         seed_row.addWidget(self.seed_lock)
+        self.sampler = _named(QComboBox(), "samplerCombo", "Sampler")
+        self.sampler.setToolTip("The sampler preset: the model's own first, then the others its distillation runs")
+        self.eta = _named(QDoubleSpinBox(), "etaSpin", "Eta")
+        self.eta.setRange(0.0, 1.0)
+        self.eta.setSingleStep(0.1)
+        self.eta.setToolTip("TCD's eta (gamma): 0 is deterministic, higher adds detail-renewing noise")
         self.batch = _named(QSpinBox(), "batchSpin", "Batch count")
         self.batch.setRange(1, MAX_BATCH)
         form.addRow("Model", self.model)
         form.addRow("Backend", self.backend)
         form.addRow("Size", self.size)
+        form.addRow("Sampler", self.sampler)
+        form.addRow("Eta", self.eta)
         form.addRow("Steps", self.steps)
         form.addRow("Guidance", self.guidance)
         form.addRow("Seed", seed_row)
@@ -168,10 +179,13 @@ class GeneratePanel(QWidget):
             "model": (self.model.currentIndexChanged, lambda: self.model.currentData() or ""),
             "backend": (self.backend.currentIndexChanged, lambda: self.backend.currentData() or ""),
             "live": (self.live.toggled, self.live.isChecked),
+            "sampler": (self.sampler.currentIndexChanged, lambda: self.sampler.currentData() or ""),
+            "eta": (self.eta.valueChanged, lambda: round(self.eta.value(), 2)),
         }
         for name, (signal, read) in edits.items():
             signal.connect(lambda *_, name=name, read=read: setattr(s, name, read()))
         s.subscribe(self._show)
+        self.sampler.activated.connect(self._sampler_chosen)
         for name in edits:
             self._show(name)
 
@@ -182,7 +196,7 @@ class GeneratePanel(QWidget):
                   "guidance_scale": self.guidance, "seed": self.seed, "seed_locked": self.seed_lock,
                   "size": self.size, "batch_size": self.batch, "start_mode": self.start_mode,
                   "strength": self.strength, "model": self.model, "backend": self.backend,
-                  "live": self.live}.get(name)
+                  "live": self.live, "sampler": self.sampler, "eta": self.eta}.get(name)
         if widget is not None:
             widget.blockSignals(True)
             if name in ("prompt", "negative_prompt"):
@@ -190,17 +204,35 @@ class GeneratePanel(QWidget):
                     widget.setPlainText(value)
             elif name == "strength":
                 widget.setValue(max(MIN_STRENGTH_PERCENT, round(value * 100)))
-            elif name in ("size", "start_mode", "model", "backend"):
+            elif name == "eta":
+                preset = self._preset()
+                widget.setValue(value if value is not None else (preset.default_eta or 0.0) if preset else 0.0)
+            elif name in ("size", "start_mode", "model", "backend", "sampler"):
                 self._select(widget, value, name)
             elif name in ("seed_locked", "live"):
                 widget.setChecked(value)
             else:
                 widget.setValue(min(value, widget.maximum()) if name == "seed" else value)
             widget.blockSignals(False)
-        if name in ("strength", "steps", "start_mode"):
+        if name in ("strength", "steps", "start_mode", "sampler"):
             self._show_strength()
+        if name == "sampler":
+            preset = self._preset()
+            self._form.setRowVisible(self.eta, preset is not None and preset.takes_eta)
+            self._show("eta")
         if name == "live" and s.live:
             s.seed_locked = True  # the picture changes only where the input does
+
+    def _preset(self):
+        """The preset the session runs (its chosen one, else the model's own); None before a model is known."""
+        if self._info is None:
+            return None
+        return preset_named(self.session.sampler) if self.session.sampler else self._info.preset
+
+    def _sampler_chosen(self) -> None:
+        """The user picked a sampler: Generate runs the preset's own steps, its eta from its default."""
+        if self._info is not None:
+            self.session.update(steps=default_steps(self._info, self._preset()), eta=None)
 
     def _select(self, combo: QComboBox, value, name: str) -> None:
         index = combo.findData(value) if value not in (None, "") else -1
@@ -227,7 +259,16 @@ class GeneratePanel(QWidget):
         index = self.size.findData(current) if current else 0
         self.size.setCurrentIndex(max(index, 0))
         self.size.blockSignals(False)
-        self.original_steps = info.original_steps
+        self.original_steps, self._info = info.original_steps, info
+        self.sampler.blockSignals(True)
+        self.sampler.clear()
+        for i, preset in enumerate(info.presets):  # its own first, as "" (the model's own)
+            self.sampler.addItem(f"{preset.label} ({preset.name})" + (" — this model's" if i == 0 else ""),
+                                 "" if i == 0 else preset.name)
+        self.sampler.blockSignals(False)
+        if self.sampler.findData(self.session.sampler) < 0:
+            self.session.update(sampler="", eta=None)
+        self._show("sampler")
         self.session.update(size=self.size.currentData(), guidance_scale=d.guidance_scale,
                             steps=min(max(d.steps, 1), MAX_STEPS))
         example = f"e.g. “{d.example_prompt}”" if d.example_prompt else "Describe the image…"
@@ -256,7 +297,12 @@ class GeneratePanel(QWidget):
     def _show_strength(self) -> None:
         s = self.session
         self._form.setRowVisible(self._strength_row, s.is_img2img)
-        (run, note), asked = s.steps_to_run(self.original_steps), s.steps
+        try:
+            (run, note), asked = s.steps_to_run(self.original_steps), s.steps
+        except LcmError as exc:  # a strength below one point of the schedule: generating will say so
+            self.strength_label.setText(f"{s.strength:.2f}")
+            self.strength_label.setToolTip(exc.user_message)
+            return
         points = schedule_points(s.strength, self.original_steps)
         self.strength_label.setText(f"{s.strength:.2f} · {run} step{'s' if run != 1 else ''}" +
                                     (f" (of {asked})" if run < asked else ""))

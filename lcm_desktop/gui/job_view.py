@@ -10,12 +10,13 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QLabel, QProgressBar
 
+from ..core.presets import preset_named
 from ..session.jobs import Job, JobKind
 from .engine_bridge import EngineBridge, JobOutput
 from .gallery import Gallery
 from .image_view import ImageView
 
-LIVE_NOTE = "Live · Generate (Ctrl+Return) keeps this picture"
+LIVE_NOTE = "Live · {steps} · Generate (Ctrl+Return) keeps this picture"
 
 
 def progress_bar() -> QProgressBar:
@@ -89,7 +90,11 @@ class JobView(QObject):
         note = " · negative prompt ignored by this model" if result.negative_prompt_ignored else ""
         if result.truncation_note:
             note += f" · {result.truncation_note}"
-        saved = f"Saved {output.paths[0].name}" if output.paths else LIVE_NOTE if self._live else "Done"
+        steps = f"{result.request.steps} step{'s' if result.request.steps != 1 else ''}"
+        if result.request.sampler:
+            steps += f" {preset_named(result.request.sampler).label}"
+        saved = f"Saved {output.paths[0].name}" if output.paths else LIVE_NOTE.format(steps=steps) if self._live \
+            else "Done"
         self._status(saved + note, 15000 if result.truncation_note else 6000)
         self.progress.setFormat(f"Done · {per_image:.2f} s/image")
         self._busy(False)

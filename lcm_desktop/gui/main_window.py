@@ -213,7 +213,7 @@ class MainWindow(QMainWindow):
                         "Folder…).", "")
             return False
         try:
-            request = self.session.to_request(self.start.init_image(), info)
+            request = self.session.to_request(self.start.init_image(), info, live=live)
         except LcmError as exc:
             (self._status if live else lambda m: self._error(m, ""))(exc.user_message)
             return False

@@ -25,6 +25,7 @@ from ..core.atomic import publish_file
 from ..core.errors import InvalidRequestError, LcmError
 from ..core.metadata import ImageParameters
 from ..core.model_info import DEFAULT_LCM_GUIDANCE, DEFAULT_STEPS, ModelInfo
+from ..core.presets import check_sampler, live_steps, preset_named
 from ..core.request import (
     DEFAULT_STRENGTH,
     LCM_ORIGINAL_STEPS,
@@ -74,6 +75,8 @@ class Session:
     start_mode: StartMode = StartMode.TEXT
     strength: float = DEFAULT_STRENGTH
     styles: tuple[LoraWeight, ...] = ()  # the styles that apply, with their weights (±MAX_LORA_WEIGHT)
+    sampler: str = ""  # a preset's name (core.presets); "" : the model's own
+    eta: float | None = None  # TCD's gamma; None: the preset's default
     model: str = ""  # the selected model folder ("" : none)
     backend: str = ""  # a BackendChoice key ("" : the model's preferred one)
     live: bool = False
@@ -122,12 +125,14 @@ class Session:
         """The steps a request will run and, when the strength lowers them, why (``core.request``'s rule)."""
         if not self.is_img2img:
             return self.steps, ""
-        return fit_steps_to_strength(self.steps, self.strength, original_steps)
+        return fit_steps_to_strength(self.steps, self.strength, original_steps, self.sampler or None)
 
-    def to_request(self, init_image: Any = None, info: ModelInfo | None = None) -> GenerationRequest:
+    def to_request(self, init_image: Any = None, info: ModelInfo | None = None,
+                   live: bool = False) -> GenerationRequest:
         """The request these inputs describe.  An unlocked seed is drawn anew here (and shown: it is an input).
         ``init_image`` (the canvas's picture) is used unless the start mode is Text; ``info``, the selected
-        model's description, gives its schedule length and whether a negative prompt applies.  Raises
+        model's description, gives its schedule length and whether a negative prompt applies; ``live``: the 1-step
+        live tier (a preset distilled for one step runs 1 step live, Generate its own steps).  Raises
         ``InvalidRequestError`` naming the field, or ``EmptyCanvasError``."""
         prompt = self.prompt.strip()
         if not prompt:
@@ -135,9 +140,14 @@ class Session:
         if self.is_img2img and init_image is None:
             raise EmptyCanvasError(f"{self.start_mode.value} mode starts from the canvas, which is empty: open, "
                                    "paste (Ctrl+V) or drop a picture on it, paint a sketch, or start from Text.")
+        if self.sampler and info is not None:
+            check_sampler(self.sampler, info.preset, info.name)  # a restored sampler this model cannot run
         if not self.seed_locked:
             self.new_seed()
         steps, _ = self.steps_to_run(info.original_steps if info is not None else LCM_ORIGINAL_STEPS)
+        if live and info is not None:
+            preset = preset_named(self.sampler) if self.sampler else info.preset
+            steps = live_steps(info, preset) if preset.one_step else steps  # else the user's own steps
         width, height = self.size if self.size else (None, None)
         cfg = info is None or info.cfg_capable
         coreml = info is not None and info.kind.is_coreml  # its styles are baked in at conversion
@@ -146,6 +156,7 @@ class Session:
             guidance_scale=round(self.guidance_scale, 2), width=width, height=height, seed=self.seed,
             batch_size=self.batch_size, init_image=init_image if self.is_img2img else None,
             strength=self.strength if self.is_img2img else 1.0, loras=() if coreml else self.styles,
+            sampler=self.sampler or None, eta=self.eta,
         )
 
     # -- record → inputs (the only mapping) -------------------------------------------------------------
@@ -180,6 +191,8 @@ class Session:
         else:
             values["start_mode"] = StartMode.TEXT
         values["styles"] = tuple(params.loras)
+        if isinstance(record, ImageParameters):
+            values.update(sampler=params.sampler_name or "", eta=params.eta)
         if model and find_model is not None:
             folder = find_model(model)
             if folder:

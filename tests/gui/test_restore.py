@@ -76,3 +76,17 @@ def test_an_edit_that_changes_nothing_starts_no_live_update(qtbot, window, gate,
     qtbot.wait(100)  # the timer would have fired by now
     window.session.live = False
     assert [job.request.prompt for job in submitted] == ["a red circle"]  # the same input: no second job
+
+
+def test_the_sampler_list_shows_what_the_model_can_run_and_picking_one_sets_its_steps(qtbot, window):
+    combo = window.panel.sampler
+    names = [combo.itemData(i) for i in range(combo.count())]
+    assert names == ["", "tcd", "hyper-sd", "ddim-trailing"]  # its own (LCM) first, then its family's
+    assert "LCM" in combo.itemText(0) and not window.panel.eta.isVisible()
+    combo.setCurrentIndex(names.index("hyper-sd"))
+    combo.activated.emit(combo.currentIndex())  # what a user's pick sends
+    assert window.session.sampler == "hyper-sd" and window.session.steps == 1
+    assert window.panel.eta.isVisible() and window.panel.eta.value() == 1.0  # Hyper-SD's TCD eta
+    window.session.prompt = "a red circle"
+    request = window.session.to_request(None, window.model_info)
+    assert (request.sampler, request.steps, request.eta) == ("hyper-sd", 1, None)  # None: the preset's eta

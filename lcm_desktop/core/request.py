@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .control import ControlSpec, check_controls
 from .errors import InvalidRequestError
 
 MIN_SIDE, MAX_SIDE, SIDE_MULTIPLE = 64, 2048, 8
@@ -99,6 +100,7 @@ class GenerationRequest:
         (LCM: strength shortens the 50-point distillation schedule; see ``engine.sampler``).
     loras: style LoRAs applied on top of the model, each with its weight (PyTorch: live, any number;
         Core ML: baked in at conversion).  A name may appear once.
+    controls: structure controls (ControlNet / T2I-Adapter), each a ``core.control.ControlSpec``.
     """
 
     prompt: str
@@ -113,6 +115,7 @@ class GenerationRequest:
     init_image: Any = field(default=None, compare=False)
     strength: float = 1.0
     loras: tuple[LoraWeight, ...] = ()
+    controls: tuple[ControlSpec, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str):
@@ -138,6 +141,7 @@ class GenerationRequest:
             _check_int("seed", self.seed, 0, MAX_SEED)
         self._check_init_image()
         self._check_loras()
+        object.__setattr__(self, "controls", check_controls(self.controls))
 
     def _check_loras(self) -> None:
         loras = tuple(self.loras) if isinstance(self.loras, (list, tuple)) else self.loras

@@ -13,7 +13,8 @@ prompt, seeds, steps, guidance and size it makes the same latents:
    are the starting image's VAE sample (drawn with generator i), noised to the first timestep with noise
    drawn from the same generators — the order diffusers draws in, so the pixels match.
 6. guidance embedding / SDXL size conditioning
-7. per step: one denoiser call → scheduler step → callback → cancel check
+7. per step: one denoiser call (with structure controls: their residuals first, ``engine/controls.py``) →
+   scheduler step → callback → cancel check
 The caller decodes the returned ``denoised`` latents.
 """
 
@@ -29,6 +30,7 @@ import torch
 from ..core.errors import GenerationCancelled, InvalidRequestError, ModelFormatError, PromptTooLongError
 from ..core.request import GenerationRequest, StepProgress, check_steps_for_strength
 from .components import ImageEncoder, ModelComponents, PromptEmbedding
+from .controls import RequestControls
 from .prompt_encoding import chunk_count, pad_chunks
 
 
@@ -73,11 +75,13 @@ def sample(
     cancel: threading.Event | None = None,
     init_image: torch.Tensor | None = None,
     image_encoder: ImageEncoder | None = None,
+    controls: RequestControls | None = None,
 ) -> SamplerOutput:
     """Run the LCM loop for a resolved request; ``encode(prompt) -> (embedding, cache_hit)``.
 
     Image-to-image: ``init_image`` is the fitted starting image (1, 3, H, W) in [-1, 1] (H, W: the request's
     size) and ``image_encoder`` turns it into latents (the components' VAE encoder, or a tiny one).
+    ``controls``: the request's prepared structure controls (``engine.controls.prepare_controls``).
     """
     from diffusers import LCMScheduler
     from diffusers.utils.torch_utils import randn_tensor
@@ -182,11 +186,16 @@ def sample(
         _check_cancel(cancel)
         step_start = time.perf_counter()
         model_input = torch.cat([latents] * 2) if cfg else latents
+        residuals = None
+        if controls is not None:
+            added = {"text_embeds": pooled, "time_ids": time_ids} if info.addition_time_embed else None
+            residuals = controls.residuals(i, len(scheduler.timesteps), model_input, t, cond, added)
         noise_pred = den(
             model_input, t, cond,
             timestep_cond=timestep_cond,
             text_embeds=pooled if info.addition_time_embed else None,
             time_ids=time_ids,
+            **({"residuals": residuals} if residuals is not None else {}),
         )
         calls += 1
         if cfg:

@@ -17,8 +17,9 @@ from enum import Enum
 from pathlib import Path
 
 from .core.atomic import clean_stale_parts
+from .core.control import ControlRecord
 from .core.errors import OutputError
-from .core.metadata import LORA_HASHES, ImageParameters, lora_hashes_text, save_png
+from .core.metadata import LORA_HASHES, ImageParameters, control_text, lora_hashes_text, save_png
 from .core.request import GenerationResult
 from .history import History, HistoryEntry
 
@@ -36,10 +37,12 @@ def image_parameters(result: GenerationResult, seed: int, model: str | None = No
     extra = {DENOISING_STRENGTH: f"{req.strength:g}"} if req.is_img2img else {}
     if result.lora_hashes:
         extra[LORA_HASHES] = lora_hashes_text(result.lora_hashes)
+    controls = tuple(ControlRecord.of(spec) for spec in req.controls)
+    extra.update(control_text(controls))
     return ImageParameters(
         prompt=req.prompt, negative_prompt="" if result.negative_prompt_ignored else req.negative_prompt,
         steps=req.steps, guidance_scale=req.guidance_scale, seed=seed, width=req.width, height=req.height,
-        model=model or result.model_name, model_hash=model_hash, extra=extra, loras=req.loras,
+        model=model or result.model_name, model_hash=model_hash, extra=extra, loras=req.loras, controls=controls,
     )
 
 

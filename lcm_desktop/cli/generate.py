@@ -17,6 +17,8 @@ from ..core.errors import BackendUnavailableError, InvalidRequestError, OutputEr
 from ..core.model_info import ModelInfo, describe_model
 from ..core.paths import AppPaths, builtin_model_path
 from ..engine.backends import CHOICES
+from .control_args import FLAGS as CONTROL_FLAGS
+from .control_args import add_control_arguments, control_specs
 
 COMPUTE_UNITS = ("ALL",) + tuple(c.compute_units for c in CHOICES if c.compute_units)
 DTYPES = ("auto", "float32", "fp32", "float16", "fp16", "bfloat16", "bf16")
@@ -24,7 +26,8 @@ FALLBACK_PROMPT = "a red circle"  # for a model that ships no example prompt
 # The request's field names as the flags the user typed them (used by the CLI's error mapping).
 FLAGS = {"prompt": "PROMPT", "negative_prompt": "--negative", "steps": "--steps", "guidance_scale": "--guidance",
          "width": "--width", "height": "--height", "seed": "--seed", "batch_size": "--batch",
-         "tiny_decoder": "--fast-decode", "init_image": "--init-image", "strength": "--strength", "loras": "--lora"}
+         "tiny_decoder": "--fast-decode", "init_image": "--init-image", "strength": "--strength", "loras": "--lora",
+         **CONTROL_FLAGS}
 DEFAULT_STRENGTH = 0.8  # with --init-image and no --strength: LatentConsistencyModelImg2ImgPipeline's default
 
 
@@ -51,6 +54,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     gen.add_argument("--lora", action="append", default=[], metavar="NAME[:WEIGHT]",
                      help="apply an installed style LoRA at WEIGHT (default 1); repeat for several "
                           "(`lcm-desktop models styles` lists them)")
+    add_control_arguments(gen)
     gen.add_argument("--out", type=Path, default=None, help="output folder, or a .png file name")
     gen.add_argument("--overwrite", action="store_true", help="replace the file named by --out if it exists")
     gen.add_argument("--backend", choices=["auto", "torch", "coreml"], default="auto",
@@ -98,8 +102,18 @@ def run(args: argparse.Namespace) -> int:
     info = _model(args)
     request = replace(request, prompt=args.prompt if args.prompt is not None else
                       info.defaults.example_prompt or FALLBACK_PROMPT,
-                      steps=info.defaults.steps if args.steps is None else args.steps)
+                      steps=info.defaults.steps if args.steps is None else args.steps,
+                      controls=control_specs(args, info))
     loader = _loader(args, info)
+    resolve_control = None
+    if request.controls:
+        from ..models.resolve import resolve_control
+
+        if args.backend == "coreml":
+            raise InvalidRequestError("--control", str(args.control[0]), "left out with a Core ML model (structure "
+                                      "controls run on the PyTorch backend)")
+        for spec in request.controls:
+            resolve_control(spec.model)  # an unknown control model: one line, before the model loads
     targets, on_existing = _output_paths(args.out, request, overwrite=args.overwrite)
 
     styles = None
@@ -113,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         for lora in request.styles:
             styles(lora.name)  # an unknown style: one line, before the model loads
     quiet_libraries()
-    engine = Engine(loader, styles=styles)
+    engine = Engine(loader, styles=styles, controls=resolve_control)
     engine.load()
     bar = None if args.quiet else _ProgressBar(request.steps)
     try:
@@ -139,6 +153,7 @@ def _summary(result, load_seconds: float, count: int) -> str:
         else ""
     )
     start = f", from {req.init_image.name} at strength {req.strength:g}" if req.is_img2img else ""
+    start += "".join(f", control {c.model_label} × {c.scale:g}" for c in req.controls)
     return (f"{count} image(s) {req.width}x{req.height}{start}, {req.steps} steps, guidance {req.guidance_scale:g}, "
             f"seed {req.seed} | load {load_seconds:.2f}s, encode {t.encode:.2f}s, {t.per_step:.2f}s/step, "
             f"decode {t.decode:.2f}s, total {t.total + load_seconds:.2f}s on {result.backend}{note}")

@@ -14,6 +14,7 @@ end resolves names (``models.resolve.resolve_control``).  ``scale``: diffusers' 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -70,7 +71,9 @@ class ControlSpec:
     @property
     def model_label(self) -> str:
         """How the control model is named in a PNG's parameters: its name, or a folder's last part."""
-        return self.model.name if isinstance(self.model, Path) else self.model
+        if isinstance(self.model, Path) or "/" in self.model or "\\" in self.model:
+            return Path(self.model).name
+        return self.model
 
     def applies_at(self, step: int, steps: int) -> bool:
         """Whether step ``step`` (0-based) of ``steps`` runs this control (diffusers' ``controlnet_keep``)."""
@@ -85,3 +88,58 @@ def check_controls(controls: Any) -> tuple[ControlSpec, ...]:
     if len(items) > MAX_CONTROLS:
         raise InvalidRequestError("controls", len(items), f"at most {MAX_CONTROLS} controls")
     return items
+
+
+A1111_KEY = "ControlNet {}"  # AUTOMATIC1111's ControlNet extension: "ControlNet 0", "ControlNet 1", …
+_A1111_PAIR = re.compile(r"\s*([\w ]+):\s*([^,]*)(?:,|$)")
+
+
+@dataclass(frozen=True)
+class ControlRecord:
+    """What an image records of one control (the picture itself is not recorded, as a starting image is not)."""
+
+    model: str
+    preprocess: str = Preprocess.NONE.value
+    scale: float = 1.0
+    start: float = 0.0
+    end: float = 1.0
+
+    @classmethod
+    def of(cls, spec: ControlSpec) -> ControlRecord:
+        return cls(spec.model_label, spec.preprocess.value, spec.scale, spec.start, spec.end)
+
+    def to_a1111(self) -> str:
+        """``Module: scribble, Model: NAME, Weight: 1, Guidance Start: 0, Guidance End: 1`` (the extension's words)."""
+        model = self.model.translate(str.maketrans("", "", ",:"))
+        return (f"Module: {self.preprocess}, Model: {model}, Weight: {self.scale:g}, "
+                f"Guidance Start: {self.start:g}, Guidance End: {self.end:g}")
+
+    @classmethod
+    def from_a1111(cls, text: str) -> ControlRecord | None:
+        """The inverse of ``to_a1111`` (tolerant: unknown keys ignored); ``None`` without a model."""
+        pairs = {k.strip(): v.strip() for k, v in _A1111_PAIR.findall(text)}
+        model = pairs.get("Model", "")
+        if not model or model == "None":
+            return None
+        try:
+            return cls(model[:200], pairs.get("Module", "none")[:40], float(pairs.get("Weight", 1)),
+                       float(pairs.get("Guidance Start", 0)), float(pairs.get("Guidance End", 1)))
+        except ValueError:
+            return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "preprocess": self.preprocess, "scale": self.scale, "start": self.start,
+                "end": self.end}
+
+    @classmethod
+    def from_json(cls, data: Any) -> ControlRecord | None:
+        """A record from our JSON chunk (strangers' files: every field type-checked), else ``None``."""
+        if not isinstance(data, dict) or not isinstance(data.get("model"), str) or not data["model"]:
+            return None
+        numbers = [data.get(k, d) for k, d in (("scale", 1.0), ("start", 0.0), ("end", 1.0))]
+        if not all(isinstance(n, (int, float)) and not isinstance(n, bool) and math.isfinite(n) for n in numbers):
+            return None
+        preprocess = data.get("preprocess", "none")
+        if preprocess not in {p.value for p in Preprocess}:
+            return None
+        return cls(data["model"][:1000], preprocess, *(float(n) for n in numbers))

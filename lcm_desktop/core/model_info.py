@@ -60,6 +60,7 @@ class ModelInfo:
     has_tiny_decoder: bool = False
     fixed_size: bool = False  # Core ML: converted for one size only
     baked_styles: tuple[tuple[str, float], ...] = ()  # Core ML: styles fused in at conversion (name, weight)
+    default_control: tuple[str, str] | None = None  # its own control model and preprocess (lcm_desktop.json "control")
 
     @property
     def cfg_capable(self) -> bool:
@@ -120,7 +121,20 @@ def _describe_diffusers(path: Path) -> ModelInfo:
     family: ModelFamily = "sdxl" if "text_encoder_2" in index or "tokenizer_2" in index else "sd"
     defaults = _refined(path, ModelDefaults(DEFAULT_STEPS, DEFAULT_LCM_GUIDANCE if guided else DEFAULT_PLAIN_GUIDANCE,
                                             side, side))
-    return ModelInfo(path, path.name, ModelKind.DIFFUSERS, family, defaults, guided, has_image_encoder=True)
+    return ModelInfo(path, path.name, ModelKind.DIFFUSERS, family, defaults, guided, has_image_encoder=True,
+                     default_control=_own_control(path))
+
+
+def _own_control(path: Path) -> tuple[str, str] | None:
+    """``lcm_desktop.json``'s ``"control": {"model": NAME, "preprocess": "scribble"}`` (what ``--control IMAGE``
+    alone uses), or ``None``."""
+    from .control import Preprocess
+
+    control = _optional_json(path / RECOMMENDATIONS_FILE).get("control")
+    if not isinstance(control, dict) or not isinstance(control.get("model"), str) or not control["model"].strip():
+        return None
+    preprocess = control.get("preprocess", "none")
+    return control["model"].strip(), preprocess if preprocess in {p.value for p in Preprocess} else "none"
 
 
 def _describe_coreml(path: Path, kind: ModelKind, manifest: Manifest) -> ModelInfo:

@@ -66,9 +66,11 @@ class TorchControlModels:
         from diffusers import ControlNetModel, T2IAdapter
 
         cls = ControlNetModel if folder.kind is ControlKind.CONTROLNET else T2IAdapter
+        # a catalog download keeps only the fp16 file (diffusion_pytorch_model.fp16.safetensors)
+        fp16_only = all(f.name.endswith(".fp16.safetensors") for f in folder.weight_files)
         try:
             module = cls.from_pretrained(folder.path, use_safetensors=True, local_files_only=True,
-                                         torch_dtype=self.dtype)
+                                         torch_dtype=self.dtype, variant="fp16" if fp16_only else None)
         except LcmError:
             raise
         except Exception as exc:

@@ -18,12 +18,13 @@ from typing import Any
 from ..core.errors import ModelFormatError, ModelNotFoundError
 from ..core.paths import resource_path
 
-KINDS = ("lcm", "lcm-lora", "base", "tiny-decoder")
+KINDS = ("lcm", "lcm-lora", "base", "tiny-decoder", "controlnet", "t2i-adapter")
 SOURCES = ("builtin", "hub")
 FAMILIES = ("sd", "sdxl")
 # diffusers: a whole pipeline folder; unet: a UNet folder (config.json + weights) that replaces a
-# base's UNet; lora: LoRA weights applied to a base; decoder: an AutoencoderTiny folder.
-LAYOUTS = ("diffusers", "unet", "lora", "decoder")
+# base's UNet; lora: LoRA weights applied to a base; decoder: an AutoencoderTiny folder; control: a ControlNetModel
+# or T2IAdapter folder (config.json + weights; models.resolve.resolve_control).
+LAYOUTS = ("diffusers", "unet", "lora", "decoder", "control")
 ALLOWED_SUFFIXES = (".safetensors", ".json", ".txt")
 CATALOG_FILE = "catalog.json"
 

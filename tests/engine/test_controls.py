@@ -161,3 +161,26 @@ def test_a_control_image_that_is_not_an_image_is_one_line(engines, controls, tmp
     with pytest.raises(InvalidRequestError) as info:
         engines["lcm"].generate(GenerationRequest("a dog", steps=1, seed=1, controls=(spec,)))
     assert info.value.field == "control image" and "notes.png" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_sdxl_controlnet_matches_diffusers_xl_pipeline(tmp_path, tiny_sdxl):
+    """SDXL-class plain UNet with CFG: the ControlNet gets the UNet's size conditioning too."""
+    from diffusers import ControlNetModel, LCMScheduler, StableDiffusionXLControlNetPipeline
+
+    folder = make_tiny_controlnet(tiny_sdxl, tmp_path / "xl-controlnet")
+    engine = Engine(tiny_sdxl)
+    spec = ControlSpec(_ring(), folder, scale=0.9)
+    result = engine.generate(GenerationRequest("a red circle", negative_prompt="ugly", guidance_scale=2.0, steps=2,
+                                               seed=4, controls=(spec,)))
+    comps = engine.components
+    (tok, te), (tok2, te2) = comps.text_encoder.pairs
+    pipe = StableDiffusionXLControlNetPipeline(
+        vae=comps.decoder.vae, text_encoder=te, text_encoder_2=te2, tokenizer=tok, tokenizer_2=tok2,
+        unet=comps.denoiser.unet, controlnet=ControlNetModel.from_pretrained(folder),
+        scheduler=LCMScheduler.from_config(comps.scheduler_config))
+    pipe.set_progress_bar_config(disable=True)
+    ref = pipe(prompt="a red circle", negative_prompt="ugly", image=_ring(), guidance_scale=2.0,
+               num_inference_steps=2, generator=[torch.Generator().manual_seed(4)], height=64, width=64,
+               controlnet_conditioning_scale=0.9, output_type="np").images
+    ours = np.asarray(result.images[0]).astype(np.int16)
+    assert np.abs(ours - (ref[0] * 255).round().astype(np.int16)).max() <= 1

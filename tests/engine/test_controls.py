@@ -184,3 +184,17 @@ def test_sdxl_controlnet_matches_diffusers_xl_pipeline(tmp_path, tiny_sdxl):
                controlnet_conditioning_scale=0.9, output_type="np").images
     ours = np.asarray(result.images[0]).astype(np.int16)
     assert np.abs(ours - (ref[0] * 255).round().astype(np.int16)).max() <= 1
+
+
+def test_components_without_controls_refuse_them_in_one_line(tiny_lcm, controls):
+    """Core ML components take no controls (yet): the request is refused before any step runs."""
+    from lcm_desktop.engine.torch_backend import load_torch_components
+
+    comps = load_torch_components(tiny_lcm)
+    comps.controls = None
+    engine = Engine.from_components(comps)
+    spec = ControlSpec(_ring(), controls["lcm-controlnet"])
+    with pytest.raises(InvalidRequestError) as info:
+        engine.generate(GenerationRequest("a dog", steps=1, seed=1, controls=(spec,)))
+    assert info.value.field == "controls" and "PyTorch backend only" in str(info.value)
+    assert comps.denoiser.calls == 0

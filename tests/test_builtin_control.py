@@ -18,7 +18,6 @@ from lcm_desktop.core.paths import builtin_model_path, resource_path
 CASES = [  # caption (its words say one place), where the ring is drawn
     ("a large red circle on a blue background, top left", "bottom right"),
     ("a large yellow circle on a purple background, bottom right", "top left"),
-    ("a large white circle on a green background, top right", "bottom left"),
 ]
 
 

@@ -91,7 +91,9 @@ def _pct(x: float) -> str:
 
 def render_section(result: dict) -> str:
     r, t = result["rates"], result.get("training") or {}
-    trained = (f"{t.get('steps')} steps of batch {t.get('batch')} on one CPU thread ({t.get('wall_s')} s)"
+    resumed = (f", resumed at step {t['resumed_from']}: the last {t['steps'] - t['resumed_from']} steps took "
+               f"{t.get('wall_s')} s" if t.get("resumed_from") else f" in {t.get('wall_s')} s")
+    trained = (f"{t.get('steps')} steps of batch {t.get('batch')} on one CPU thread of a shared machine{resumed}"
                if t else "see `convert/demo_model/control_stage.py`")
     return "\n".join([
         "## Scribble control (`resources/models/lcm-demo-scribble`)",
@@ -116,6 +118,10 @@ def render_section(result: dict) -> str:
         f"| the caption's (and outline's) shape | {_pct(r['with_shape'])} | {_pct(r['without_shape'])} |",
         f"| in the caption's colour | {_pct(r['with_colour'])} | — |",
         f"| on the caption's background | {_pct(r['with_background'])} | — |",
+        "",
+        "The outline decides where the shape goes and leaves colour and background to the words; it does not make "
+        "the shape's class (circle, square, triangle) read better than the words alone do — the analyzer reads the "
+        "outline's own shape in the row above, which the caption names too.",
         "",
         "Rerun: `python -m convert.demo_model control-eval` (`--captions N` for the first N).",
     ])

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: venv test test-slow test-macos run bench lint clean screenshots app test-app demo-model eval-demo \
-	eval-img2img train-demo-style
+	eval-img2img train-demo-style train-demo-control eval-control
 
 venv: $(STAMP)
 
@@ -61,6 +61,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_img2img.py --rounds $(BENCH_ROUNDS) --markdown docs/PERFORMANCE.md
 	$(BIN)/python benchmarks/bench_inpaint.py --rounds $(BENCH_ROUNDS) --markdown docs/PERFORMANCE.md
 	$(BIN)/python benchmarks/bench_train.py  # one style-training step vs one UNet forward (docs/STYLES.md)
+	$(BIN)/python benchmarks/bench_control.py --size 256 --rounds $(BENCH_ROUNDS) --markdown docs/PERFORMANCE.md
 
 # The built-in demo model: retrain every stage from scratch with fixed seeds, export, evaluate
 # (~2 h on an idle 2-core machine; DEMO_THREADS=1 when the machine is shared).
@@ -76,6 +77,13 @@ eval-demo: venv
 # docs/DEMO_MODEL.md (~3 min).
 eval-img2img: venv
 	$(BIN)/python -m convert.demo_model img2img
+
+# The built-in model's scribble ControlNet (resources/models/lcm-demo-scribble): train it on one thread
+# (~20 min on an idle core), then measure outline vs words on the 240 held-out captions; rewrites its section.
+train-demo-control: venv
+	OMP_NUM_THREADS=1 $(BIN)/python -m convert.demo_model train-control
+eval-control: venv
+	$(BIN)/python -m convert.demo_model control-eval
 
 # The shipped style resources/styles/huge.safetensors: 200 rendered pictures, LCF (text-encoder LoRA, coarse-to-fine
 # curriculum) on the built-in model, one torch thread (~8 min on an idle core; docs/STYLES.md).

@@ -17,8 +17,9 @@ from enum import Enum
 from pathlib import Path
 
 from .core.atomic import clean_stale_parts
+from .core.control import ControlRecord
 from .core.errors import OutputError
-from .core.metadata import LORA_HASHES, SCHEDULE_TYPE, ImageParameters, lora_hashes_text, save_png
+from .core.metadata import LORA_HASHES, SCHEDULE_TYPE, ImageParameters, control_text, lora_hashes_text, save_png
 from .core.presets import PRESETS, find_preset
 from .core.request import GenerationResult
 from .history import History, HistoryEntry
@@ -38,12 +39,14 @@ def image_parameters(result: GenerationResult, seed: int, model: str | None = No
         extra[LORA_HASHES] = lora_hashes_text(result.lora_hashes)
     if req.inpaint is not None:  # Mask blur, Inpaint area, Masked area padding (A1111's keys), Outpaint
         extra.update(req.inpaint.parameters())
+    controls = tuple(ControlRecord.of(spec) for spec in req.controls)
+    extra.update(control_text(controls))
     return ImageParameters(
         prompt=req.prompt, negative_prompt="" if result.negative_prompt_ignored else req.negative_prompt,
         steps=req.steps, guidance_scale=req.guidance_scale, seed=seed, width=req.width, height=req.height,
         model=model or result.model_name, model_hash=model_hash, extra=extra, loras=req.loras,
         strength=req.strength if req.is_img2img else None, sampler=preset.label,
-        eta=req.eta if preset.takes_eta else None,
+        eta=req.eta if preset.takes_eta else None, controls=controls,
     )
 
 

@@ -1,4 +1,5 @@
-"""``python -m convert.demo_model train-vae|train-teacher|distill|export|eval|img2img|inpaint|all``."""
+"""``python -m convert.demo_model STAGE``: train-vae, train-teacher, distill, export, eval, img2img, inpaint,
+train-control, control-eval, or all."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import logging
 import shutil
 import sys
 
-STAGES = ("train-vae", "train-teacher", "distill", "export", "eval", "img2img", "inpaint")
-TRAINING = ("train-vae", "train-teacher", "distill")
+STAGES = ("train-vae", "train-teacher", "distill", "export", "eval", "img2img", "inpaint", "train-control",
+          "control-eval")
+TRAINING = ("train-vae", "train-teacher", "distill", "train-control")
 
 
 def run_stage(name: str, steps: int | None = None, captions: int | None = None) -> None:
@@ -41,6 +43,15 @@ def run_stage(name: str, steps: int | None = None, captions: int | None = None) 
         from convert.demo_model.inpaint_eval import inpaint
 
         inpaint(captions)
+    elif name == "train-control":
+        from convert.demo_model.control_stage import ship_control, train_control
+
+        train_control(**kwargs)
+        ship_control()
+    elif name == "control-eval":
+        from convert.demo_model.control_eval import control_eval
+
+        control_eval(captions)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.steps is not None and args.stage not in TRAINING:
         parser.error(f"--steps applies to {', '.join(TRAINING)} only")
-    if args.captions is not None and (args.stage not in ("img2img", "inpaint") or args.captions < 1):
-        parser.error(f"--captions applies to img2img and inpaint only and must be at least 1, got {args.captions}")
+    if args.captions is not None and (args.stage not in ("img2img", "inpaint", "control-eval") or args.captions < 1):
+        parser.error(f"--captions applies to img2img, inpaint and control-eval only and must be at least 1, got "
+                     f"{args.captions}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if args.stage == "all" or args.fresh:
         from convert.demo_model.workdir import WORK

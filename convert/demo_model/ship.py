@@ -87,6 +87,8 @@ def ship() -> None:
         "licence": "MIT",
         "card": "docs/DEMO_MODEL.md",
         "example_prompt": "a large yellow circle on a green background, top left",
+        # `generate --control IMAGE` alone: the scribble ControlNet trained for this model (control_stage.py)
+        "control": {"model": "lcm-demo-scribble", "preprocess": "scribble"},
     }
     (tmp / "lcm_desktop.json").write_text(json.dumps(recommended, indent=2) + "\n")
     (tmp / SHIPPED_SUMMARY_NAME).write_text(json.dumps(load_summary(), indent=2) + "\n")

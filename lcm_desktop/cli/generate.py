@@ -19,6 +19,8 @@ from ..core.paths import AppPaths, builtin_model_path
 from ..core.presets import PRESETS, default_steps, preset_named, resolve_sampler
 from ..core.request import DEFAULT_STRENGTH
 from ..engine.backends import CHOICES
+from .control_args import FLAGS as CONTROL_FLAGS
+from .control_args import add_control_arguments, control_specs
 
 COMPUTE_UNITS = ("ALL",) + tuple(c.compute_units for c in CHOICES if c.compute_units)
 DTYPES = ("auto", "float32", "fp32", "float16", "fp16", "bfloat16", "bf16")
@@ -29,7 +31,7 @@ FLAGS = {"prompt": "PROMPT", "negative_prompt": "--negative", "steps": "--steps"
          "tiny_decoder": "--fast-decode", "init_image": "--init-image", "strength": "--strength", "loras": "--lora",
          "mask": "--mask", "mask_blur": "--mask-blur", "inpaint_area": "--inpaint-area",
          "inpaint_padding": "--inpaint-padding", "outpaint": "--outpaint",
-         "sampler": "--sampler", "eta": "--eta"}
+         "sampler": "--sampler", "eta": "--eta", **CONTROL_FLAGS}
 INPAINT_STRENGTH = 1.0  # with --mask or --outpaint and no --strength: StableDiffusionInpaintPipeline's default
 
 
@@ -76,6 +78,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                           "default: the model's own, e.g. tcd for a TCD folder)")
     gen.add_argument("--eta", type=float, default=None,
                      help="TCD samplers' eta (gamma), 0 … 1 (default: 0.3 for tcd, 1.0 for hyper-sd)")
+    add_control_arguments(gen)
     gen.add_argument("--out", type=Path, default=None, help="output folder, or a .png file name")
     gen.add_argument("--overwrite", action="store_true", help="replace the file named by --out if it exists")
     gen.add_argument("--backend", choices=["auto", "torch", "coreml"], default="auto",
@@ -131,13 +134,23 @@ def run(args: argparse.Namespace) -> int:
     request = resolve_sampler(request, info.preset, info.name)  # a sampler it cannot run: one line, before loading
     steps = default_steps(info, preset_named(request.sampler)) if args.steps is None else args.steps
     request = replace(request, prompt=args.prompt if args.prompt is not None else
-                      info.defaults.example_prompt or FALLBACK_PROMPT, steps=steps)
+                      info.defaults.example_prompt or FALLBACK_PROMPT, steps=steps,
+                      controls=control_specs(args, info))
     if request.is_img2img:  # the one strength → steps rule (core.request), per sampler, as the app applies it
         steps, note = fit_steps_to_strength(request.steps, request.strength, info.original_steps, request.sampler)
         request = replace(request, steps=steps)
         if note:
             print(f"note: {note}", file=sys.stderr)
     loader = _loader(args, info)
+    resolve_control = None
+    if request.controls:
+        from ..models.resolve import resolve_control
+
+        if args.backend == "coreml":
+            raise InvalidRequestError("--control", str(args.control[0]), "left out with a Core ML model (structure "
+                                      "controls run on the PyTorch backend)")
+        for spec in request.controls:
+            resolve_control(spec.model)  # an unknown control model: one line, before the model loads
     targets, on_existing = _output_paths(args.out, request, overwrite=args.overwrite)
 
     styles = None
@@ -151,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         for lora in request.styles:
             styles(lora.name)  # an unknown style: one line, before the model loads
     quiet_libraries()
-    engine = Engine(loader, styles=styles)
+    engine = Engine(loader, styles=styles, controls=resolve_control)
     engine.load()
     bar = None if args.quiet else _ProgressBar(request.steps)
     try:
@@ -179,6 +192,7 @@ def _summary(result, load_seconds: float, count: int) -> str:
     start = f", from {req.init_image.name} at strength {req.strength:g}" if req.is_img2img else ""
     if req.inpaint is not None:
         start += ", " + ", ".join(f"{k.lower()} {v}" for k, v in req.inpaint.parameters().items())
+    start += "".join(f", control {c.model_label} × {c.scale:g}" for c in req.controls)
     sampler = f"{req.sampler}" + (f" eta {req.eta:g}" if req.eta is not None else "")
     return (f"{count} image(s) {req.width}x{req.height}{start}, {req.steps} steps {sampler}, "
             f"guidance {req.guidance_scale:g}, "

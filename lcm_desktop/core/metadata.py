@@ -15,6 +15,10 @@ strangers' files too: the JSON is size-limited and type-checked field by field.
 Style LoRAs: the text records ``Lora hashes: "name: 1a2b3c4d5e6f, other: …"`` as AUTOMATIC1111 writes it
 (names without ``:`` and ``,``; hashes: ``core.lora_file.lora_hash``), and A1111's prompt keeps its
 ``<lora:name:w>`` tags; the JSON chunk keeps each style's name and weight (``loras``).
+
+Structure controls: the text records ``ControlNet 0: "Module: scribble, Model: NAME, Weight: 1, Guidance Start: 0,
+Guidance End: 1"`` as AUTOMATIC1111's ControlNet extension writes it; the JSON chunk keeps them (``controls``:
+``core.control.ControlRecord``), and either reads back into ``controls`` (the pictures are not recorded).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import publish_file
+from .control import A1111_KEY, ControlRecord
 from .presets import find_preset
 from .request import LoraWeight
 
@@ -66,6 +71,7 @@ class ImageParameters:
         ``None`` when it names none we run."""
         preset = find_preset(self.sampler)
         return preset.name if preset is not None else None
+    controls: tuple[ControlRecord, ...] = ()  # structure controls (the JSON chunk, else the text's ControlNet N)
 
     @property
     def lora_hashes(self) -> dict[str, str]:
@@ -83,6 +89,7 @@ class ImageParameters:
         """The exact parameters as JSON (the ``lcm_desktop`` chunk)."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["loras"] = [[lora.name, lora.weight] for lora in self.loras]
+        data["controls"] = [control.to_json() for control in self.controls]
         return json.dumps({"version": JSON_VERSION, **data}, ensure_ascii=False, sort_keys=True)
 
     @classmethod
@@ -158,6 +165,7 @@ class ImageParameters:
             extra={k: v for k, v in settings.items() if k not in known},
             strength=_strength(_to_float(settings.get(DENOISING_STRENGTH))),
             eta=_eta(_to_float(settings.get(ETA))),
+            controls=_a1111_controls(settings),
         )
 
 
@@ -186,6 +194,11 @@ def _checked(name: str, value: Any) -> Any:
     if name == "eta":
         ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
         return _eta(None if value is None else float(value)) if ok else _INVALID
+    if name == "controls":
+        if not isinstance(value, list) or len(value) > 16:
+            return _INVALID
+        records = [ControlRecord.from_json(item) for item in value]
+        return _INVALID if None in records else tuple(records)
     if name == "extra":
         ok = isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
         return dict(value) if ok else _INVALID
@@ -216,6 +229,21 @@ def _strength(value: float | None) -> float | None:
 def _eta(value: float | None) -> float | None:
     """An eta in [0, 1], else None."""
     return value if value is not None and 0.0 <= value <= 1.0 else None
+def control_text(controls: tuple[ControlRecord, ...]) -> dict[str, str]:
+    """``{"ControlNet 0": "Module: …, Model: …, Weight: …, Guidance Start: …, Guidance End: …", …}``."""
+    return {A1111_KEY.format(i): control.to_a1111() for i, control in enumerate(controls)}
+
+
+def _a1111_controls(settings: dict[str, str]) -> tuple[ControlRecord, ...]:
+    records = []
+    for i in range(16):
+        text = settings.get(A1111_KEY.format(i))
+        if text is None:
+            break
+        record = ControlRecord.from_a1111(text)
+        if record is not None:
+            records.append(record)
+    return tuple(records)
 
 
 def lora_hashes_text(hashes: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> str:

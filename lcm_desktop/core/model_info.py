@@ -76,6 +76,7 @@ class ModelInfo:
     def presets(self) -> tuple[SamplerPreset, ...]:
         """The samplers this model can run, its own first (the app's sampler list)."""
         return presets_for(self.preset)
+    default_control: tuple[str, str] | None = None  # its own control model and preprocess (lcm_desktop.json "control")
 
     @property
     def cfg_capable(self) -> bool:
@@ -138,7 +139,20 @@ def _describe_diffusers(path: Path) -> ModelInfo:
     defaults = _refined(path, _preset_defaults(preset, guided, side, side))
     return ModelInfo(path, path.name, ModelKind.DIFFUSERS, family, defaults, guided, has_image_encoder=True,
                      original_steps=_original_steps(path / "scheduler" / "scheduler_config.json"),
-                     unet_in_channels=_int(unet.get("in_channels"), 4), preset=preset)
+                     unet_in_channels=_int(unet.get("in_channels"), 4), preset=preset,
+                     default_control=_own_control(path))
+
+
+def _own_control(path: Path) -> tuple[str, str] | None:
+    """``lcm_desktop.json``'s ``"control": {"model": NAME, "preprocess": "scribble"}`` (what ``--control IMAGE``
+    alone uses), or ``None``."""
+    from .control import Preprocess
+
+    control = _optional_json(path / RECOMMENDATIONS_FILE).get("control")
+    if not isinstance(control, dict) or not isinstance(control.get("model"), str) or not control["model"].strip():
+        return None
+    preprocess = control.get("preprocess", "none")
+    return control["model"].strip(), preprocess if preprocess in {p.value for p in Preprocess} else "none"
 
 
 def _describe_coreml(path: Path, kind: ModelKind, manifest: Manifest) -> ModelInfo:

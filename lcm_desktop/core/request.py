@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .control import ControlSpec, check_controls
 from .errors import InvalidRequestError
 from .presets import StrengthRule, preset_named, schedule_length
 
@@ -132,6 +133,7 @@ class GenerationRequest:
         stored as the name); ``None`` → the model's own preset.  Whether the model can run it is checked against
         the model (``core.presets.check_sampler``).
     eta: TCD's gamma in [0, 1]; ``None`` → the preset's default (0.3 for tcd, 1.0 for hyper-sd).
+    controls: structure controls (ControlNet / T2I-Adapter), each a ``core.control.ControlSpec``.
     """
 
     prompt: str
@@ -149,6 +151,7 @@ class GenerationRequest:
     inpaint: Any = field(default=None, compare=False)  # core.mask.Inpaint
     sampler: str | None = None
     eta: float | None = None
+    controls: tuple[ControlSpec, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str):
@@ -195,6 +198,7 @@ class GenerationRequest:
             raise InvalidRequestError("eta", e, "a number from 0 to 1")
         if e is not None:
             object.__setattr__(self, "eta", float(e))
+        object.__setattr__(self, "controls", check_controls(self.controls))
 
     def _check_loras(self) -> None:
         loras = tuple(self.loras) if isinstance(self.loras, (list, tuple)) else self.loras

@@ -54,6 +54,20 @@ class DenoiserInfo:
     fixed_shape: tuple[int, int, int, int] | None = None  # Core ML: the one (B, C, h, w) it was converted for
 
 
+@dataclass(frozen=True)
+class ControlResiduals:
+    """What a step's controls add to the UNet (``engine/controls.py``); ``None`` parts add nothing.
+
+    down: a ControlNet's residuals after each down-block layer (``down_block_additional_residuals``);
+    mid: its mid-block residual; intrablock: a T2I-Adapter's features, one per down block
+    (``down_intrablock_additional_residuals``).  Each has the UNet input's batch (B, or 2B with CFG).
+    """
+
+    down: tuple[torch.Tensor, ...] | None = None
+    mid: torch.Tensor | None = None
+    intrablock: tuple[torch.Tensor, ...] | None = None
+
+
 @runtime_checkable
 class Denoiser(Protocol):
     info: DenoiserInfo
@@ -69,6 +83,7 @@ class Denoiser(Protocol):
         timestep_cond: torch.Tensor | None = None,  # (B, time_cond_proj_dim)
         text_embeds: torch.Tensor | None = None,  # (B, P) SDXL
         time_ids: torch.Tensor | None = None,  # (B, 6) SDXL
+        residuals: ControlResiduals | None = None,  # structure controls (PyTorch only)
     ) -> torch.Tensor:
         """Predicted noise, (B, 4, h, w)."""
 
@@ -133,6 +148,7 @@ class ModelComponents:
     force_zeros_for_empty_prompt: bool = True  # SDXL: zero negative embeddings when no negative prompt
     backend: str = "torch"
     styles: StyleAdapters | None = None  # live style LoRAs (PyTorch); None: styles are baked in (Core ML)
+    controls: Any = None  # engine.controls.TorchControlModels (PyTorch); None: this backend takes no controls
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property

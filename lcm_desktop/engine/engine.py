@@ -42,12 +42,15 @@ from .loaders import Loader, TorchLoader
 from .sampler import sample
 
 StyleResolver = Callable[[str], Path]  # a style's name → its file (models.styles.StyleStore.path_of)
+ControlResolver = Callable[[str | Path], Path]  # a control model's name or folder → its folder (models.resolve)
 
 
 class Engine:
-    def __init__(self, loader: Loader | Path | str, *, cache_size: int = 32, styles: StyleResolver | None = None):
+    def __init__(self, loader: Loader | Path | str, *, cache_size: int = 32, styles: StyleResolver | None = None,
+                 controls: ControlResolver | None = None):
         """``loader``: a ``TorchLoader``/``CoreMLLoader`` (or any callable returning components); a folder
-        path means ``TorchLoader(folder)``.  ``styles``: how a request's style names become files."""
+        path means ``TorchLoader(folder)``.  ``styles``: how a request's style names become files;
+        ``controls``: how its control models' names become folders (default: folders only)."""
         if isinstance(loader, (str, Path)):
             loader = TorchLoader(Path(loader))
         self._loader = loader
@@ -56,6 +59,7 @@ class Engine:
         self._info: ModelInfo | None = None
         self._cache: OrderedDict[tuple, PromptEmbedding] = OrderedDict()
         self._styles = styles
+        self._controls = controls
         self._text_state: tuple = ()  # the text encoders' style state the cache keys on
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -64,9 +68,9 @@ class Engine:
 
     @classmethod
     def from_components(cls, components: ModelComponents, *, cache_size: int = 32,
-                        styles: StyleResolver | None = None) -> Engine:
+                        styles: StyleResolver | None = None, controls: ControlResolver | None = None) -> Engine:
         """An engine over modules built elsewhere (tests, benchmarks sharing modules with diffusers)."""
-        return cls(lambda: components, cache_size=cache_size, styles=styles)
+        return cls(lambda: components, cache_size=cache_size, styles=styles, controls=controls)
 
     # -- loading ---------------------------------------------------------------------------
     @property
@@ -155,7 +159,7 @@ class Engine:
             image_encoder = comps.tiny_image_encoder  # the live path: the tiny autoencoder both ways
         request, init_image, inpaint, finish = _start(request, comps.denoiser.info.in_channels)
         out = sample(comps, request, self.encode, on_step=on_step, cancel=cancel, init_image=init_image,
-                     image_encoder=image_encoder, inpaint=inpaint)
+                     image_encoder=image_encoder, inpaint=inpaint, controls=self.prepare_controls(request))
         decode_start = time.perf_counter()
         images = finish(to_pil(decoder.decode(out.denoised)))
         if cancel is not None and cancel.is_set():
@@ -189,6 +193,23 @@ class Engine:
             state = comps.styles.apply(loras, self._resolve_style)
         self._text_state = state.text_key
         return state
+
+    def prepare_controls(self, request: GenerationRequest):
+        """The resolved request's structure controls, ready for the loop (``None``: it has none)."""
+        if not request.controls:
+            return None
+        comps = self.load()
+        if comps.controls is None:
+            raise InvalidRequestError("controls", ", ".join(c.model_label for c in request.controls),
+                                      f"left out for {comps.name}: structure controls run on the PyTorch backend only")
+        from .controls import prepare_controls
+
+        return prepare_controls(comps.controls, request.controls, request.width, request.height, self._resolve_control)
+
+    def _resolve_control(self, model: str | Path) -> Path:
+        if self._controls is not None:
+            return self._controls(model)
+        return Path(model)
 
     def _resolve_style(self, name: str) -> Path:
         if self._styles is None:

@@ -13,7 +13,8 @@ prompt, seeds, steps, guidance and size it makes the same latents:
    are the starting image's VAE sample (drawn with generator i), noised to the first timestep with noise
    drawn from the same generators — the order diffusers draws in, so the pixels match.
 6. guidance embedding / SDXL size conditioning
-7. per step: one denoiser call → scheduler step → callback → cancel check
+7. per step: one denoiser call (with structure controls: their residuals first, ``engine/controls.py``) →
+   scheduler step → callback → cancel check
 The caller decodes the returned ``denoised`` latents (the last step's sample).
 
 The scheduler is the request's sampler preset's (``core.presets``: LCM, TCD with its ``eta``, Hyper-SD, DDIM /
@@ -43,6 +44,7 @@ from ..core.presets import (
 )
 from ..core.request import GenerationRequest, StepProgress, check_steps_for_strength
 from .components import ImageEncoder, ModelComponents, PromptEmbedding
+from .controls import RequestControls
 from .inpaint import LATENT_CHANNELS, LatentMask
 from .prompt_encoding import chunk_count, pad_chunks
 
@@ -89,13 +91,14 @@ def sample(
     init_image: torch.Tensor | None = None,
     image_encoder: ImageEncoder | None = None,
     inpaint: LatentMask | None = None,
+    controls: RequestControls | None = None,
 ) -> SamplerOutput:
     """Run the LCM loop for a resolved request; ``encode(prompt) -> (embedding, cache_hit)``.
 
     Image-to-image: ``init_image`` is the fitted starting image (1, 3, H, W) in [-1, 1] (H, W: the request's
     size) and ``image_encoder`` turns it into latents (the components' VAE encoder, or a tiny one).
     Inpainting: ``inpaint`` (``engine/inpaint.py``) makes the first latents, the UNet's input and the blend after
-    each step.
+    each step.  ``controls``: the request's prepared structure controls (``engine.controls.prepare_controls``).
     """
     from diffusers.utils.torch_utils import randn_tensor
 
@@ -206,6 +209,10 @@ def sample(
         _check_cancel(cancel)
         step_start = time.perf_counter()
         model_input = scheduler.scale_model_input(torch.cat([latents] * 2) if cfg else latents, t)
+        residuals = None
+        if controls is not None:  # on the 4-channel latents, as diffusers' ControlNet (inpaint) pipelines do
+            added = {"text_embeds": pooled, "time_ids": time_ids} if info.addition_time_embed else None
+            residuals = controls.residuals(i, len(timesteps), model_input, t, cond, added)
         if inpaint is not None:
             model_input = inpaint.model_input(model_input)
         noise_pred = den(
@@ -213,6 +220,7 @@ def sample(
             timestep_cond=timestep_cond,
             text_embeds=pooled if info.addition_time_embed else None,
             time_ids=time_ids,
+            **({"residuals": residuals} if residuals is not None else {}),
         )
         calls += 1
         if cfg:

@@ -103,12 +103,18 @@ class TorchDenoiser:
 
     @torch.inference_mode()
     def __call__(self, sample, timestep, encoder_hidden_states, *, timestep_cond=None, text_embeds=None,
-                 time_ids=None):
+                 time_ids=None, residuals=None):
         self.calls += 1
         added = {"text_embeds": text_embeds, "time_ids": time_ids} if self.info.addition_time_embed else None
+        extra = {}
+        if residuals is not None:  # structure controls (engine/controls.py), as diffusers' pipelines pass them
+            extra = {"down_block_additional_residuals": list(residuals.down) if residuals.down else None,
+                     "mid_block_additional_residual": residuals.mid,
+                     "down_intrablock_additional_residuals":  # the UNet pops this list: a fresh one, fresh tensors
+                         [r.clone() for r in residuals.intrablock] if residuals.intrablock else None}
         return self.unet(
             sample, timestep, encoder_hidden_states=encoder_hidden_states, timestep_cond=timestep_cond,
-            added_cond_kwargs=added, return_dict=False,
+            added_cond_kwargs=added, return_dict=False, **extra,
         )[0]
 
 
@@ -276,6 +282,8 @@ def components_from_modules(
         time_cond_proj_dim=cfg.time_cond_proj_dim,
         addition_time_embed=cfg.addition_embed_type == "text_time",
     )
+    from ..core.control_folder import BaseUnet
+    from .controls import TorchControlModels
     from .styles import TorchStyles
 
     return ModelComponents(
@@ -291,6 +299,7 @@ def components_from_modules(
         force_zeros_for_empty_prompt=force_zeros_for_empty_prompt,
         backend=f"torch:{dev.type}:{str(dt).removeprefix('torch.')}",
         styles=TorchStyles(unet, vae, pairs, family=family, model=name),
+        controls=TorchControlModels(BaseUnet.from_config(name, family, dict(cfg)), dev, dt),
     )
 
 

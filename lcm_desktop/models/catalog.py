@@ -19,14 +19,16 @@ from ..core.errors import ModelFormatError, ModelNotFoundError
 from ..core.paths import resource_path
 from ..core.presets import find_preset
 
-KINDS = ("lcm", "lcm-lora", "base", "tiny-decoder", "distill-lora", "distilled")  # distill-lora: TCD, Hyper-SD…
+KINDS = ("lcm", "lcm-lora", "base", "tiny-decoder", "distill-lora", "distilled", "controlnet",
+         "t2i-adapter")  # distill-lora: TCD, Hyper-SD…
 # on a base; distilled: a whole few-step pipeline (Turbo, SDXS)
 NON_COMMERCIAL = ("sai-nc-community", "cc-by-nc-4.0")  # licences `models list` marks "(non-commercial)"
 SOURCES = ("builtin", "hub")
 FAMILIES = ("sd", "sdxl")
 # diffusers: a whole pipeline folder; unet: a UNet folder (config.json + weights) that replaces a
-# base's UNet; lora: LoRA weights applied to a base; decoder: an AutoencoderTiny folder.
-LAYOUTS = ("diffusers", "unet", "lora", "decoder")
+# base's UNet; lora: LoRA weights applied to a base; decoder: an AutoencoderTiny folder; control: a ControlNetModel
+# or T2IAdapter folder (config.json + weights; models.resolve.resolve_control).
+LAYOUTS = ("diffusers", "unet", "lora", "decoder", "control")
 ALLOWED_SUFFIXES = (".safetensors", ".json", ".txt")
 CATALOG_FILE = "catalog.json"
 

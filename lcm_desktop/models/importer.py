@@ -27,6 +27,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from ..core.control_folder import inspect_control_folder, is_control_folder
 from ..core.errors import InvalidRequestError, ModelFormatError, ModelNotFoundError, UnsafeModelError
 from ..core.model_files import check_regular, copy_data_file, data_files, read_safetensors_header
 from ..core.model_folder import PICKLE_HINT, PICKLE_SUFFIXES, check_safetensors, inspect_model_folder
@@ -57,7 +58,24 @@ def import_model(source: Path | str, name: str | None = None, *, catalog: Catalo
             )
         return import_single_file(source, name, catalog=catalog, paths=paths, disk_usage=disk_usage,
                                   config_root=config_root)
+    if is_control_folder(source):
+        return import_control_folder(source, name, catalog=catalog, paths=paths, disk_usage=disk_usage)
     return import_folder(source, name, catalog=catalog, paths=paths, disk_usage=disk_usage)
+
+
+def import_control_folder(source: Path, name: str | None = None, *, catalog: Catalog | None = None,
+                          paths: AppPaths | None = None, disk_usage: DiskUsage = shutil.disk_usage) -> Path:
+    """Copy a ControlNet / T2I-Adapter folder's data files (config.json, safetensors; never code or pickles);
+    ``--control-model NAME`` then finds it (``models.resolve.resolve_control``)."""
+    inspect_control_folder(source)  # allow-listed class, safetensors only, not truncated
+    files = data_files(source, skip_dirs=SKIPPED_DIRS)
+    target = _target(source.name if name is None else name, catalog, paths)
+    _check_space(sum(size for _, _, size in files), target.parent, disk_usage)
+    with _Staging(target) as staging:
+        for relative, real, size in files:
+            _copy(real, staging / relative, size, relative, target)
+        inspect_control_folder(staging)
+    return target
 
 
 def import_folder(source: Path, name: str | None = None, *, catalog: Catalog | None = None,

@@ -10,11 +10,12 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
+from ..core.control_folder import is_control_folder
 from ..core.errors import ModelNotFoundError
-from ..core.paths import AppPaths
+from ..core.paths import AppPaths, resource_path
 from .catalog import Catalog
 from .installed import Source
-from .store import ModelStore
+from .store import IMPORTED_DIR, ModelStore
 from .views import usable_folder
 
 
@@ -49,3 +50,47 @@ def resolve_model(ref: str, catalog: Catalog | None = None, paths: AppPaths | No
         f"No model {ref!r}: not a catalog id, an imported model or an existing folder; {hint}"
         "`lcm-desktop models list` shows what is available."
     )
+
+
+CONTROL_KINDS = ("controlnet", "t2i-adapter")
+
+
+def resolve_control(ref: str | Path, catalog: Catalog | None = None, paths: AppPaths | None = None) -> Path:
+    """The control model folder ``ref`` names: a folder (a ``Path``), a built-in control (``resources/models``), a
+    catalog control's id or repo id (pulled), an imported control's name, or an existing path.  Never the network.
+
+    Whether the folder really is a control model, and fits the base, is ``core.control_folder``'s question, asked
+    by the engine when it loads it."""
+    if isinstance(ref, Path):
+        return ref
+    if ref and "/" not in ref and "\\" not in ref and not ref.startswith("."):
+        builtin = resource_path("models", ref)
+        if builtin.is_dir() and is_control_folder(builtin):
+            return builtin
+    store = ModelStore(catalog, paths)
+    entry = store.catalog.find(ref) or store.catalog.by_repo(ref)
+    if entry is not None and entry.kind in CONTROL_KINDS:
+        return pulled_control_folder(entry, store)
+    if ref and "/" not in ref and "\\" not in ref and not ref.startswith("."):
+        imported = store.paths.data / IMPORTED_DIR / ref
+        if imported.is_dir() and is_control_folder(imported):
+            return imported
+    path = Path(ref).expanduser()
+    if path.exists():
+        return path
+    controls = [e.id for e in store.catalog if e.kind in CONTROL_KINDS]
+    close = difflib.get_close_matches(ref, controls, n=3)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise ModelNotFoundError(
+        f"No control model {ref!r}: not a catalog control model, an imported one or an existing folder; {hint}"
+        "`lcm-desktop models list` shows the control models."
+    )
+
+
+def pulled_control_folder(entry, store: ModelStore) -> Path:
+    """The snapshot folder of a pulled catalog control model (one ``config.json`` + safetensors)."""
+    model = store.find(entry.id)
+    if model is None or model.path is None:
+        raise ModelNotFoundError(f"{entry.id} is not downloaded yet; run `lcm-desktop models pull {entry.id}` "
+                                 f"(about {entry.size_mb} MB).")
+    return Path(model.path)

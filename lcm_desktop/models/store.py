@@ -22,6 +22,7 @@ import uuid
 from functools import cached_property
 from pathlib import Path
 
+from ..core.control_folder import inspect_control_folder, is_control_folder
 from ..core.errors import LcmError, ModelCorruptError, ModelFormatError, ModelIncompleteError, ModelNotFoundError
 from ..core.model_folder import check_safetensors, inspect_model_folder
 from ..core.paths import AppPaths, builtin_model_path
@@ -229,7 +230,7 @@ def _hub_status(entry: CatalogEntry, repo, revision, partial: int) -> tuple[Inst
 def _layout_status(entry: CatalogEntry, folder: Path) -> tuple[InstallState, str]:
     if entry.layout == "diffusers":
         return _folder_status(folder)
-    needed = ["config.json"] if entry.layout in ("unet", "decoder") else []
+    needed = ["config.json"] if entry.layout in ("unet", "decoder", "control") else []
     missing = [n for n in needed if not (folder / n).is_file()]
     weights = entry_weights(entry, folder)
     if missing or not weights:
@@ -266,10 +267,29 @@ def _delete_hub_repo(entry: CatalogEntry, cache: Path) -> int:
 def _imported_models(root: Path) -> list[InstalledModel]:
     models = []
     for folder in _subfolders(root):
-        status, detail = _folder_status(folder)
-        models.append(InstalledModel(folder.name, _imported_kind(folder), Source.IMPORTED, folder,
-                                     _tree_size(folder), status, detail))
+        if is_control_folder(folder):  # an imported ControlNet / T2I-Adapter
+            status, detail, kind = *_control_status(folder), _control_kind(folder)
+        else:
+            (status, detail), kind = _folder_status(folder), _imported_kind(folder)
+        models.append(InstalledModel(folder.name, kind, Source.IMPORTED, folder, _tree_size(folder), status, detail))
     return models
+
+
+def _control_status(folder: Path) -> tuple[InstallState, str]:
+    try:
+        inspect_control_folder(folder)
+    except ModelCorruptError as exc:
+        return CORRUPT, exc.user_message
+    except LcmError as exc:
+        return INCOMPLETE, exc.user_message
+    return COMPLETE, ""
+
+
+def _control_kind(folder: Path) -> str:
+    try:
+        return inspect_control_folder(folder).kind.value
+    except LcmError:
+        return "controlnet"
 
 
 def _coreml_models(root: Path) -> list[InstalledModel]:

@@ -26,7 +26,8 @@ def test_shipped_catalog_has_the_required_models_builtin_first():
     lora = catalog.get("lcm-lora-sdv1-5")
     assert lora.kind == "lcm-lora" and catalog.get(lora.requires).repo_id  # a popular SD1.5 base
     assert catalog.get(catalog.get("lcm-lora-sdxl").requires).repo_id == "stabilityai/stable-diffusion-xl-base-1.0"
-    assert {e.kind for e in catalog} == {"lcm", "lcm-lora", "base", "tiny-decoder", "distill-lora", "distilled"}
+    assert {e.kind for e in catalog} == {"lcm", "lcm-lora", "base", "tiny-decoder", "distill-lora", "distilled",
+                                         "controlnet", "t2i-adapter"}
     for entry in catalog:
         if entry.downloadable:
             assert all(p.endswith((".safetensors", ".json", ".txt")) for p in entry.allow_patterns), entry.id

@@ -47,8 +47,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                      help="LCF: coarse-to-fine skips (200, 100, 40, then the LCM's 20 timesteps), learns faster")
     cmd.add_argument("--full", action="store_true",
                      help="train the whole UNet (small models) into a new model instead of a LoRA style")
-    cmd.add_argument("--text-encoder", action="store_true",
-                     help="a LoRA on the text encoder too: for a trigger word the model has never learned")
+    cmd.add_argument("--text-encoder", action=argparse.BooleanOptionalAction, default=None,
+                     help="a LoRA on the text encoder too: for a word the model has never learned (default: when "
+                          "the captions hold a word the tokenizer spells letter by letter)")
     cmd.add_argument("--resume", action="store_true", help="continue the last checkpoint of this --name")
     cmd.add_argument("--force", action="store_true", help="replace a style of this name; start over")
     cmd.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")
@@ -81,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
                                     "checkpoint is kept: run the same command with --resume to continue.",
                                     exc.step, exc.total) from exc
     line.close()
+    for note in result.notes:
+        print(note, file=sys.stderr)
     print(result.output)
     print(f"trained {result.steps} steps ({result.data}) in {result.seconds:.0f} s"
           f"{f', resumed from step {result.resumed_from}' if result.resumed_from else ''}; "

@@ -34,7 +34,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     cmd.add_argument("--name", required=True, help="the style's name: letters, digits, . _ - and spaces, ≤ 64")
     cmd.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
     cmd.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8)")
-    cmd.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (default 1e-4)")
+    cmd.add_argument("--lr", type=float, default=None,
+                     help="AdamW learning rate (default: 1e-3 for a small model such as the built-in one, 1e-4 for "
+                          "SD1.5-class)")
     cmd.add_argument("--batch", type=int, default=4, help="pictures per step (default 4)")
     cmd.add_argument("--size", type=int, default=None, help="training size in pixels (default: the model's native)")
     cmd.add_argument("--trigger", default=None, help="the word that calls up the style (used by --caption)")
@@ -45,8 +47,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     cmd.add_argument("--loss", choices=["l2", "huber"], default="l2", help="LCF distance (default l2)")
     cmd.add_argument("--ema", type=float, default=0.95,
                      help="decay μ of the LCF target network θ⁻ (default 0.95; 0: the current weights, stop-grad)")
-    cmd.add_argument("--curriculum", action="store_true",
-                     help="LCF: coarse-to-fine skips (200, 100, 40, then the LCM's 20 timesteps), learns faster")
+    cmd.add_argument("--curriculum", action=argparse.BooleanOptionalAction, default=True,
+                     help="LCF: coarse-to-fine skips (200, 100, 40, then the LCM's 20 timesteps), learns faster "
+                          "(default: on)")
     cmd.add_argument("--full", action="store_true",
                      help="train the whole UNet (small models) into a new model instead of a LoRA style")
     cmd.add_argument("--text-encoder", action=argparse.BooleanOptionalAction, default=None,

@@ -42,6 +42,14 @@ TEXT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")  # CLIP's attenti
 TRAINING_DIR = "training"
 PREVIEW_STEPS = 4
 ETA_WINDOW = 20  # steps whose mean time gives the ETA (the first steps are slow: warm-up)
+SMALL_UNET = 100_000_000  # parameters: the built-in model's UNet has 3.2 M, SD1.5's 860 M
+LR_SMALL, LR_LARGE = 1e-3, 1e-4  # docs/STYLES.md "Defaults": measured on the built-in model; SD1.5: the usual
+
+
+def default_lr(unet_parameters: int) -> float:
+    """The learning rate when none is asked for: 1e-3 for a small UNet (the built-in model: it learns a new
+    word in 1,000 steps, docs/STYLES.md), 1e-4 (the usual rate for a LoRA on SD1.5) for a large one."""
+    return LR_SMALL if unet_parameters < SMALL_UNET else LR_LARGE
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,7 @@ class TrainConfig:
     name: str
     steps: int = 1000
     rank: int = 8
-    lr: float = 1e-4
+    lr: float | None = None  # None: default_lr(the UNet's size)
     batch: int = 4
     size: int | None = None  # None: the model's native size
     trigger: str | None = None
@@ -62,7 +70,7 @@ class TrainConfig:
     loss: str = "l2"
     full: bool = False
     text_encoder: bool | None = None  # a LoRA on the text encoder too; None: when captions hold new words
-    curriculum: bool = False  # LCF: coarse-to-fine skips (lcf.CURRICULUM), ending on the LCM's k = 20
+    curriculum: bool = True  # LCF: coarse-to-fine skips (lcf.CURRICULUM), ending on the LCM's k = 20
     resume: bool = False
     force: bool = False
     checkpoint_every: int = 100
@@ -80,7 +88,7 @@ class TrainConfig:
             value = getattr(self, field_name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise InvalidRequestError(field_name, value, f"a whole number from {low} to {high}")
-        if not (isinstance(self.lr, float | int) and 0 < self.lr <= 1):
+        if self.lr is not None and not (isinstance(self.lr, float | int) and 0 < self.lr <= 1):
             raise InvalidRequestError("lr", self.lr, "a learning rate greater than 0 and at most 1")
         if self.size is not None and (self.size < 64 or self.size % 8):
             raise InvalidRequestError("size", self.size, "a multiple of 8 of at least 64")
@@ -207,7 +215,8 @@ class _Run:
         self.encoder = self.components.text_encoder.pairs[0][1] if self.text_encoder else None
         self.params = self._trainable()
         self.ema = EmaWeights(self.params, config.ema)
-        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=1e-2 if not config.full else 0.0)
+        self.lr = config.lr or default_lr(sum(p.numel() for p in self.unet.parameters()))
+        self.optimizer = torch.optim.AdamW(self.params, lr=self.lr, weight_decay=1e-2 if not config.full else 0.0)
         self.step, self.losses = 0, []
 
     @property

@@ -77,8 +77,9 @@ class TrainStyleDialog(QDialog):
         row.addWidget(browse)
         self.name = QLineEdit(objectName="trainName", placeholderText="my style")
         self.trigger = QLineEdit(objectName="trainTrigger", placeholderText="a word that calls up the style")
-        self.steps = QSpinBox(objectName="trainSteps", minimum=1, maximum=100_000, value=1000)
-        self.rank = QSpinBox(objectName="trainRank", minimum=1, maximum=128, value=8)
+        defaults = _config_defaults()  # the CLI's, so both front ends train the same run
+        self.steps = QSpinBox(objectName="trainSteps", minimum=1, maximum=100_000, value=defaults["steps"])
+        self.rank = QSpinBox(objectName="trainRank", minimum=1, maximum=128, value=defaults["rank"])
         form = QFormLayout()
         form.addRow("Pictures:", row)
         form.addRow("Name:", self.name)
@@ -120,7 +121,7 @@ class TrainStyleDialog(QDialog):
         trigger = self.trigger.text().strip() or None
         return TrainConfig(folder=Path(self.folder.text().strip()), model=self.model, name=self.name.text().strip(),
                            steps=self.steps.value(), rank=self.rank.value(), trigger=trigger,
-                           caption="a {} picture" if trigger else None, resume=resume,
+                           resume=resume,
                            preview_every=self.preview_every)
 
     def start(self) -> None:
@@ -215,6 +216,14 @@ class TrainStyleDialog(QDialog):
             self.task.wait()
             self._done()
         super().closeEvent(event)
+
+
+def _config_defaults() -> dict:
+    from dataclasses import fields
+
+    from ..training.trainer import TrainConfig
+
+    return {f.name: f.default for f in fields(TrainConfig)}
 
 
 def child_args(config, previews: Path) -> list[str]:

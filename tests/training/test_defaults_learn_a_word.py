@@ -15,6 +15,7 @@ from lcm_desktop.core.paths import AppPaths
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # ~6 minutes on a quiet core; 12 on the shared 2-core box
 def test_the_plain_command_teaches_the_built_in_model_a_new_word(tmp_path, capsys):
     from convert.demo_model import word_eval
 

@@ -2,16 +2,21 @@
 
     result = train(TrainConfig(folder, model_folder, "pink", steps=1000), on_progress=print, cancel=event)
 
-1. check the name and where the result goes (before anything heavy loads);
-2. load the model (``engine.torch_backend``, float32, on ``training_device``) and the pictures (``data``);
-3. encode every picture once (the VAE posterior's mean and std: each step samples it) and every caption once
-   (the text encoder is frozen);
-4. LoRA on the UNet's attention projections (PEFT), or the whole UNet (``full``);
+1. check the name, the seed and where the result goes (before anything heavy loads);
+2. load the model (``engine.torch_backend``, float32, on ``training_device``) and the pictures (``data``); refuse
+   captions that name a style and build the preview's request now, so nothing the last step needs fails after
+   the first (``captions``);
+3. encode every picture once (the VAE posterior's mean and std: each step samples it) and tokenize every caption
+   once, one way (``captions``: plain text, cut at 75 tokens); without a text-encoder LoRA encode them once too;
+4. LoRA on the UNet's attention projections (PEFT), or the whole UNet (``full``); on the text encoder too when
+   asked or when captions hold words new to its tokenizer; initialised from the run's own generator (the global
+   torch RNG is never drawn from or set);
 5. resume from ``<app cache>/training/<name>/checkpoint.safetensors`` when asked (``checkpoint``);
 6. per step: cancel check → ``lcf.training_step`` → progress (loss, s/step, ETA) → every N steps a checkpoint
    and a 4-step preview through the engine's own LCM loop, with the weights being trained;
 7. publish the EMA weights (θ⁻) as the style file (``style_file``; ``full``: a model folder beside the imported
-   models), then drop the checkpoint.
+   models), then drop the checkpoint.  A failure after step 1 (preview, publish) saves the checkpoint first; a
+   non-finite loss stops the run with the last good one.
 """
 
 from __future__ import annotations

@@ -135,6 +135,7 @@ class TrainStyleDialog(QDialog):
         except InvalidRequestError as exc:
             self.status.setText(exc.user_message)
             return
+        self.output = None
         self._previews = Path(tempfile.mkdtemp(prefix="lcm-train-previews-"))
         self.task = TrainProcess(child_args(config, self._previews), env=child_env(self.paths), program=self.program)
         self.task.event.connect(self._on_event)

@@ -30,6 +30,7 @@ def no_training_here(monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # two child processes, each importing torch and loading the model
 def test_start_progress_cancel_and_start_again_resumes_in_a_child_process(qtbot, tiny_lcm, tmp_path,
                                                                           no_training_here, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the child's torch threads (the suite shares two cores)

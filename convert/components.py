@@ -23,6 +23,7 @@ from convert.wrappers import (
     VAEEncoderWrapper,
 )
 from lcm_desktop.core.manifest import TEXT_ENCODER, TEXT_ENCODER_2, TINY_DECODER, UNET, VAE_DECODER, VAE_ENCODER
+from lcm_desktop.core.vae_precision import vae_runs_in_fp32
 
 
 @dataclass
@@ -71,7 +72,7 @@ def plan_jobs(pipe, source: SourceModel, options: ConvertOptions, taesd=None) ->
         )
         jobs.append(Job(UNET, wrapper, "export", _unet_eager(pipe.unet, wrapper.input_names), pipe.unet))
     # SDXL's VAE overflows in fp16 (its config says force_upcast, as diffusers' pipelines read it): keep fp32.
-    vae_precision = "float32" if source.family == "sdxl" and source.vae_config.get("force_upcast", False) else "float16"
+    vae_precision = "float32" if vae_runs_in_fp32(source.family, source.vae_config) else "float16"
     if "vae_decoder" in options.components:
         vae = pipe.vae
         jobs.append(Job(VAE_DECODER, VAEDecoderWrapper(vae, latent_hw), "export",

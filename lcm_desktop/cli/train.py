@@ -8,6 +8,7 @@ step, keeps a checkpoint and says how to resume; the style's path is printed on 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from ..core.errors import TrainingCancelled
 from ..core.paths import builtin_model_path
+from ..training.progress import done_line, note_line, step_line
 
 FLAGS = {"name": "--name", "steps": "--steps", "rank": "--rank", "lr": "--lr", "batch": "--batch", "size": "--size",
          "method": "--method", "loss": "--loss", "checkpoint_every": "--checkpoint-every",
@@ -32,7 +34,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     cmd.add_argument("--name", required=True, help="the style's name: letters, digits, . _ - and spaces, ≤ 64")
     cmd.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
     cmd.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8)")
-    cmd.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (default 1e-4)")
+    cmd.add_argument("--lr", type=float, default=None,
+                     help="AdamW learning rate (default: 1e-3 for a small model such as the built-in one, 1e-4 for "
+                          "SD1.5-class)")
     cmd.add_argument("--batch", type=int, default=4, help="pictures per step (default 4)")
     cmd.add_argument("--size", type=int, default=None, help="training size in pixels (default: the model's native)")
     cmd.add_argument("--trigger", default=None, help="the word that calls up the style (used by --caption)")
@@ -43,18 +47,25 @@ def add_parser(sub) -> argparse.ArgumentParser:
     cmd.add_argument("--loss", choices=["l2", "huber"], default="l2", help="LCF distance (default l2)")
     cmd.add_argument("--ema", type=float, default=0.95,
                      help="decay μ of the LCF target network θ⁻ (default 0.95; 0: the current weights, stop-grad)")
-    cmd.add_argument("--curriculum", action="store_true",
-                     help="LCF: coarse-to-fine skips (200, 100, 40, then the LCM's 20 timesteps), learns faster")
+    cmd.add_argument("--curriculum", action=argparse.BooleanOptionalAction, default=True,
+                     help="LCF: coarse-to-fine skips (200, 100, 40, then the LCM's 20 timesteps), learns faster "
+                          "(default: on)")
     cmd.add_argument("--full", action="store_true",
                      help="train the whole UNet (small models) into a new model instead of a LoRA style")
-    cmd.add_argument("--text-encoder", action="store_true",
-                     help="a LoRA on the text encoder too: for a trigger word the model has never learned")
+    cmd.add_argument("--text-encoder", action=argparse.BooleanOptionalAction, default=None,
+                     help="a LoRA on the text encoder too: for a word the model has never learned (default: when "
+                          "the captions hold a word the tokenizer spells letter by letter)")
     cmd.add_argument("--resume", action="store_true", help="continue the last checkpoint of this --name")
     cmd.add_argument("--force", action="store_true", help="replace a style of this name; start over")
     cmd.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")
     cmd.add_argument("--preview-every", type=int, default=0, help="steps between preview images (default 0: none)")
     cmd.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
     cmd.add_argument("--device", default=None, help="auto (default: mps, cuda, else cpu), mps, cuda[:N] or cpu")
+    cmd.add_argument("--progress", choices=["text", "json"], default="text",
+                     help="text (default: one line with the ETA on stderr) or json (training.progress lines on "
+                          "stdout, for the app)")
+    cmd.add_argument("--preview-dir", type=Path, default=None,
+                     help="with --progress json: write each preview there as <step>.png")
     return cmd
 
 
@@ -71,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         preview_every=args.preview_every, seed=args.seed, device=args.device,
     )
     cancel = threading.Event()
-    line = _ProgressLine()
+    line = _JsonLines(args.preview_dir) if args.progress == "json" else _ProgressLine()
     with _CtrlCSets(cancel):
         try:
             result = train(config, on_progress=line.update, cancel=cancel)
@@ -81,6 +92,13 @@ def run(args: argparse.Namespace) -> int:
                                     "checkpoint is kept: run the same command with --resume to continue.",
                                     exc.step, exc.total) from exc
     line.close()
+    if args.progress == "json":
+        for note in result.notes:
+            print(note_line(note), flush=True)
+        print(done_line(result.output), flush=True)
+        return 0
+    for note in result.notes:
+        print(note, file=sys.stderr)
     print(result.output)
     print(f"trained {result.steps} steps ({result.data}) in {result.seconds:.0f} s"
           f"{f', resumed from step {result.resumed_from}' if result.resumed_from else ''}; "
@@ -89,25 +107,53 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _CtrlCSets:
-    """While inside: the first Ctrl-C sets ``event`` (the run stops between steps); a second one interrupts."""
+    """While inside: the first Ctrl-C (or SIGTERM: the app's Cancel) sets ``event`` (the run stops between steps,
+    keeping its checkpoint); a second Ctrl-C interrupts."""
 
     def __init__(self, event: threading.Event):
         self.event = event
         self.previous = None
+        self.previous_term = None
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGINT, self._handle)
+            self.previous_term = signal.signal(signal.SIGTERM, self._handle_term)
         return self
 
     def _handle(self, signum, frame):
         self.event.set()
         signal.signal(signal.SIGINT, self.previous or signal.default_int_handler)
 
+    def _handle_term(self, signum, frame):
+        self.event.set()
+
     def __exit__(self, *exc):
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
+            signal.signal(signal.SIGTERM, self.previous_term or signal.SIG_DFL)
         return False
+
+
+class _JsonLines:
+    """``--progress json``: one ``training.progress`` line per step on stdout; previews as PNGs in ``folder``."""
+
+    def __init__(self, folder: Path | None):
+        self.folder = folder
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def update(self, p) -> None:
+        preview = None
+        if p.preview is not None and self.folder is not None:
+            preview = self.folder / f"{p.step}.png"
+            part = preview.with_name(f".{preview.name}.part")
+            p.preview.save(part, format="PNG")
+            os.replace(part, preview)  # the app never reads a half-written preview
+        print(step_line(p.step, p.total, p.loss, p.eta_seconds, preview), flush=True)
+
+    def close(self) -> None:
+        pass
 
 
 class _ProgressLine:

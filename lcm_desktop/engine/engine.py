@@ -269,9 +269,10 @@ def image_tensor(image: Any) -> torch.Tensor:
     import numpy as np
 
     array = np.asarray(image.convert("RGB")).astype(np.float32) / 255.0
-    # contiguous NCHW, as diffusers passes it: the VAE encoder's convolution takes another kernel path on
-    # channels-last strides (latents off by ~1e-6, an image pixel off by 1)
-    return (torch.from_numpy(array).permute(2, 0, 1)[None] * 2.0 - 1.0).contiguous()
+    # the layout diffusers' VaeImageProcessor gives: an NCHW view of HWC memory (channels-last strides).  The
+    # VAE encoder's convolution takes another kernel path on each layout: in fp16 the latents differ by ~1e-3
+    # (issue 25 item 9); ``TorchImageEncoder`` makes it contiguous where diffusers' batch path does.
+    return torch.from_numpy(array[None].transpose(0, 3, 1, 2)) * 2.0 - 1.0
 
 
 def to_pil(images: torch.Tensor) -> list[Any]:

@@ -161,7 +161,11 @@ class TorchImageEncoder:
         images = images.to(self.device, self._scaling.dtype)
         if generators is not None and images.shape[0] not in (1, len(generators)):
             raise ValueError(f"{images.shape[0]} images for {len(generators)} generators")
-        if generators is not None and images.shape[0] > 1:  # as diffusers: each image with its own generator
+        if generators is not None and len(generators) > 1:
+            # as diffusers' img2img batch path: the image repeated (torch.cat: contiguous), each row encoded
+            # with its own generator
+            if images.shape[0] == 1:
+                images = torch.cat([images] * len(generators))
             latents = torch.cat([self._latents(images[i : i + 1], [g]) for i, g in enumerate(generators)])
         else:
             latents = self._latents(images, generators)
@@ -327,9 +331,11 @@ def load_tiny_decoder(folder: Path | str, device: torch.device, dtype: torch.dty
 
 
 def _vae_dtype(model: ModelFolder, dtype: torch.dtype) -> torch.dtype:
-    """SDXL's VAE overflows in fp16 (``force_upcast``): keep it in fp32 there, as diffusers does."""
+    """fp32 where diffusers upcasts (``core.vae_precision``: SDXL-class with ``force_upcast``), else ``dtype``."""
+    from ..core.vae_precision import vae_runs_in_fp32
+
     config = read_json(model.path / "vae" / "config.json")
-    return torch.float32 if dtype == torch.float16 and config.get("force_upcast", False) else dtype
+    return torch.float32 if dtype == torch.float16 and vae_runs_in_fp32(model.family, config) else dtype
 
 
 # The load boundary: diffusers, transformers and safetensors raise almost any exception type on a

@@ -1,4 +1,4 @@
-"""Background tasks for the model manager: a function run on a QThread, and the converter as a child process.
+"""Background tasks: a function run on a QThread; the converter and style training as child processes.
 
 Like the engine thread, tasks never touch widgets: they emit plain data.
 """
@@ -110,3 +110,77 @@ class ConvertProcess(QObject):
             self.finished.emit(ConvertOutcome.OK.value, "")
         else:
             self.finished.emit(ConvertOutcome.FAILED.value, self._last.removeprefix("error: "))
+
+
+class TrainProcess(QObject):
+    """``python -m lcm_desktop train-style … --progress json`` as a child process (issue 25, review B-5).
+
+    The model the training loads, and its memory, stay in the child; the app's engine thread and torch's
+    process-wide state (RNG, thread pool) are untouched.  Each ``training.progress`` line on the child's stdout
+    becomes an ``event`` (plain data); the child's last stderr line is the failure message.  Cancel sends SIGTERM:
+    the child stops after its step, keeps its checkpoint and exits 130.
+    """
+
+    event = Signal(object)  # training.progress.TrainEvent
+    finished = Signal(str, str)  # ConvertOutcome value, the child's last error line (when failed)
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, program: list[str] | None = None):
+        super().__init__()
+        from PySide6.QtCore import QProcessEnvironment
+
+        self.process = QProcess(self)
+        if env:
+            environment = QProcessEnvironment.systemEnvironment()
+            for key, value in env.items():
+                environment.insert(key, value)
+            self.process.setProcessEnvironment(environment)
+        self.process.readyReadStandardOutput.connect(self._read_out)
+        self.process.readyReadStandardError.connect(self._read_err)
+        self.process.finished.connect(self._done)
+        self._program = program or [sys.executable, "-m", "lcm_desktop", "train-style"]
+        self._args = [*args, "--progress", "json"]
+        self._out, self._err, self._last = b"", b"", ""
+        self._cancelled = False
+
+    def start(self) -> None:
+        self.process.start(self._program[0], self._program[1:] + self._args)
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self.process.terminate()
+
+    def wait(self, msecs: int = 120_000) -> bool:
+        return self.process.state() == QProcess.ProcessState.NotRunning or self.process.waitForFinished(msecs)
+
+    def _read_out(self) -> None:
+        from ..training.progress import MAX_LINE, parse_line
+
+        self._out += bytes(self.process.readAllStandardOutput())
+        *lines, self._out = self._out.split(b"\n")
+        self._out = self._out[-MAX_LINE:]
+        for raw in lines:
+            event = parse_line(raw.decode("utf-8", "replace").strip())
+            if event is not None:
+                self.event.emit(event)
+
+    def _read_err(self) -> None:
+        self._err += bytes(self.process.readAllStandardError())
+        *lines, self._err = self._err.split(b"\n")
+        self._err = self._err[-10_000:]
+        for raw in lines:
+            text = raw.decode("utf-8", "replace").strip()
+            if text.startswith(("error:", "cancelled:")):
+                self._last = text
+
+    def _done(self, code: int, status) -> None:
+        self._out += b"\n"
+        self._err += b"\n"
+        self._read_out()
+        self._read_err()
+        if self._cancelled:
+            self.finished.emit(ConvertOutcome.CANCELLED.value, self._last.removeprefix("cancelled: "))
+        elif code == 0 and status == QProcess.ExitStatus.NormalExit:
+            self.finished.emit(ConvertOutcome.OK.value, "")
+        else:
+            self.finished.emit(ConvertOutcome.FAILED.value,
+                               self._last.removeprefix("error: ") or f"The training process ended (code {code}).")

@@ -1,12 +1,16 @@
 """"New Style from Images…": pick a folder of pictures, name the style, train it (LCF) with progress and previews.
 
-Start runs ``training.trainer.train`` on a ``Task`` thread; the worker emits ``TrainUpdate`` (plain numbers and a
-QImage), never touching widgets.  Cancel stops between steps and keeps the checkpoint; Start again resumes it.
-On success the dialog says where the style went and emits ``styleCreated(path)``.
+Start checks the settings here (``TrainConfig``, nothing loads) and runs the training as a child process
+(``tasks.TrainProcess``: ``train-style … --progress json``), so the model it trains never sits beside the app's
+own and torch's process-wide state stays the app's; each progress line becomes a ``TrainUpdate`` (numbers and
+the preview the child wrote, read as a QImage).  Cancel stops the child between steps and keeps the checkpoint;
+Start again resumes it.  On success the dialog says where the style went and emits ``styleCreated(path)``.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,18 +29,17 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from ..core.errors import InvalidRequestError, TrainingCancelled
+from ..core.errors import InvalidRequestError
 from ..core.paths import AppPaths, builtin_model_path
 from .dialogs import show_error
-from .images import pil_to_qimage
-from .tasks import Task
+from .tasks import ConvertOutcome, TrainProcess
 
 PREVIEW_SIDE = 192
 
 
 @dataclass(frozen=True)
 class TrainUpdate:
-    """What the training thread tells the dialog after a step."""
+    """What the training child tells the dialog after a step."""
 
     step: int
     total: int
@@ -60,7 +63,9 @@ class TrainStyleDialog(QDialog):
         self.paths = paths
         self.model = Path(model) if model is not None else builtin_model_path()
         self.preview_every = preview_every
-        self.task: Task | None = None
+        self.task: TrainProcess | None = None
+        self.program: list[str] | None = None  # None: this Python's ``-m lcm_desktop train-style`` (tests: a stand-in)
+        self._previews: Path | None = None
         self.output: Path | None = None
         self.last_update: TrainUpdate | None = None
 
@@ -72,8 +77,9 @@ class TrainStyleDialog(QDialog):
         row.addWidget(browse)
         self.name = QLineEdit(objectName="trainName", placeholderText="my style")
         self.trigger = QLineEdit(objectName="trainTrigger", placeholderText="a word that calls up the style")
-        self.steps = QSpinBox(objectName="trainSteps", minimum=1, maximum=100_000, value=1000)
-        self.rank = QSpinBox(objectName="trainRank", minimum=1, maximum=128, value=8)
+        defaults = _config_defaults()  # the CLI's, so both front ends train the same run
+        self.steps = QSpinBox(objectName="trainSteps", minimum=1, maximum=100_000, value=defaults["steps"])
+        self.rank = QSpinBox(objectName="trainRank", minimum=1, maximum=128, value=defaults["rank"])
         form = QFormLayout()
         form.addRow("Pictures:", row)
         form.addRow("Name:", self.name)
@@ -115,7 +121,7 @@ class TrainStyleDialog(QDialog):
         trigger = self.trigger.text().strip() or None
         return TrainConfig(folder=Path(self.folder.text().strip()), model=self.model, name=self.name.text().strip(),
                            steps=self.steps.value(), rank=self.rank.value(), trigger=trigger,
-                           caption="a {} picture" if trigger else None, resume=resume,
+                           resume=resume,
                            preview_every=self.preview_every)
 
     def start(self) -> None:
@@ -129,11 +135,11 @@ class TrainStyleDialog(QDialog):
         except InvalidRequestError as exc:
             self.status.setText(exc.user_message)
             return
-        self.task = Task(lambda on_progress, cancel: _run(config, self.paths, on_progress, cancel), TrainingCancelled)
-        self.task.progress.connect(self._on_progress)
-        self.task.finished.connect(self._on_finished)
-        self.task.failed.connect(self._on_failed)
-        self.task.cancelled.connect(self._on_cancelled)
+        self.output = None
+        self._previews = Path(tempfile.mkdtemp(prefix="lcm-train-previews-"))
+        self.task = TrainProcess(child_args(config, self._previews), env=child_env(self.paths), program=self.program)
+        self.task.event.connect(self._on_event)
+        self.task.finished.connect(self._on_child_finished)
         self._set_running(True)
         self.status.setText("Loading the model and the pictures…")
         self.task.start()
@@ -143,7 +149,25 @@ class TrainStyleDialog(QDialog):
             self.status.setText("Stopping after this step…")
             self.task.cancel()
 
-    # -- from the training thread (queued) ----------------------------------------------------------
+    # -- from the training child --------------------------------------------------------------------
+    def _on_event(self, event) -> None:
+        if event.event == "step":
+            preview = None
+            if event.preview is not None and self._previews is not None and event.preview.parent == self._previews:
+                image = QImage(str(event.preview))
+                preview = None if image.isNull() else image
+            self._on_progress(TrainUpdate(event.step, event.total, event.loss, event.eta_seconds, preview))
+        elif event.event == "done" and event.output is not None:
+            self.output = event.output
+
+    def _on_child_finished(self, outcome: str, message: str) -> None:
+        if outcome == ConvertOutcome.OK.value and self.output is not None:
+            self._on_finished(self.output)
+        elif outcome == ConvertOutcome.CANCELLED.value:
+            self._on_cancelled()
+        else:
+            self._on_failed(message or "Training failed.", message)
+
     def _on_progress(self, update: TrainUpdate) -> None:
         self.last_update = update
         self.progress.setMaximum(update.total)
@@ -175,6 +199,9 @@ class TrainStyleDialog(QDialog):
         if self.task is not None:
             self.task.wait()
         self.task = None
+        if self._previews is not None:
+            shutil.rmtree(self._previews, ignore_errors=True)
+            self._previews = None
         self._set_running(False)
 
     def _set_running(self, running: bool) -> None:
@@ -185,18 +212,37 @@ class TrainStyleDialog(QDialog):
 
     def closeEvent(self, event) -> None:
         if self.task is not None:
+            self.task.finished.disconnect(self._on_child_finished)
             self.task.cancel()
             self.task.wait()
-            self.task = None
+            self._done()
         super().closeEvent(event)
 
 
-def _run(config, paths: AppPaths, on_progress, cancel) -> Path:
-    """On the training thread: train, turning each step's progress into a ``TrainUpdate`` (QImage, not widgets)."""
-    from ..training.trainer import train
+def _config_defaults() -> dict:
+    from dataclasses import fields
 
-    def forward(p) -> None:
-        preview = pil_to_qimage(p.preview) if p.preview is not None else None
-        on_progress(TrainUpdate(p.step, p.total, p.loss, p.eta_seconds, preview))
+    from ..training.trainer import TrainConfig
 
-    return train(config, paths=paths, on_progress=forward, cancel=cancel).output
+    return {f.name: f.default for f in fields(TrainConfig)}
+
+
+def child_args(config, previews: Path) -> list[str]:
+    """``train-style`` flags for the run ``config`` describes (the dialog's fields; the rest are the CLI's defaults)."""
+    args = [str(config.folder), "--model", str(config.model), "--name", config.name, "--steps", str(config.steps),
+            "--rank", str(config.rank), "--preview-every", str(config.preview_every), "--preview-dir", str(previews)]
+    if config.trigger:
+        args += ["--trigger", config.trigger]
+    if config.caption:
+        args += ["--caption", config.caption]
+    if config.resume:
+        args.append("--resume")
+    return args
+
+
+def child_env(paths: AppPaths) -> dict[str, str]:
+    """The child's ``LCM_DESKTOP_HOME`` when the dialog's folders are not the default ones (tests, a custom home)."""
+    if paths == AppPaths.default():
+        return {}
+    home = paths.data.parent
+    return {"LCM_DESKTOP_HOME": str(home)}

@@ -5,8 +5,9 @@
 - ``param.<i>``: the trained weights (the LoRA's, or the UNet's with ``--full``), in the order of ``params``;
 - ``ema.<i>``: their EMA (the LCF target θ⁻);
 - ``opt.<i>.<key>``: AdamW's per-parameter state (``step``, ``exp_avg``, ``exp_avg_sq``);
-- ``rng.torch``, ``rng.run``: the global torch RNG and the run's own generator (batches, n, ε, w), so a
-  resumed run draws what the uninterrupted one would have drawn;
+- ``rng.run``: the run's own generator (batches, n, ε, w), so a resumed run draws what the uninterrupted one
+  would have drawn (training never draws from, or sets, torch's global RNG: an older checkpoint's ``rng.torch``
+  is ignored);
 
 and in the metadata ``lcm_desktop_checkpoint``: the step, the run's fingerprint (model, method, rank, …) and the
 optimiser's param groups.  It is written whole with ``publish_file(replace=True)``: a crash while saving leaves
@@ -53,7 +54,6 @@ def save_checkpoint(path: Path, *, step: int, params: list[torch.Tensor], ema: l
         for key, value in per_param.items():
             value = value if torch.is_tensor(value) else torch.tensor(float(value))
             tensors[f"opt.{i}.{key}"] = value.detach().cpu().contiguous().clone()
-    tensors["rng.torch"] = torch.get_rng_state().clone()
     tensors["rng.run"] = generator.get_state().clone()
     meta = {"step": step, "fingerprint": fingerprint, "param_groups": state["param_groups"],
             "losses": [round(x, 6) for x in list(losses)[-1000:]]}
@@ -95,5 +95,4 @@ def restore(checkpoint: Checkpoint, *, params: list[torch.nn.Parameter], ema: li
             _, index, name = key.split(".", 2)
             state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": checkpoint.param_groups})
-    torch.set_rng_state(t["rng.torch"])
     generator.set_state(t["rng.run"])

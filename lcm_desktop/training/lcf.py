@@ -256,7 +256,8 @@ def plain_loss(unet, schedule: Schedule, settings: LcfSettings, latents: torch.T
 
 def training_step(unet, scheduler, schedule: Schedule, ema: EmaWeights, optimizer, settings: LcfSettings,
                   latents: torch.Tensor, text: Text, generator: torch.Generator) -> float:
-    """One optimiser step of ``settings.method`` on a batch; updates θ⁻ after it.  Returns the loss."""
+    """One optimiser step of ``settings.method`` on a batch; updates θ⁻ after it.  Returns the loss; a non-finite
+    loss (or gradient) changes nothing and is returned as it is (the caller stops)."""
     d = draw(schedule, settings, latents, generator)
     if settings.method == "lcf":
         loss = lcf_loss(unet, scheduler, schedule, ema, settings, latents, text, d)
@@ -264,9 +265,14 @@ def training_step(unet, scheduler, schedule: Schedule, ema: EmaWeights, optimize
         loss = plain_loss(unet, schedule, settings, latents, text, d)
     else:
         raise ValueError(f"method {settings.method!r} is not one of {METHODS}")
+    if not torch.isfinite(loss):
+        return float(loss.detach())
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(ema.params, 1.0)
+    norm = torch.nn.utils.clip_grad_norm_(ema.params, 1.0)
+    if not torch.isfinite(norm):
+        optimizer.zero_grad(set_to_none=True)
+        return float("nan")
     optimizer.step()
     ema.update()
     return float(loss.detach())

@@ -2,20 +2,26 @@
 
     result = train(TrainConfig(folder, model_folder, "pink", steps=1000), on_progress=print, cancel=event)
 
-1. check the name and where the result goes (before anything heavy loads);
-2. load the model (``engine.torch_backend``, float32, on ``training_device``) and the pictures (``data``);
-3. encode every picture once (the VAE posterior's mean and std: each step samples it) and every caption once
-   (the text encoder is frozen);
-4. LoRA on the UNet's attention projections (PEFT), or the whole UNet (``full``);
+1. check the name, the seed and where the result goes (before anything heavy loads);
+2. load the model (``engine.torch_backend``, float32, on ``training_device``) and the pictures (``data``); refuse
+   captions that name a style and build the preview's request now, so nothing the last step needs fails after
+   the first (``captions``);
+3. encode every picture once (the VAE posterior's mean and std: each step samples it) and tokenize every caption
+   once, one way (``captions``: plain text, cut at 75 tokens); without a text-encoder LoRA encode them once too;
+4. LoRA on the UNet's attention projections (PEFT), or the whole UNet (``full``); on the text encoder too when
+   asked or when captions hold words new to its tokenizer; initialised from the run's own generator (the global
+   torch RNG is never drawn from or set);
 5. resume from ``<app cache>/training/<name>/checkpoint.safetensors`` when asked (``checkpoint``);
 6. per step: cancel check → ``lcf.training_step`` → progress (loss, s/step, ETA) → every N steps a checkpoint
    and a 4-step preview through the engine's own LCM loop, with the weights being trained;
 7. publish the EMA weights (θ⁻) as the style file (``style_file``; ``full``: a model folder beside the imported
-   models), then drop the checkpoint.
+   models), then drop the checkpoint.  A failure after step 1 (preview, publish) saves the checkpoint first; a
+   non-finite loss stops the run with the last good one.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 import threading
 import time
@@ -27,9 +33,11 @@ from typing import Any
 
 import torch
 
-from ..core.errors import InvalidRequestError, TrainingCancelled, TrainingError
+from ..core.errors import InvalidRequestError, LcmError, TrainingCancelled, TrainingError
 from ..core.paths import AppPaths
+from ..core.request import MAX_SEED
 from . import checkpoint as ckpt
+from .captions import caption_ids, check_captions, encode_ids, new_words
 from .data import TrainingSet, load_training_set
 from .lcf import LOSSES, METHODS, EmaWeights, LcfSettings, Schedule, curriculum_factor, training_step
 from .style_file import StyleInfo, check_style_name, lora_tensors, style_metadata, style_path, write_style
@@ -39,6 +47,14 @@ TEXT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")  # CLIP's attenti
 TRAINING_DIR = "training"
 PREVIEW_STEPS = 4
 ETA_WINDOW = 20  # steps whose mean time gives the ETA (the first steps are slow: warm-up)
+SMALL_UNET = 100_000_000  # parameters: the built-in model's UNet has 3.2 M, SD1.5's 860 M
+LR_SMALL, LR_LARGE = 1e-3, 1e-4  # docs/STYLES.md "Defaults": measured on the built-in model; SD1.5: the usual
+
+
+def default_lr(unet_parameters: int) -> float:
+    """The learning rate when none is asked for: 1e-3 for a small UNet (the built-in model: it learns a new
+    word in 1,000 steps, docs/STYLES.md), 1e-4 (the usual rate for a LoRA on SD1.5) for a large one."""
+    return LR_SMALL if unet_parameters < SMALL_UNET else LR_LARGE
 
 
 @dataclass(frozen=True)
@@ -50,7 +66,7 @@ class TrainConfig:
     name: str
     steps: int = 1000
     rank: int = 8
-    lr: float = 1e-4
+    lr: float | None = None  # None: default_lr(the UNet's size)
     batch: int = 4
     size: int | None = None  # None: the model's native size
     trigger: str | None = None
@@ -58,8 +74,8 @@ class TrainConfig:
     method: str = "lcf"
     loss: str = "l2"
     full: bool = False
-    text_encoder: bool = False  # a LoRA on the text encoder too (a new word the encoder never learned)
-    curriculum: bool = False  # LCF: coarse-to-fine skips (lcf.CURRICULUM), ending on the LCM's k = 20
+    text_encoder: bool | None = None  # a LoRA on the text encoder too; None: when captions hold new words
+    curriculum: bool = True  # LCF: coarse-to-fine skips (lcf.CURRICULUM), ending on the LCM's k = 20
     resume: bool = False
     force: bool = False
     checkpoint_every: int = 100
@@ -77,7 +93,7 @@ class TrainConfig:
             value = getattr(self, field_name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise InvalidRequestError(field_name, value, f"a whole number from {low} to {high}")
-        if not (isinstance(self.lr, float | int) and 0 < self.lr <= 1):
+        if self.lr is not None and not (isinstance(self.lr, float | int) and 0 < self.lr <= 1):
             raise InvalidRequestError("lr", self.lr, "a learning rate greater than 0 and at most 1")
         if self.size is not None and (self.size < 64 or self.size % 8):
             raise InvalidRequestError("size", self.size, "a multiple of 8 of at least 64")
@@ -89,6 +105,10 @@ class TrainConfig:
             raise InvalidRequestError("text_encoder", True, "used without full (it adds a LoRA to the text encoder)")
         if self.loss not in LOSSES:
             raise InvalidRequestError("loss", self.loss, f"one of {', '.join(LOSSES)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise InvalidRequestError("seed", self.seed, f"a whole number from 0 to {MAX_SEED}")
+        if self.preview_prompt is not None:
+            check_captions([self.preview_prompt])
 
     @property
     def fingerprint(self) -> dict[str, Any]:
@@ -113,6 +133,10 @@ class TrainProgress:
         return self.seconds_per_step * (self.total - self.step)
 
 
+class _NonFinite(TrainingError):
+    """The loss went NaN or infinite: the run stops with its last good checkpoint."""
+
+
 @dataclass(frozen=True)
 class TrainResult:
     output: Path  # the style file (or, with ``full``, the model folder)
@@ -122,6 +146,8 @@ class TrainResult:
     final_loss: float
     data: str  # TrainingSet.summary
     losses: tuple[float, ...] = field(default=(), repr=False)
+    notes: tuple[str, ...] = ()  # one line each, for the front end (captions cut at 75 tokens)
+    text_encoder: bool = False  # whether the style holds a text-encoder LoRA (asked for, or chosen for new words)
 
 
 def training_device(requested: str | None = None) -> torch.device:
@@ -170,7 +196,7 @@ class _Run:
 
         self.config, self.paths, self.state_file = config, paths, state_file
         self.device = training_device(config.device)
-        torch.manual_seed(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)  # the run's only random stream
         self.components = load_torch_components(config.model, device=str(self.device), dtype="float32")
         if self.components.family != "sd":
             raise TrainingError(f"{self.components.name} is an SDXL-class model; styles can be trained for SD1.5-"
@@ -178,22 +204,43 @@ class _Run:
         self.size = config.size or self.components.native_size[0]
         self.data: TrainingSet = load_training_set(config.folder, self.size, template=config.caption,
                                                    trigger=config.trigger)
+        check_captions(self.data.captions)
+        self.preview_request = self._preview_request()  # what the last step needs, checked before the first
+        tokenizer = self.components.text_encoder.pairs[0][0]
+        self.new_words = new_words(tokenizer, self.data.captions)
+        self.text_encoder = (bool(self.new_words) and not config.full if config.text_encoder is None
+                             else config.text_encoder)
+        self.ids = caption_ids(tokenizer, self.data.captions)
+        self.notes = tuple(n for n in (self.ids.note,) if n)
         self.unet = self.components.denoiser.unet
         self.scheduler = LCMScheduler.from_config(self.components.scheduler_config)
         self.schedule = Schedule.from_scheduler(self.scheduler)
         self.settings = LcfSettings(config.method, config.loss, config.guidance, config.ema)
         self.mean, self.std, self.text, self.caption_index = self._encode_data()
-        self.encoder = self.components.text_encoder.pairs[0][1] if config.text_encoder else None
+        self.encoder = self.components.text_encoder.pairs[0][1] if self.text_encoder else None
         self.params = self._trainable()
         self.ema = EmaWeights(self.params, config.ema)
-        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=1e-2 if not config.full else 0.0)
-        self.generator = torch.Generator().manual_seed(config.seed)
+        self.lr = config.lr or default_lr(sum(p.numel() for p in self.unet.parameters()))
+        self.optimizer = torch.optim.AdamW(self.params, lr=self.lr, weight_decay=1e-2 if not config.full else 0.0)
         self.step, self.losses = 0, []
 
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        return {**self.config.fingerprint, "text_encoder": self.text_encoder}
+
     # -- setting up ------------------------------------------------------------------------------
+    def _preview_request(self):
+        """The preview's request (the last step's image), built now so a bad seed or prompt stops the run here."""
+        from ..core.request import GenerationRequest
+
+        return GenerationRequest(self.config.preview_prompt or self.data.captions[0], steps=PREVIEW_STEPS,
+                                 guidance_scale=sum(self.config.guidance) / 2, width=self.size, height=self.size,
+                                 seed=self.config.seed)
+
     @torch.no_grad()
     def _encode_data(self):
-        """Posterior mean and std of every picture (N, 4, h, w), scaled; caption embeddings (C, 77, D)."""
+        """Posterior mean and std of every picture (N, 4, h, w), scaled; caption states (C, 77, D), all captions
+        tokenized one way (``captions``)."""
         from ..engine.engine import image_tensor
 
         vae = self.components.decoder.vae
@@ -203,10 +250,9 @@ class _Run:
             dist = vae.encode(image_tensor(image).to(self.device)).latent_dist
             means.append(dist.mean * scale)
             stds.append(dist.std * scale)
-        self.captions = sorted(set(self.data.captions))
-        text = torch.cat([self.components.text_encoder.encode(c).hidden_states.clone() for c in self.captions])
-        index = torch.tensor([self.captions.index(c) for c in self.data.captions])
-        return torch.cat(means).clone(), torch.cat(stds).clone(), text.to(self.device), index
+        text = encode_ids(self.components.text_encoder.pairs[0][1], self.ids.ids, self.device)
+        index = self.ids.index(self.data.captions)
+        return torch.cat(means).clone(), torch.cat(stds).clone(), text.clone(), index
 
     def _trainable(self) -> list[torch.nn.Parameter]:
         self.unet.requires_grad_(False)
@@ -215,20 +261,33 @@ class _Run:
         else:
             from peft import LoraConfig
 
-            self.unet.add_adapter(LoraConfig(r=self.config.rank, lora_alpha=self.config.rank,
-                                             init_lora_weights="gaussian", target_modules=list(LORA_TARGETS)))
+            with torch.random.fork_rng(devices=[]):  # PEFT's layer init draws from the global RNG: put it back
+                self.unet.add_adapter(LoraConfig(r=self.config.rank, lora_alpha=self.config.rank,
+                                                 init_lora_weights="gaussian", target_modules=list(LORA_TARGETS)))
+            self._init_lora(self.unet)
         self.unet.train()
         params = [p for p in self.unet.parameters() if p.requires_grad]
         if self.encoder is not None:
             from peft import LoraConfig, inject_adapter_in_model
 
             self.encoder.requires_grad_(False)  # (transformers' own add_adapter wants a newer PEFT)
-            inject_adapter_in_model(LoraConfig(r=self.config.rank, lora_alpha=self.config.rank,
-                                               init_lora_weights="gaussian", target_modules=list(TEXT_LORA_TARGETS)),
-                                    self.encoder)
+            with torch.random.fork_rng(devices=[]):
+                inject_adapter_in_model(LoraConfig(r=self.config.rank, lora_alpha=self.config.rank,
+                                                   init_lora_weights="gaussian",
+                                                   target_modules=list(TEXT_LORA_TARGETS)), self.encoder)
+            self._init_lora(self.encoder)
             self.encoder.train()
             params += [p for p in self.encoder.parameters() if p.requires_grad]
         return params
+
+    @torch.no_grad()
+    def _init_lora(self, module: torch.nn.Module) -> None:
+        """PEFT's "gaussian" init (A ~ N(0, 1/r), B = 0), drawn from the run's generator."""
+        for name, p in module.named_parameters():
+            if "lora_A" in name:
+                p.copy_(torch.randn(tuple(p.shape), generator=self.generator) / self.config.rank)
+            elif "lora_B" in name:
+                p.zero_()
 
     def _resume(self) -> int:
         if not self.state_file.exists():
@@ -237,12 +296,12 @@ class _Run:
             shutil.rmtree(self.state_file.parent, ignore_errors=True)
             return 0
         saved = ckpt.load_checkpoint(self.state_file)
-        wanted = self.config.fingerprint
+        wanted = self.fingerprint
         if saved.fingerprint != wanted:
             changed = sorted(k for k in wanted if saved.fingerprint.get(k) != wanted[k])
             raise TrainingError(f"The checkpoint of {self.config.name!r} was made with other settings "
                                 f"({', '.join(changed)}); use the same ones, or pass --force to start over.")
-        if saved.step >= self.config.steps:
+        if saved.step > self.config.steps:
             raise TrainingError(f"The checkpoint of {self.config.name!r} is at step {saved.step}; ask for more "
                                 f"than {saved.step} steps to continue it.")
         ckpt.restore(saved, params=self.params, ema=self.ema.shadow, optimizer=self.optimizer,
@@ -254,6 +313,26 @@ class _Run:
     def execute(self, on_progress, cancel) -> TrainResult:
         started = time.perf_counter()
         resumed_from = self.step = self._resume()
+        try:
+            self._loop(on_progress, cancel)
+            output = self._publish()
+        except (TrainingCancelled, _NonFinite):
+            raise
+        except BaseException as exc:  # a late failure (preview, publish, disk, Ctrl-C twice): keep the steps
+            if self.step > resumed_from:
+                self.save_checkpoint()
+                if isinstance(exc, Exception):
+                    why = str(exc) if isinstance(exc, LcmError) else f"{type(exc).__name__}: {exc}"
+                    raise TrainingError(f"Training of {self.config.name!r} failed after step {self.step} "
+                                        f"({why[:300].rstrip('.')}); its checkpoint is kept: run it again with "
+                                        "resume to finish.") from exc
+            raise
+        shutil.rmtree(self.state_file.parent, ignore_errors=True)
+        return TrainResult(output, self.step, resumed_from, time.perf_counter() - started,
+                           self.losses[-1] if self.losses else float("nan"), self.data.summary, tuple(self.losses),
+                           self.notes, self.text_encoder)
+
+    def _loop(self, on_progress, cancel) -> None:
         total, recent = self.config.steps, deque(maxlen=ETA_WINDOW)
         while self.step < total:
             if cancel is not None and cancel.is_set():
@@ -263,6 +342,13 @@ class _Run:
                                         self.step, total)
             step_start = time.perf_counter()
             loss = self._one_step()
+            if not math.isfinite(loss):  # the step was not applied: the weights are still those of self.step
+                kept = "nothing was kept"
+                if self.step:
+                    self.save_checkpoint()
+                    kept = f"the checkpoint of step {self.step} is kept (resume it with a lower learning rate)"
+                raise _NonFinite(f"Training of {self.config.name!r} stopped: the loss was {loss} at step "
+                                 f"{self.step + 1}; {kept}.")
             self.step += 1
             self.losses.append(loss)
             recent.append(time.perf_counter() - step_start)
@@ -275,10 +361,6 @@ class _Run:
                 preview = self.preview()
             if on_progress is not None:
                 on_progress(TrainProgress(self.step, total, loss, per_step, preview))
-        output = self._publish()
-        shutil.rmtree(self.state_file.parent, ignore_errors=True)
-        return TrainResult(output, self.step, resumed_from, time.perf_counter() - started,
-                           self.losses[-1] if self.losses else float("nan"), self.data.summary, tuple(self.losses))
 
     def _one_step(self) -> float:
         g = self.generator
@@ -293,33 +375,27 @@ class _Run:
                              latents, text, g)
 
     def _text(self, caption_index: torch.Tensor):
-        """The batch's caption states (B, 77, D): precomputed, or (text-encoder LoRA) how to encode them now."""
+        """The batch's caption states (B, 77, D): precomputed, or (text-encoder LoRA) how to encode them now —
+        from the same token ids either way."""
         if self.encoder is None:
             return self.text[caption_index.to(self.device)]
-        tokenizer = self.components.text_encoder.pairs[0][0]
-        ids = tokenizer([self.captions[i] for i in caption_index.tolist()], padding="max_length",
-                        max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
-        return lambda: self.encoder(ids.to(self.device))[0]
+        ids = self.ids.ids[caption_index]
+        return lambda: encode_ids(self.encoder, ids, self.device)
 
     def save_checkpoint(self) -> Path:
         return ckpt.save_checkpoint(self.state_file, step=self.step, params=self.params, ema=self.ema.shadow,
                                     optimizer=self.optimizer, generator=self.generator,
-                                    fingerprint=self.config.fingerprint, losses=self.losses)
+                                    fingerprint=self.fingerprint, losses=self.losses)
 
     def preview(self) -> Any:
         """A 4-step image of the preview prompt through the engine's LCM loop, with the weights being trained."""
-        from ..core.request import GenerationRequest
         from ..engine.engine import Engine
 
-        prompt = self.config.preview_prompt or self.data.captions[0]
-        guidance = sum(self.config.guidance) / 2
         self.unet.eval()
         if self.encoder is not None:
             self.encoder.eval()
         try:
-            result = Engine.from_components(self.components).generate(GenerationRequest(
-                prompt, steps=PREVIEW_STEPS, guidance_scale=guidance, width=self.size, height=self.size,
-                seed=self.config.seed))
+            result = Engine.from_components(self.components).generate(self.preview_request)
         finally:
             self.unet.train()
             if self.encoder is not None:

@@ -17,7 +17,7 @@ from lcm_desktop.training.trainer import TrainConfig, checkpoint_path, train
 
 def _config(pictures, model, **kw):
     base = dict(name="pinkish", steps=6, rank=4, lr=1e-2, batch=2, trigger="pink", caption="a {} square",
-                checkpoint_every=2, preview_every=0)
+                checkpoint_every=2, preview_every=0, text_encoder=False)
     return TrainConfig(pictures, model, **{**base, **kw})
 
 

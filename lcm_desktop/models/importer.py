@@ -67,28 +67,27 @@ def import_control_folder(source: Path, name: str | None = None, *, catalog: Cat
                           paths: AppPaths | None = None, disk_usage: DiskUsage = shutil.disk_usage) -> Path:
     """Copy a ControlNet / T2I-Adapter folder's data files (config.json, safetensors; never code or pickles);
     ``--control-model NAME`` then finds it (``models.resolve.resolve_control``)."""
-    inspect_control_folder(source)  # allow-listed class, safetensors only, not truncated
-    files = data_files(source, skip_dirs=SKIPPED_DIRS)
-    target = _target(source.name if name is None else name, catalog, paths)
-    _check_space(sum(size for _, _, size in files), target.parent, disk_usage)
-    with _Staging(target) as staging:
-        for relative, real, size in files:
-            _copy(real, staging / relative, size, relative, target)
-        inspect_control_folder(staging)
-    return target
+    return _import_tree(source, name, inspect_control_folder, catalog, paths, disk_usage)
 
 
 def import_folder(source: Path, name: str | None = None, *, catalog: Catalog | None = None,
                   paths: AppPaths | None = None, disk_usage: DiskUsage = shutil.disk_usage) -> Path:
     """Copy a diffusers folder's data files (weights, configs, tokenizer; never code or pickles)."""
-    inspect_model_folder(source)  # refuses a non-model, unknown classes, pickle-only or corrupt weights
+    return _import_tree(source, name, inspect_model_folder, catalog, paths, disk_usage)
+
+
+def _import_tree(source: Path, name: str | None, inspect, catalog: Catalog | None, paths: AppPaths | None,
+                 disk_usage: DiskUsage) -> Path:
+    """``inspect`` the source (allow-listed classes, safetensors only, not truncated), copy its data files into a
+    staging folder, inspect the copy, publish it."""
+    inspect(source)
     files = data_files(source, skip_dirs=SKIPPED_DIRS)
     target = _target(source.name if name is None else name, catalog, paths)
     _check_space(sum(size for _, _, size in files), target.parent, disk_usage)
     with _Staging(target) as staging:
         for relative, real, size in files:
             _copy(real, staging / relative, size, relative, target)
-        inspect_model_folder(staging)
+        inspect(staging)
     return target
 
 

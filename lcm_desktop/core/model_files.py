@@ -245,3 +245,15 @@ def copy_data_file(real: Path, dest: Path, size: int) -> None:
         while remaining > 0 and (chunk := src.read(min(remaining, 1 << 22))):
             out.write(chunk)
             remaining -= len(chunk)
+
+
+def copy_confined_tree(source: Path, dest: Path, *, skip_dirs: frozenset[str] | set[str] = frozenset()) -> int:
+    """Copy a model folder's data files (``data_files``: inside it, regular, listed sizes) into ``dest``.
+
+    Unlike ``shutil.copytree`` no link is followed out of ``source`` (a private file, ``/dev/zero``) and
+    no FIFO blocks the copy; each file is copied up to the size it had when listed.  Returns the bytes copied.
+    """
+    files = data_files(Path(source), skip_dirs=skip_dirs)
+    for relative, real, size in files:
+        copy_data_file(real, Path(dest) / relative, size)
+    return sum(size for _, _, size in files)

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import re
 import shutil
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+from ..core.atomic import publish_dir
 from ..core.errors import InvalidRequestError, ModelFormatError, ModelNotFoundError, UnsafeModelError
 from ..core.model_files import check_regular, copy_data_file, data_files, read_safetensors_header
 from ..core.model_folder import PICKLE_HINT, PICKLE_SUFFIXES, check_safetensors, inspect_model_folder
@@ -67,11 +67,13 @@ def import_folder(source: Path, name: str | None = None, *, catalog: Catalog | N
     files = data_files(source, skip_dirs=SKIPPED_DIRS)
     target = _target(source.name if name is None else name, catalog, paths)
     _check_space(sum(size for _, _, size in files), target.parent, disk_usage)
-    with _Staging(target) as staging:
+
+    def build(staging: Path) -> None:
         for relative, real, size in files:
             _copy(real, staging / relative, size, relative, target)
         inspect_model_folder(staging)
-    return target
+
+    return _publish(target, build)
 
 
 def import_single_file(source: Path, name: str | None = None, *, catalog: Catalog | None = None,
@@ -84,14 +86,16 @@ def import_single_file(source: Path, name: str | None = None, *, catalog: Catalo
     target = _target(source.stem if name is None else name, catalog, paths)
     _check_space(2 * source.stat().st_size, target.parent, disk_usage)  # fp32 output can be twice fp16 input
     config_root = Path(config_root) if config_root is not None else resource_path("configs", "single_file")
-    with _Staging(target) as staging:
+
+    def build(staging: Path) -> None:
         config_dir = _config_dir(config_root / family, staging.parent / f".cfg-{staging.name}")
         try:
             _convert(source, family, config_dir, staging)
         finally:
             shutil.rmtree(config_dir, ignore_errors=True)
         inspect_model_folder(staging)
-    return target
+
+    return _publish(target, build)
 
 
 def detect_family(keys: set[str], filename: str) -> str:
@@ -203,26 +207,9 @@ def _copy(real: Path, dest: Path, size: int, relative: Path, target: Path) -> No
         ) from exc
 
 
-class _Staging:
-    """A hidden folder beside ``target``, renamed to it on success and removed on any failure."""
-
-    def __init__(self, target: Path):
-        self.target = target
-        self.path = target.parent / f".import-{target.name}-{uuid.uuid4().hex[:8]}"
-
-    def __enter__(self) -> Path:
-        self.path.mkdir(parents=True)
-        return self.path
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is None:
-            try:
-                os.rename(self.path, self.target)  # fails if the target appeared meanwhile: nothing is overwritten
-                return False
-            except OSError as err:
-                shutil.rmtree(self.path, ignore_errors=True)
-                raise ModelFormatError(
-                    f"Could not finish the import into {self.target} ({err.strerror or err})."
-                ) from err
-        shutil.rmtree(self.path, ignore_errors=True)
-        return False
+def _publish(target: Path, build: Callable[[Path], None]) -> Path:
+    """``publish_dir``: a hidden folder beside ``target``, renamed to it when complete, never replacing one."""
+    try:
+        return publish_dir(target, build)
+    except OSError as err:
+        raise ModelFormatError(f"Could not finish the import into {target} ({err.strerror or err}).") from err

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import errno
 import json
-import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -30,12 +29,12 @@ from ..core.atomic import publish_dir
 from ..core.errors import InvalidRequestError, ModelFormatError, ModelNotFoundError, UnsafeModelError
 from ..core.model_files import check_regular, copy_data_file, data_files, read_safetensors_header
 from ..core.model_folder import PICKLE_HINT, PICKLE_SUFFIXES, check_safetensors, inspect_model_folder
+from ..core.names import check_model_name
 from ..core.paths import AppPaths, resource_path
 from .catalog import Catalog, load_catalog
 from .disk import DiskUsage, format_size, free_space
 from .store import IMPORTED_DIR
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SKIPPED_DIRS = {".git", ".cache", ".huggingface", "__pycache__"}
 
 
@@ -172,12 +171,7 @@ def _safetensors_keys(path: Path) -> set[str]:
 def _target(name: str, catalog: Catalog | None, paths: AppPaths | None) -> Path:
     catalog = catalog or load_catalog()
     paths = paths or AppPaths.default()
-    if not NAME_RE.match(name):
-        raise InvalidRequestError(
-            "--name", name, "1–64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
-    if name in catalog:
-        raise InvalidRequestError("--name", name, "different from the catalog ids (choose another --name)")
+    check_model_name(name, "--name", builtin=[entry.id for entry in catalog])  # catalog ids, ignoring case
     target = paths.data / IMPORTED_DIR / name
     if target.exists():
         raise InvalidRequestError("--name", name, f"a new name ({target} exists; `models rm {name}` or pick another)")

@@ -17,6 +17,7 @@ from ..core.errors import BackendUnavailableError, InvalidRequestError, OutputEr
 from ..core.model_info import ModelInfo, describe_model
 from ..core.paths import AppPaths, builtin_model_path
 from ..core.request import DEFAULT_STRENGTH
+from ..core.text import printable
 from ..engine.backends import CHOICES
 
 COMPUTE_UNITS = ("ALL",) + tuple(c.compute_units for c in CHOICES if c.compute_units)
@@ -127,12 +128,12 @@ def run(args: argparse.Namespace) -> int:
         if bar:
             bar.close()
     if result.truncation_note:
-        print(f"warning: {result.truncation_note}", file=sys.stderr)
+        print(printable(f"warning: {result.truncation_note}"), file=sys.stderr)
     written = save_images(result, targets, model=info.name, model_hash=engine.model_hash, fix="choose another --out",
                           on_existing=on_existing)
     for path in written:
         print(path)
-    print(_summary(result, engine.load_seconds, len(written)), file=sys.stderr)
+    print(printable(_summary(result, engine.load_seconds, len(written))), file=sys.stderr)  # names from files
     return 0
 
 

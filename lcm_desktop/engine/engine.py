@@ -37,8 +37,9 @@ from ..core.model_info import (
 )
 from ..core.request import GenerationRequest, GenerationResult, StepProgress, Timings
 from .components import ModelComponents, PromptEmbedding, StyleState
+from .finite import check_finite
 from .loaders import Loader, TorchLoader
-from .sampler import sample
+from .sampler import NON_FINITE_FIX, sample
 
 StyleResolver = Callable[[str], Path]  # a style's name → its file (models.styles.StyleStore.path_of)
 
@@ -151,7 +152,9 @@ class Engine:
         out = sample(comps, request, self.encode, on_step=on_step, cancel=cancel, init_image=init_image,
                      image_encoder=image_encoder)
         decode_start = time.perf_counter()
-        images = to_pil(decoder.decode(out.denoised))
+        decoded = decoder.decode(out.denoised)
+        check_finite(decoded, "the decoder", NON_FINITE_FIX)
+        images = to_pil(decoded)
         if cancel is not None and cancel.is_set():
             raise GenerationCancelled()
         decode_seconds = time.perf_counter() - decode_start

@@ -29,7 +29,11 @@ import torch
 from ..core.errors import GenerationCancelled, InvalidRequestError, ModelFormatError, PromptTooLongError
 from ..core.request import GenerationRequest, StepProgress, check_steps_for_strength
 from .components import ImageEncoder, ModelComponents, PromptEmbedding
+from .finite import check_finite
 from .prompt_encoding import chunk_count, pad_chunks
+
+NON_FINITE_FIX = ("lower the prompt's weights or the guidance, leave out the styles, or run in float32 (fp16 can "
+                  "overflow)")
 
 
 def guidance_embedding(w: torch.Tensor, embedding_dim: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -193,6 +197,7 @@ def sample(
             uncond, text = noise_pred.chunk(2)
             noise_pred = uncond + request.guidance_scale * (text - uncond)
         latents, denoised = scheduler.step(noise_pred, t, latents, generator=generators, return_dict=False)
+        check_finite(denoised, f"step {i + 1} of {len(scheduler.timesteps)}", NON_FINITE_FIX)
         step_seconds.append(time.perf_counter() - step_start)
         if on_step is not None:
             on_step(StepProgress(i + 1, len(scheduler.timesteps), time.perf_counter() - loop_start, denoised))

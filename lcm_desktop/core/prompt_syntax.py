@@ -122,6 +122,18 @@ def check_prompt_length(field: str, text: str) -> None:
         raise InvalidRequestError(field, f"{len(text):,} characters", f"at most {MAX_PROMPT_CHARS:,} characters")
 
 
+def check_prompt(field: str, text: str) -> None:
+    """Everything about a prompt that needs no tokenizer — its length, brackets, weights and tags — checked when a
+    request is made, so a bad prompt is one line at once, not after the model has loaded."""
+    check_prompt_length(field, text)
+    try:
+        parse_prompt(text)
+    except InvalidRequestError as exc:
+        if exc.field == field:
+            raise
+        raise InvalidRequestError(field, exc.value, exc.allowed) from None
+
+
 def _lora_tag(tag: str, body: str) -> LoraTag:
     name, *weights = (part.strip() for part in body.split(":"))
     if not name:

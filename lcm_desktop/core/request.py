@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidRequestError
-from .prompt_syntax import check_prompt_length
+from .prompt_syntax import check_prompt
 
 MIN_SIDE, MAX_SIDE, SIDE_MULTIPLE = 64, 2048, 8
 MAX_STEPS = 50
@@ -137,8 +137,8 @@ class GenerationRequest:
             raise InvalidRequestError("prompt", self.prompt, "text")
         if not isinstance(self.negative_prompt, str):
             raise InvalidRequestError("negative_prompt", self.negative_prompt, "text")
-        check_prompt_length("prompt", self.prompt)
-        check_prompt_length("negative_prompt", self.negative_prompt)
+        check_prompt("prompt", self.prompt)
+        check_prompt("negative_prompt", self.negative_prompt)
         _check_int("steps", self.steps, 1, MAX_STEPS)
         _check_int("batch_size", self.batch_size, 1, MAX_BATCH)
         if self.guidance_scale is not None:

@@ -63,3 +63,11 @@ def test_a_prompt_of_breaks_stops_at_the_chunk_limit():
         chunk_prompt(parsed, _words, SPECIAL)
     fits = parse_prompt("a BREAK " * (MAX_PROMPT_CHUNKS - 1) + "a")
     assert len(chunk_prompt(fits, _words, SPECIAL)) == MAX_PROMPT_CHUNKS
+
+
+def test_a_bad_prompt_fails_when_the_request_is_made_naming_its_field():
+    with pytest.raises(InvalidRequestError, match="a weight that is a number") as info:
+        GenerationRequest(prompt="x", negative_prompt="(x:" + "1" * 400 + ")")  # before any model loads
+    assert info.value.field == "negative_prompt"
+    with pytest.raises(InvalidRequestError, match="nested at most"):
+        GenerationRequest(prompt="(" * 10_000 + "x")

@@ -233,7 +233,7 @@ def _require_inside(path: Path, real: str, root: str, source: Path, verb: str = 
         shown = path
     raise UnsafeModelError(
         f"Refusing to {verb} {shown}: it {'links to' if os.path.islink(path) else 'is'} {real}, outside the "
-        f"{source.name} folder; copy the file itself into the folder and try again."
+        f"{'model' if verb == 'copy' else source.name} folder; copy the file itself into the folder and try again."
     )
 
 

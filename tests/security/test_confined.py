@@ -57,7 +57,7 @@ def test_the_base_copy_refuses_links_out_and_fifos(tmp_path, secret, hostile):
     else:
         os.mkfifo(target)
     error = ModelFormatError if hostile == "fifo" else UnsafeModelError
-    with pytest.raises(error, match="named pipe" if hostile == "fifo" else "outside the base folder"):
+    with pytest.raises(error, match="named pipe" if hostile == "fifo" else "outside the model folder"):
         copy_confined_tree(base, tmp_path / "out")
 
 

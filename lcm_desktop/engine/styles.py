@@ -127,7 +127,8 @@ class TorchStyles:
         bad = [name for module in self._modules().values() for name in non_finite_parameters(module, f".{adapter}.")]
         if bad:  # every image made with it would be black
             self._forget(adapter)
-            raise NonFiniteError(f"The style {style.name} holds NaN or infinite weights ({len(bad)} tensors, e.g. "
+            count = f"{len(bad)} tensor{'s' if len(bad) > 1 else ''}"
+            raise NonFiniteError(f"The style {style.name} holds NaN or infinite weights ({count}, e.g. "
                                  f"{bad[0].replace(f'.{adapter}.', '.')}); it cannot be used — replace the file.")
         if sum(layers.values()) < info.modules:
             log.warning("style %s: %d of its %d layers matched %s", style.name, sum(layers.values()), info.modules,

@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test,gui,coreml]'
+	$(BIN)/python -m pip install -q -e '.[test,gui,coreml,api]'
 	$(BIN)/python -m pip install -q --no-deps open_clip_torch==3.3.0
 	touch $(STAMP)
 
@@ -59,6 +59,7 @@ BENCH_ROUNDS ?= 2
 bench: venv
 	$(BIN)/python benchmarks/bench_engine.py --markdown docs/PERFORMANCE.md
 	$(BIN)/python benchmarks/bench_img2img.py --rounds $(BENCH_ROUNDS) --markdown docs/PERFORMANCE.md
+	$(BIN)/python benchmarks/bench_inpaint.py --rounds $(BENCH_ROUNDS) --markdown docs/PERFORMANCE.md
 	$(BIN)/python benchmarks/bench_train.py  # one style-training step vs one UNet forward (docs/STYLES.md)
 
 # The built-in demo model: retrain every stage from scratch with fixed seeds, export, evaluate

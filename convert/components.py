@@ -105,7 +105,10 @@ def _unet_eager(unet, input_names):
         if "text_embeds" in named:
             kwargs["added_cond_kwargs"] = {"text_embeds": named["text_embeds"], "time_ids": named["time_ids"]}
         hidden = named["encoder_hidden_states"].squeeze(2).transpose(1, 2)  # diffusers' (B, 77·k, D)
-        return (unet(named["sample"], named["timestep"], hidden, **kwargs).sample,)
+        sample = named["sample"]
+        if "mask" in named:  # an inpainting UNet: its three inputs on channels, as diffusers' inpaint pipeline
+            sample = torch.cat([sample, named["mask"], named["masked_image_latents"]], dim=1)
+        return (unet(sample, named["timestep"], hidden, **kwargs).sample,)
 
     return run
 

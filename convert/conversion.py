@@ -157,6 +157,7 @@ def _convert_into(work: Path, source, options: ConvertOptions, ct_version: str, 
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         notes=tuple(notes),
         loras=baked,
+        sampler=describe_model(source.path).preset.name,  # the source folder's preset (core.presets)
     )
     # The app's recommendations file: the one size this conversion runs at (also for non-square sizes), and
     # what the source recommends (steps, guidance, its example prompt), so the Core ML model starts the same.

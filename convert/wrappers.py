@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lcm_desktop.core.mask import INPAINT_CHANNELS, INPAINT_INPUTS, LATENT_CHANNELS
+
 TOKENS = 77
 
 
@@ -45,6 +47,8 @@ class TextEncoderWrapper(nn.Module):
 class UnetWrapper(nn.Module):
     """``sample`` (B, 4, h, w), ``timestep`` (B,), ``encoder_hidden_states`` (B, D, 1, 77·prompt_chunks)
     [, ``time_ids`` (B, 6), ``text_embeds`` (B, P)] [, ``timestep_cond`` (B, time_cond_proj_dim)]
+    [, ``mask`` (B, 1, h, w), ``masked_image_latents`` (B, 4, h, w): an inpainting UNet (9 input channels), whose
+    three inputs are concatenated on channels inside the model, as diffusers' inpaint pipeline does]
     → ``noise_pred`` (B, 4, h, w).
     """
 
@@ -64,13 +68,18 @@ class UnetWrapper(nn.Module):
             names += ["time_ids", "text_embeds"]
         if self.time_cond_proj_dim:
             names.append("timestep_cond")
+        self.inpainting = config.in_channels == INPAINT_CHANNELS
+        if self.inpainting:
+            names += list(INPAINT_INPUTS)
         self.input_names = tuple(names)
         self.output_names = ("noise_pred",)
 
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
         b, (h, w), cfg = self.batch_size, self.latent_hw, self.unet.config
         shapes = {
-            "sample": (b, cfg.in_channels, h, w),
+            "sample": (b, LATENT_CHANNELS if self.inpainting else cfg.in_channels, h, w),
+            "mask": (b, 1, h, w),
+            "masked_image_latents": (b, LATENT_CHANNELS, h, w),
             "timestep": (b,),
             "encoder_hidden_states": (b, cfg.cross_attention_dim, 1, self.tokens),
             "time_ids": (b, 6),
@@ -87,6 +96,8 @@ class UnetWrapper(nn.Module):
             kwargs["added_cond_kwargs"] = {"text_embeds": named["text_embeds"], "time_ids": named["time_ids"]}
         if self.time_cond_proj_dim:
             kwargs["timestep_cond"] = named["timestep_cond"]
+        if self.inpainting:
+            sample = torch.cat([sample, named["mask"], named["masked_image_latents"]], dim=1)
         hidden = encoder_hidden_states.squeeze(2).transpose(1, 2)  # (B, D, 1, 77·k) → (B, 77·k, D)
         return self.unet(sample, timestep, hidden, return_dict=False, **kwargs)[0]
 

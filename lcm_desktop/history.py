@@ -50,12 +50,13 @@ MIGRATIONS = {
     2: ["ALTER TABLE images ADD COLUMN strength REAL NOT NULL DEFAULT 1.0",
         "ALTER TABLE images ADD COLUMN init_image TEXT NOT NULL DEFAULT ''"],
     3: ["ALTER TABLE images ADD COLUMN loras TEXT NOT NULL DEFAULT '[]'"],  # [[style name, weight], …]
+    4: ["ALTER TABLE images ADD COLUMN origin TEXT NOT NULL DEFAULT 'app'"],  # "app" or "api" (the local API)
 }
 VERSION = max(MIGRATIONS)
 LOCK_TIMEOUT_S = 2.0  # how long a database locked by another process is waited for (sqlite's default is 5 s)
 log = logging.getLogger(__name__)
 COLUMNS = ("id", "created", "path", "prompt", "negative_prompt", "steps", "guidance_scale", "seed", "width", "height",
-           "model", "backend", "timings", "strength", "init_image", "loras")
+           "model", "backend", "timings", "strength", "init_image", "loras", "origin")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class HistoryEntry:
     strength: float = 1.0
     init_image: Path | None = None  # the starting image's copy (image-to-image), None for text-to-image
     loras: tuple[tuple[str, float], ...] = ()  # the styles the panel applied (name, weight); tags stay in the prompt
+    origin: str = "app"  # who asked for it: "app", or "api" (a client of `lcm-desktop serve` or the app's server)
 
     @property
     def exists(self) -> bool:
@@ -172,16 +174,16 @@ class History:
     def add(self, *, path: Path, prompt: str, negative_prompt: str, steps: int, guidance_scale: float, seed: int,
             width: int, height: int, model: str, backend: str, timings: dict[str, Any] | None = None,
             strength: float = 1.0, init_image: Path | None = None,
-            loras: tuple[tuple[str, float], ...] = ()) -> HistoryEntry | None:
+            loras: tuple[tuple[str, float], ...] = (), origin: str = "app") -> HistoryEntry | None:
         """Record one written image; None when the history is read-only (the image itself is kept)."""
         if self.read_only:
             return None
         entry = HistoryEntry(0, time.time(), Path(path), prompt, negative_prompt, steps, guidance_scale, seed, width,
                              height, model, backend, timings or {}, strength, init_image,
-                             tuple((str(n), float(w)) for n, w in loras))
+                             tuple((str(n), float(w)) for n, w in loras), origin)
         row = (entry.created, str(path), prompt, negative_prompt, steps, guidance_scale, seed, width, height, model,
                backend, json.dumps(entry.timings), strength, str(init_image) if init_image is not None else "",
-               json.dumps(entry.loras))
+               json.dumps(entry.loras), origin)
         with self._lock, self._db:
             self._db.execute("BEGIN")
             cursor = self._db.execute(

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from .core.atomic import clean_stale_parts
 from .core.errors import OutputError
-from .core.metadata import LORA_HASHES, ImageParameters, lora_hashes_text, save_png
+from .core.metadata import LORA_HASHES, SCHEDULE_TYPE, ImageParameters, lora_hashes_text, save_png
+from .core.presets import PRESETS, find_preset
 from .core.request import GenerationResult
 from .history import History, HistoryEntry
 
@@ -31,14 +32,18 @@ def image_parameters(result: GenerationResult, seed: int, model: str | None = No
     styles add ``Lora hashes`` (and the JSON chunk keeps their weights).
     """
     req = result.request
-    extra = {}
+    preset = find_preset(req.sampler) or PRESETS[0]
+    extra = {SCHEDULE_TYPE: preset.schedule_type} if preset.schedule_type else {}
     if result.lora_hashes:
         extra[LORA_HASHES] = lora_hashes_text(result.lora_hashes)
+    if req.inpaint is not None:  # Mask blur, Inpaint area, Masked area padding (A1111's keys), Outpaint
+        extra.update(req.inpaint.parameters())
     return ImageParameters(
         prompt=req.prompt, negative_prompt="" if result.negative_prompt_ignored else req.negative_prompt,
         steps=req.steps, guidance_scale=req.guidance_scale, seed=seed, width=req.width, height=req.height,
         model=model or result.model_name, model_hash=model_hash, extra=extra, loras=req.loras,
-        strength=req.strength if req.is_img2img else None,
+        strength=req.strength if req.is_img2img else None, sampler=preset.label,
+        eta=req.eta if preset.takes_eta else None,
     )
 
 
@@ -122,7 +127,8 @@ class ImageWriter:
         self._starts = starts
 
     def write(self, result: GenerationResult, folder: Path, *, tag: str = "", model_hash: str | None = None,
-              model: str | None = None) -> list[SavedImage]:
+              model: str | None = None, origin: str = "app") -> list[SavedImage]:
+        """``origin``: who asked ("app" or "api"), recorded in each history row."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         suffix = f"-{tag}" if tag else ""
         prepare_folder(folder, self._fix)
@@ -140,7 +146,7 @@ class ImageWriter:
                     guidance_scale=params.guidance_scale, seed=seed, width=params.width, height=params.height,
                     model=result.model_name, backend=result.backend, timings=result.timings.summary(),
                     strength=req.strength, init_image=start[0] if start else None,
-                    loras=tuple((lora.name, lora.weight) for lora in req.loras))
+                    loras=tuple((lora.name, lora.weight) for lora in req.loras), origin=origin)
             saved.append(SavedImage(path, params, entry))
 
         save_images(result, lambda index, seed: folder / f"{stamp}-{seed}{suffix}-{index}.png", model=model,

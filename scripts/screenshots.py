@@ -82,8 +82,8 @@ def main() -> int:
             done["flag"] = True
 
     catcher = Catcher()
-    window.engine.worker.preview.connect(catcher.on_preview)
-    window.engine.worker.finished.connect(catcher.on_finished)
+    window.engine.preview.connect(catcher.on_preview)
+    window.engine.finished.connect(catcher.on_finished)
     window.generate()
     deadline = time.perf_counter() + 120
     while not done["flag"] and time.perf_counter() < deadline:
@@ -116,7 +116,7 @@ def sketch_live(window, pump, shot, done) -> None:
     from PySide6.QtGui import QColor
 
     from lcm_desktop.gui.canvas import Tool
-    from lcm_desktop.gui.generate_panel import StartMode
+    from lcm_desktop.session.state import StartMode
 
     window.resize(1400, 820)
     window.panel.set_mode(StartMode.SKETCH)

@@ -34,10 +34,19 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_rows(tmp_path):
     con.close()
     history = History(db)
     (entry,) = history.entries()
-    assert (entry.prompt, entry.seed, entry.strength, entry.init_image, entry.path) == (
-        "old", 7, 1.0, None, Path("/x.png"))
+    assert (entry.prompt, entry.seed, entry.strength, entry.init_image, entry.path, entry.origin) == (
+        "old", 7, 1.0, None, Path("/x.png"), "app")
     history.close()
     history = History(db)  # opening again changes nothing
     assert len(history.entries()) == 1
     assert history._db.execute("PRAGMA user_version").fetchone()[0] == VERSION
+    history.close()
+
+
+def test_rows_record_who_asked_the_app_or_the_api(tmp_path):
+    history = History(tmp_path / "h.sqlite3")
+    app_row = history.add(path=tmp_path / "a.png", **ROW)
+    api_row = history.add(path=tmp_path / "b.png", origin="api", **ROW)
+    assert (app_row.origin, api_row.origin) == ("app", "api")
+    assert [(e.id, e.origin) for e in history.entries()] == [(api_row.id, "api"), (app_row.id, "app")]
     history.close()

@@ -81,8 +81,12 @@ def _euler_scheduler():
     )
 
 
-def make_tiny_sd(path: Path, *, time_cond_proj_dim: int | None = 32, seed: int = 0, clip_mean: float = 0.0) -> Path:
+def make_tiny_sd(path: Path, *, time_cond_proj_dim: int | None = 32, seed: int = 0, clip_mean: float = 0.0,
+                 in_channels: int = 4) -> Path:
     """An SD1.5-class model: a guidance-embedding LCM by default, a plain UNet with ``None``.
+
+    ``in_channels=9``: an inpainting UNet (latents + mask + masked-picture latents), saved as diffusers'
+    ``StableDiffusionInpaintPipeline``.
 
     ``clip_mean``: the text encoder's final layer-norm bias is drawn around it (a fresh model's is 0, so every
     token's state has mean 0 — a trained CLIP's does not, and AUTOMATIC1111's emphasis divides by that mean).
@@ -96,7 +100,7 @@ def make_tiny_sd(path: Path, *, time_cond_proj_dim: int | None = 32, seed: int =
     tokenizer = CLIPTokenizer.from_pretrained(path / "_tok")
     unet = UNet2DConditionModel(
         sample_size=8,
-        in_channels=4,
+        in_channels=in_channels,
         out_channels=4,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
@@ -115,7 +119,12 @@ def make_tiny_sd(path: Path, *, time_cond_proj_dim: int | None = 32, seed: int =
         bias = parts["text_encoder"].get_parameter("final_layer_norm.bias")
         with torch.no_grad():
             bias.copy_(clip_mean + 0.1 * torch.randn(bias.shape, generator=torch.Generator().manual_seed(seed)))
-    if time_cond_proj_dim is None:
+    if in_channels != 4:
+        from diffusers import StableDiffusionInpaintPipeline
+
+        scheduler = _euler_scheduler() if time_cond_proj_dim is None else _lcm_scheduler()
+        pipe = StableDiffusionInpaintPipeline(scheduler=scheduler, **parts)
+    elif time_cond_proj_dim is None:
         pipe = StableDiffusionPipeline(scheduler=_euler_scheduler(), **parts)
     else:
         pipe = LatentConsistencyModelPipeline(scheduler=_lcm_scheduler(), **parts)

@@ -1,4 +1,4 @@
-"""``python -m convert.demo_model train-vae|train-teacher|distill|export|eval|img2img|all``."""
+"""``python -m convert.demo_model train-vae|train-teacher|distill|export|eval|img2img|inpaint|all``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import shutil
 import sys
 
-STAGES = ("train-vae", "train-teacher", "distill", "export", "eval", "img2img")
+STAGES = ("train-vae", "train-teacher", "distill", "export", "eval", "img2img", "inpaint")
 TRAINING = ("train-vae", "train-teacher", "distill")
 
 
@@ -37,6 +37,10 @@ def run_stage(name: str, steps: int | None = None, captions: int | None = None) 
         from convert.demo_model.img2img_eval import img2img
 
         img2img(captions)
+    elif name == "inpaint":
+        from convert.demo_model.inpaint_eval import inpaint
+
+        inpaint(captions)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,12 +51,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="training steps of a single training stage (default: the stage's own constant); "
                         "a stage resumes from its checkpoint, so a smaller number stops it early")
     parser.add_argument("--captions", type=int, default=None,
-                        help="img2img: evaluate only the first N held-out captions (default: all 240)")
+                        help="img2img, inpaint: evaluate only the first N held-out captions (default: all 240; "
+                        "inpaint: the 192 with the shape in a corner)")
     args = parser.parse_args(argv)
     if args.steps is not None and args.stage not in TRAINING:
         parser.error(f"--steps applies to {', '.join(TRAINING)} only")
-    if args.captions is not None and (args.stage != "img2img" or args.captions < 1):
-        parser.error(f"--captions applies to img2img only and must be at least 1, got {args.captions}")
+    if args.captions is not None and (args.stage not in ("img2img", "inpaint") or args.captions < 1):
+        parser.error(f"--captions applies to img2img and inpaint only and must be at least 1, got {args.captions}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if args.stage == "all" or args.fresh:
         from convert.demo_model.workdir import WORK

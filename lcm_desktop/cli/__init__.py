@@ -1,4 +1,4 @@
-"""Command line: ``lcm-desktop [gui|generate|models|doctor|train-style] …`` — the only code that reads ``argv``.
+"""Command line: ``lcm-desktop [gui|generate|models|doctor|train-style|serve] …`` — the only code that reads ``argv``.
 
 One parser, one place that turns an error into a line on stderr and an exit code: every failure is
 one line and exit 2, a cancel is exit 130.  An unexpected exception (a bug) is one line too, naming the
@@ -21,11 +21,12 @@ from datetime import UTC, datetime
 from ..core.errors import Cancelled, InvalidRequestError, LcmError
 from ..core.paths import AppPaths
 from ..core.text import printable
-from . import doctor, generate, gui, models, train
+from . import doctor, generate, gui, models, serve, train
 
 EXIT_OK, EXIT_ERROR, EXIT_CANCELLED, EXIT_BROKEN_PIPE = 0, 2, 130, 141
 DEBUG_ENV = "LCM_DESKTOP_DEBUG"
-COMMANDS = {"gui": gui, "generate": generate, "models": models, "doctor": doctor, "train-style": train}
+COMMANDS = {"gui": gui, "generate": generate, "models": models, "doctor": doctor, "train-style": train,
+            "serve": serve}
 
 
 class UsageError(Exception):

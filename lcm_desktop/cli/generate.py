@@ -16,6 +16,7 @@ from pathlib import Path
 from ..core.errors import BackendUnavailableError, InvalidRequestError, OutputError
 from ..core.model_info import ModelInfo, describe_model
 from ..core.paths import AppPaths, builtin_model_path
+from ..core.presets import PRESETS, default_steps, preset_named, resolve_sampler
 from ..core.request import DEFAULT_STRENGTH
 from ..core.text import printable
 from ..engine.backends import CHOICES
@@ -26,7 +27,11 @@ FALLBACK_PROMPT = "a red circle"  # for a model that ships no example prompt
 # The request's field names as the flags the user typed them (used by the CLI's error mapping).
 FLAGS = {"prompt": "PROMPT", "negative_prompt": "--negative", "steps": "--steps", "guidance_scale": "--guidance",
          "width": "--width", "height": "--height", "seed": "--seed", "batch_size": "--batch",
-         "tiny_decoder": "--fast-decode", "init_image": "--init-image", "strength": "--strength", "loras": "--lora"}
+         "tiny_decoder": "--fast-decode", "init_image": "--init-image", "strength": "--strength", "loras": "--lora",
+         "mask": "--mask", "mask_blur": "--mask-blur", "inpaint_area": "--inpaint-area",
+         "inpaint_padding": "--inpaint-padding", "outpaint": "--outpaint",
+         "sampler": "--sampler", "eta": "--eta"}
+INPAINT_STRENGTH = 1.0  # with --mask or --outpaint and no --strength: StableDiffusionInpaintPipeline's default
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -49,9 +54,29 @@ def add_parser(sub) -> argparse.ArgumentParser:
     gen.add_argument("--strength", type=float, default=None,
                      help=f"with --init-image: how far from it, 0 < S <= 1 (default {DEFAULT_STRENGTH:g}); "
                           "--steps denoising steps always run")
+    gen.add_argument("--mask", type=Path, default=None, metavar="PATH",
+                     help="with --init-image: repaint where this picture is white, keep where it is black "
+                          f"(default --strength {INPAINT_STRENGTH:g})")
+    gen.add_argument("--mask-blur", type=int, default=4, metavar="PX", help="soften the mask's edge (default 4)")
+    gen.add_argument("--inpaint-area", default="whole", choices=["whole", "masked"],
+                     help="whole: the picture fitted to the output size (default); masked: only a box around the "
+                          "mask, generated at the output size and pasted back into the picture at its own size")
+    gen.add_argument("--inpaint-padding", type=int, default=32, metavar="PX",
+                     help="with --inpaint-area masked: pixels around the mask's box (default 32)")
+    gen.add_argument("--keep-generated", action="store_true",
+                     help="with --mask: keep the model's pixels everywhere (default: the original outside the mask)")
+    gen.add_argument("--outpaint", default=None, metavar="SIDE:PX,…",
+                     help="with --init-image: extend the canvas, e.g. left:128,top:64 (multiples of 8), and paint "
+                          "the new border")
     gen.add_argument("--lora", action="append", default=[], metavar="NAME[:WEIGHT]",
                      help="apply an installed style LoRA at WEIGHT (default 1); repeat for several "
                           "(`lcm-desktop models styles` lists them)")
+    gen.add_argument("--sampler", default=None, metavar="NAME",
+                     help=f"sampler preset: {', '.join(p.name for p in PRESETS)} "
+                          "(aliases: pcm, turbo, sdxs, lightning; "
+                          "default: the model's own, e.g. tcd for a TCD folder)")
+    gen.add_argument("--eta", type=float, default=None,
+                     help="TCD samplers' eta (gamma), 0 … 1 (default: 0.3 for tcd, 1.0 for hyper-sd)")
     gen.add_argument("--out", type=Path, default=None, help="output folder, or a .png file name")
     gen.add_argument("--overwrite", action="store_true", help="replace the file named by --out if it exists")
     gen.add_argument("--backend", choices=["auto", "torch", "coreml"], default="auto",
@@ -78,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     # Validate everything that can be checked before loading anything heavy, in the user's words.
     if args.strength is not None and args.init_image is None:
         raise InvalidRequestError("--strength", args.strength, "used with --init-image")
+    inpaint = _inpaint(args)
+    default_strength = DEFAULT_STRENGTH if inpaint is None else INPAINT_STRENGTH
     request = GenerationRequest(
         prompt=args.prompt or "",
         negative_prompt=args.negative,
@@ -89,19 +116,25 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch,
         tiny_decoder=args.fast_decode,
         init_image=args.init_image,
-        strength=1.0 if args.init_image is None else DEFAULT_STRENGTH if args.strength is None else args.strength,
+        strength=1.0 if args.init_image is None else default_strength if args.strength is None else args.strength,
         loras=tuple(parse_lora(text) for text in args.lora),
+        inpaint=inpaint,
+        sampler=args.sampler,
+        eta=args.eta,
     )
     if args.init_image is not None:
         from ..core.init_image import check_image_file
 
         check_image_file(args.init_image)  # a missing or non-picture file: one line, before the model loads
+    if inpaint is not None:
+        inpaint.check_file()
     info = _model(args)
+    request = resolve_sampler(request, info.preset, info.name)  # a sampler it cannot run: one line, before loading
+    steps = default_steps(info, preset_named(request.sampler)) if args.steps is None else args.steps
     request = replace(request, prompt=args.prompt if args.prompt is not None else
-                      info.defaults.example_prompt or FALLBACK_PROMPT,
-                      steps=info.defaults.steps if args.steps is None else args.steps)
-    if request.is_img2img:  # the one strength → steps rule (core.request), as the app applies it
-        steps, note = fit_steps_to_strength(request.steps, request.strength, info.original_steps)
+                      info.defaults.example_prompt or FALLBACK_PROMPT, steps=steps)
+    if request.is_img2img:  # the one strength → steps rule (core.request), per sampler, as the app applies it
+        steps, note = fit_steps_to_strength(request.steps, request.strength, info.original_steps, request.sampler)
         request = replace(request, steps=steps)
         if note:
             print(f"note: {note}", file=sys.stderr)
@@ -145,9 +178,33 @@ def _summary(result, load_seconds: float, count: int) -> str:
         else ""
     )
     start = f", from {req.init_image.name} at strength {req.strength:g}" if req.is_img2img else ""
-    return (f"{count} image(s) {req.width}x{req.height}{start}, {req.steps} steps, guidance {req.guidance_scale:g}, "
+    if req.inpaint is not None:
+        start += ", " + ", ".join(f"{k.lower()} {v}" for k, v in req.inpaint.parameters().items())
+    sampler = f"{req.sampler}" + (f" eta {req.eta:g}" if req.eta is not None else "")
+    return (f"{count} image(s) {req.width}x{req.height}{start}, {req.steps} steps {sampler}, "
+            f"guidance {req.guidance_scale:g}, "
             f"seed {req.seed} | load {load_seconds:.2f}s, encode {t.encode:.2f}s, {t.per_step:.2f}s/step, "
             f"decode {t.decode:.2f}s, total {t.total + load_seconds:.2f}s on {result.backend}{note}")
+
+
+def _inpaint(args: argparse.Namespace):
+    """``--mask``, ``--outpaint`` and their options → ``core.mask.Inpaint`` (``None`` without a mask)."""
+    from ..core.mask import Inpaint, Outpaint
+
+    if args.mask is None and args.outpaint is None:
+        for flag, value, default in (("--mask-blur", args.mask_blur, 4), ("--inpaint-area", args.inpaint_area, "whole"),
+                                     ("--inpaint-padding", args.inpaint_padding, 32),
+                                     ("--keep-generated", args.keep_generated, False)):
+            if value != default:
+                raise InvalidRequestError(flag, value, "used with --mask or --outpaint")
+        return None
+    if args.init_image is None:
+        flag = "--mask" if args.mask is not None else "--outpaint"
+        raise InvalidRequestError(flag, str(args.mask or args.outpaint), "used with --init-image (the picture to "
+                                  "repaint)")
+    return Inpaint(mask=args.mask, blur=args.mask_blur, area=args.inpaint_area, padding=args.inpaint_padding,
+                   keep_generated=args.keep_generated,
+                   outpaint=Outpaint.parse(args.outpaint) if args.outpaint is not None else None)
 
 
 def parse_lora(text: str):

@@ -59,7 +59,8 @@ def _list(args, catalog: Catalog) -> int:
     table = [("NAME", "KIND", "INSTALLED", "SIZE", "PATH")]
     for row in rows:
         size = ("~" if row.approx else "") + format_size(row.size_bytes)
-        table.append((printable(row.name), row.kind, row.installed, size, printable(row.path) if row.path else "-"))
+        kind = f"{row.kind} (non-commercial)" if row.non_commercial else row.kind
+        table.append((printable(row.name), kind, row.installed, size, printable(row.path) if row.path else "-"))
     widths = [max(len(r[i]) for r in table) for i in range(4)]
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4])

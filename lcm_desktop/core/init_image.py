@@ -52,6 +52,21 @@ def open_image(path: Path | str, width: int = 0, height: int = 0) -> Any:
             raise InvalidRequestError(FIELD, str(path), f"a readable picture file ({_short(exc)})") from exc
 
 
+def open_image_data(data: bytes, width: int = 0, height: int = 0, *, field: str = FIELD,
+                    max_pixels: int | None = None) -> Any:
+    """Decode a picture held in memory (the local API's base64 upload) as ``open_image`` decodes a file; every
+    failure is one ``InvalidRequestError`` naming ``field``.  ``max_pixels``: a stored size above it is refused
+    from the header, before any decoding (a small PNG can hold a huge picture)."""
+    with _opened(None, data=data, field=field) as opened:
+        w, h = opened.size
+        if max_pixels is not None and w * h > max_pixels:
+            raise InvalidRequestError(field, f"a {w}x{h} picture", f"at most {max_pixels / 1e6:g} megapixels")
+        try:
+            return _decode(opened, width, height)
+        except (OSError, ValueError, SyntaxError, struct.error) as exc:
+            raise InvalidRequestError(field, "the image data", f"a readable picture ({_short(exc)})") from exc
+
+
 def _decode(opened: Any, width: int, height: int) -> Any:
     from PIL import ImageOps
 
@@ -106,29 +121,33 @@ def to_rgb(image: Any) -> Any:
 class _opened:
     """``Image.open`` with every way it can fail as one line naming the file."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path | None, *, data: bytes | None = None, field: str = FIELD):
+        """A file at ``path``, or a picture held in memory (``data``; errors then name ``field``)."""
+        self.path, self.data, self.field = path, data, field
         self.image: Any = None
 
     def __enter__(self) -> Any:
+        import io
+
         from PIL import Image, UnidentifiedImageError
 
-        path = self.path
-        if not path.is_file():
-            raise InvalidRequestError(FIELD, str(path), "an existing picture file")
+        path, field = self.path, self.field
+        name = str(path) if path is not None else "the image data"
+        if path is not None and not path.is_file():
+            raise InvalidRequestError(field, name, "an existing picture file")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we scale it down with care
-                self.image = Image.open(path)
+                self.image = Image.open(path if path is not None else io.BytesIO(self.data or b""))
         except Image.DecompressionBombError as exc:
             limit = (Image.MAX_IMAGE_PIXELS or 0) * 2 / 1e6
             raise InvalidRequestError(
-                FIELD, str(path), f"a picture of at most {limit:.0f} megapixels (Pillow's safety limit; this one is "
+                field, name, f"a picture of at most {limit:.0f} megapixels (Pillow's safety limit; this one is "
                 "larger — scale it down first)") from exc
         except UnidentifiedImageError as exc:
-            raise InvalidRequestError(FIELD, str(path), "a picture file (PNG, JPEG, WebP, BMP, TIFF, …)") from exc
+            raise InvalidRequestError(field, name, "a picture file (PNG, JPEG, WebP, BMP, TIFF, …)") from exc
         except OSError as exc:
-            raise InvalidRequestError(FIELD, str(path), f"a readable picture file ({_short(exc)})") from exc
+            raise InvalidRequestError(field, name, f"a readable picture file ({_short(exc)})") from exc
         return self.image
 
     def __exit__(self, *exc: object) -> None:

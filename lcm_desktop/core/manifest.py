@@ -26,6 +26,7 @@ from typing import Any
 from lcm_desktop.core.atomic import publish_file
 from lcm_desktop.core.errors import ModelFormatError, ModelIncompleteError
 from lcm_desktop.core.model_files import check_confined_tree, read_json
+from lcm_desktop.core.presets import PRESETS, find_preset
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -159,6 +160,9 @@ class Manifest:
     schema_version: int = SCHEMA_VERSION
     notes: tuple[str, ...] = field(default=())
     loras: tuple[BakedLora, ...] = ()  # style LoRAs baked into the UNet and text encoders, in fusing order
+    # The sampler preset it was made for (core.presets: lcm, tcd, hyper-sd, …), read by the converter from the
+    # source folder; None: converted before presets existed (read from scheduler_config, else LCM).
+    sampler: str | None = None
 
     def component(self, name: str) -> ComponentSpec | None:
         return next((c for c in self.components if c.name == name), None)
@@ -234,6 +238,9 @@ def validate_manifest(manifest: Manifest, folder: Path | None = None) -> None:
         raise bad(f"max_prompt_chunks must be a whole number from 1 to {MAX_PROMPT_CHUNKS} or null, got {chunks!r}")
     if manifest.width % manifest.vae_scale_factor or manifest.height % manifest.vae_scale_factor:
         raise bad(f"size {manifest.width}x{manifest.height} is not a multiple of {manifest.vae_scale_factor}")
+    if manifest.sampler is not None and find_preset(manifest.sampler) is None:
+        raise bad(f"sampler must name a sampler preset ({', '.join(p.name for p in PRESETS)}), "
+                  f"got {manifest.sampler!r}")
     names = [c.name for c in manifest.components]
     for name in names:
         if name not in COMPONENT_NAMES:

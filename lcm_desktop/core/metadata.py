@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import publish_file
+from .presets import find_preset
 from .request import LoraWeight
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ MAX_CHUNK_BYTES = 256 * 1024
 _NEGATIVE = "Negative prompt:"
 LORA_HASHES = "Lora hashes"  # AUTOMATIC1111's key
 DENOISING_STRENGTH = "Denoising strength"  # A1111's key for an image-to-image strength
+ETA = "Eta"  # A1111's key for an ancestral/TCD sampler's eta
+SCHEDULE_TYPE = "Schedule type"  # A1111's key for the timestep spacing ("SGM Uniform": trailing)
 _NO_SYMBOLS = str.maketrans("", "", ":,")  # A1111 removes these from the names it lists
 # One "Key: value" pair; values with commas are quoted ("…"), as A1111 writes them.
 _PAIR = re.compile(r'\s*([\w ]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
@@ -61,6 +64,14 @@ class ImageParameters:
     extra: dict[str, str] = field(default_factory=dict)
     loras: tuple[LoraWeight, ...] = ()  # the styles and their weights (from our JSON chunk; () in A1111's text)
     strength: float | None = None  # image-to-image: how far from the starting picture; None: text-to-image
+    eta: float | None = None  # TCD's gamma (the sampler's, ``core.presets``); None: a sampler without eta
+
+    @property
+    def sampler_name(self) -> str | None:
+        """The preset ``sampler`` names (its A1111 label, e.g. "Euler a" → euler-a-trailing), for a request;
+        ``None`` when it names none we run."""
+        preset = find_preset(self.sampler)
+        return preset.name if preset is not None else None
 
     @property
     def lora_hashes(self) -> dict[str, str]:
@@ -111,6 +122,7 @@ class ImageParameters:
             ("Model hash", self.model_hash),
             ("Model", self.model),
             (DENOISING_STRENGTH, None if self.strength is None else f"{self.strength:g}"),
+            (ETA, None if self.eta is None else f"{self.eta:g}"),
             *self.extra.items(),
         ]
         line = ", ".join(f"{k}: {_quote(str(v))}" for k, v in pairs if v is not None)
@@ -133,7 +145,7 @@ class ImageParameters:
                 in_negative = True
                 line = line[len(_NEGATIVE) :].strip()
             (negative_lines if in_negative else prompt_lines).append(line)
-        known = {"Steps", "Sampler", "CFG scale", "Seed", "Size", "Model hash", "Model", DENOISING_STRENGTH}
+        known = {"Steps", "Sampler", "CFG scale", "Seed", "Size", "Model hash", "Model", DENOISING_STRENGTH, ETA}
         width = height = None
         size = settings.get("Size", "")
         if re.fullmatch(r"\d+x\d+", size):
@@ -151,6 +163,7 @@ class ImageParameters:
             model_hash=settings.get("Model hash"),
             extra={k: v for k, v in settings.items() if k not in known},
             strength=_strength(_to_float(settings.get(DENOISING_STRENGTH))),
+            eta=_eta(_to_float(settings.get(ETA))),
         )
 
 
@@ -176,6 +189,9 @@ def _checked(name: str, value: Any) -> Any:
     if name == "strength":
         ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
         return _strength(None if value is None else float(value)) if ok else _INVALID
+    if name == "eta":
+        ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+        return _eta(None if value is None else float(value)) if ok else _INVALID
     if name == "extra":
         ok = isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
         return dict(value) if ok else _INVALID
@@ -201,6 +217,11 @@ def _loras(value: Any) -> Any:
 def _strength(value: float | None) -> float | None:
     """A strength in (0, 1], else None (a stranger's file may say anything)."""
     return value if value is not None and 0.0 < value <= 1.0 else None
+
+
+def _eta(value: float | None) -> float | None:
+    """An eta in [0, 1], else None."""
+    return value if value is not None and 0.0 <= value <= 1.0 else None
 
 
 def lora_hashes_text(hashes: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> str:
@@ -243,6 +264,20 @@ def save_png(image: Any, path: Path, parameters: ImageParameters, *, replace: bo
 
     An existing ``path`` is never replaced unless ``replace``: ``FileExistsError`` instead.
     """
+    info = _png_info(parameters)
+    return publish_file(Path(path), lambda handle: image.save(handle, format="PNG", pnginfo=info), replace=replace)
+
+
+def png_bytes(image: Any, parameters: ImageParameters) -> bytes:
+    """The PNG ``save_png`` writes, in memory (the local API answers with it, base64-encoded)."""
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=_png_info(parameters))
+    return buffer.getvalue()
+
+
+def _png_info(parameters: ImageParameters) -> Any:
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()
@@ -251,9 +286,8 @@ def save_png(image: Any, path: Path, parameters: ImageParameters, *, replace: bo
     if len(data.encode("utf-8")) <= MAX_CHUNK_BYTES:
         info.add_itxt(JSON_KEY, data)
     else:  # cannot be cut and still parse; the text chunk still says what made the image
-        log.warning("the %s chunk of %s (%d bytes) is over %d bytes and was left out", JSON_KEY, path, len(data),
-                    MAX_CHUNK_BYTES)
-    return publish_file(Path(path), lambda handle: image.save(handle, format="PNG", pnginfo=info), replace=replace)
+        log.warning("the %s chunk (%d bytes) is over %d bytes and was left out", JSON_KEY, len(data), MAX_CHUNK_BYTES)
+    return info
 
 
 def _capped(text: str) -> str:

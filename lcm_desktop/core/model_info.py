@@ -21,6 +21,7 @@ from .errors import LcmError, ModelFormatError, ModelNotFoundError, UnsafeModelE
 from .manifest import MANIFEST_NAME, TINY_DECODER, VAE_ENCODER, Manifest
 from .model_files import read_json
 from .model_folder import PICKLE_HINT, PICKLE_SUFFIXES
+from .presets import PRESETS, SamplerPreset, default_guidance, preset_for_scheduler, presets_for
 from .request import LCM_ORIGINAL_STEPS
 
 ModelFamily = Literal["sd", "sdxl"]
@@ -63,6 +64,18 @@ class ModelInfo:
     baked_styles: tuple[tuple[str, float], ...] = ()  # Core ML: styles fused in at conversion (name, weight)
     original_steps: int = LCM_ORIGINAL_STEPS  # the distillation schedule's length (its scheduler's
     # ``original_inference_steps``): how many points an image-to-image strength leaves (core.request)
+    unet_in_channels: int = 4  # 9: an inpainting UNet (latents + mask + masked-picture latents; engine/inpaint.py)
+
+    @property
+    def inpainting(self) -> bool:
+        """An inpainting UNet: it takes the mask and the masked picture as input (any model can inpaint)."""
+        return self.unet_in_channels == 9
+    preset: SamplerPreset = PRESETS[0]  # the sampler it was made for (core.presets): LCM unless its folder says
+
+    @property
+    def presets(self) -> tuple[SamplerPreset, ...]:
+        """The samplers this model can run, its own first (the app's sampler list)."""
+        return presets_for(self.preset)
 
     @property
     def cfg_capable(self) -> bool:
@@ -121,16 +134,18 @@ def _describe_diffusers(path: Path) -> ModelInfo:
     side = _int(sample, 64) * vae_scale_factor(vae)
     guided = unet.get("time_cond_proj_dim") is not None
     family: ModelFamily = "sdxl" if "text_encoder_2" in index or "tokenizer_2" in index else "sd"
-    defaults = _refined(path, ModelDefaults(DEFAULT_STEPS, DEFAULT_LCM_GUIDANCE if guided else DEFAULT_PLAIN_GUIDANCE,
-                                            side, side))
+    preset = _preset(path, _optional_json(path / "scheduler" / "scheduler_config.json"))
+    defaults = _refined(path, _preset_defaults(preset, guided, side, side))
     return ModelInfo(path, path.name, ModelKind.DIFFUSERS, family, defaults, guided, has_image_encoder=True,
-                     original_steps=_original_steps(path / "scheduler" / "scheduler_config.json"))
+                     original_steps=_original_steps(path / "scheduler" / "scheduler_config.json"),
+                     unet_in_channels=_int(unet.get("in_channels"), 4), preset=preset)
 
 
 def _describe_coreml(path: Path, kind: ModelKind, manifest: Manifest) -> ModelInfo:
     guided = manifest.time_cond_proj_dim is not None
-    base = ModelDefaults(DEFAULT_STEPS, DEFAULT_LCM_GUIDANCE if guided else DEFAULT_PLAIN_GUIDANCE,
-                         manifest.width, manifest.height)
+    scheduler = _optional_json(path / manifest.scheduler_config) if manifest.scheduler_config else {}
+    preset = _preset(path, scheduler, manifest.sampler)
+    base = _preset_defaults(preset, guided, manifest.width, manifest.height)
     refined = _refined(path, base)
     # One converted size: the recommendations may not move it.
     defaults = ModelDefaults(refined.steps, refined.guidance_scale, manifest.width, manifest.height,
@@ -141,7 +156,20 @@ def _describe_coreml(path: Path, kind: ModelKind, manifest: Manifest) -> ModelIn
                      has_tiny_decoder=manifest.component(TINY_DECODER) is not None, fixed_size=True,
                      baked_styles=tuple((lora.name, lora.weight) for lora in manifest.loras),
                      original_steps=_original_steps(path / manifest.scheduler_config) if manifest.scheduler_config
-                     else LCM_ORIGINAL_STEPS)
+                     else LCM_ORIGINAL_STEPS, unet_in_channels=manifest.in_channels, preset=preset)
+
+
+def _preset(path: Path, scheduler: dict[str, Any], recorded: str | None = None) -> SamplerPreset:
+    """The folder's sampler: ``lcm_desktop.json``'s ``sampler``, else the manifest's (Core ML), else its
+    scheduler config's class and spacing (``core.presets.preset_for_scheduler``)."""
+    recommended = _optional_json(path / RECOMMENDATIONS_FILE).get("sampler")
+    return preset_for_scheduler(scheduler, recommended if isinstance(recommended, str) else recorded)
+
+
+def _preset_defaults(preset: SamplerPreset, guided: bool, width: int, height: int) -> ModelDefaults:
+    """Steps and guidance from the preset (LCM: 4 steps, 8.5 embedded or 1 plain; Turbo: 1 step, guidance 0)."""
+    model_guidance = DEFAULT_LCM_GUIDANCE if guided else DEFAULT_PLAIN_GUIDANCE
+    return ModelDefaults(preset.default_steps, default_guidance(preset, guided, model_guidance), width, height)
 
 
 def _original_steps(config: Path) -> int:

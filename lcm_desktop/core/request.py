@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidRequestError
+from .presets import StrengthRule, preset_named, schedule_length
 from .prompt_syntax import check_prompt
 
 MIN_SIDE, MAX_SIDE, SIDE_MULTIPLE = 64, 2048, 8
@@ -49,11 +50,20 @@ def check_steps_for_strength(steps: int, strength: float, original_steps: int = 
     raise InvalidRequestError("strength", strength, f"at least {least:g} with {steps} steps{fewer}")
 
 
-def fit_steps_to_strength(steps: int, strength: float, original_steps: int = LCM_ORIGINAL_STEPS) -> tuple[int, str]:
+def fit_steps_to_strength(steps: int, strength: float, original_steps: int = LCM_ORIGINAL_STEPS,
+                          sampler: str | None = None) -> tuple[int, str]:
     """The one strength → steps policy (app, CLI and API): image-to-image runs at most the schedule points the
     strength leaves, so asking for more steps than that lowers them, with a note saying so ("" when nothing
     changed).  A strength that leaves no point at all is one ``InvalidRequestError``.
-    Text-to-image (strength 1) keeps ``steps`` up to the schedule's length."""
+    Text-to-image (strength 1) keeps ``steps`` up to the schedule's length.
+    ``sampler``: a preset name; a TRUNCATE preset (DDIM, Euler: ``core.presets.StrengthRule``) keeps its steps (its
+    schedule is lengthened instead) and only checks that such a schedule exists; TCD's schedule is drawn from the
+    distillation schedule, so it keeps LCM's rule (at most the points a strength leaves)."""
+    if sampler is not None:
+        preset = preset_named(sampler)
+        if preset.strength_rule is StrengthRule.TRUNCATE and not preset.capped:
+            schedule_length(preset, steps, strength, original_steps)
+            return steps, ""
     points = schedule_points(strength, original_steps)
     if points < 1:
         least = math.ceil(1000 / original_steps) / 1000
@@ -117,6 +127,12 @@ class GenerationRequest:
         (LCM: strength shortens the 50-point distillation schedule; see ``engine.sampler``).
     loras: style LoRAs applied on top of the model, each with its weight (PyTorch: live, any number;
         Core ML: baked in at conversion).  A name may appear once.
+    inpaint: a mask on the starting image (``core.mask.Inpaint``: mask, blur, whole/only-masked area, overlay,
+        outpainting); ``None`` → the whole picture changes.  Needs ``init_image``.
+    sampler: a preset's name (``core.presets``: lcm, tcd, hyper-sd, …; aliases and A1111 labels are read too and
+        stored as the name); ``None`` → the model's own preset.  Whether the model can run it is checked against
+        the model (``core.presets.check_sampler``).
+    eta: TCD's gamma in [0, 1]; ``None`` → the preset's default (0.3 for tcd, 1.0 for hyper-sd).
     """
 
     prompt: str
@@ -131,6 +147,9 @@ class GenerationRequest:
     init_image: Any = field(default=None, compare=False)
     strength: float = 1.0
     loras: tuple[LoraWeight, ...] = ()
+    inpaint: Any = field(default=None, compare=False)  # core.mask.Inpaint
+    sampler: str | None = None
+    eta: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str):
@@ -158,6 +177,27 @@ class GenerationRequest:
             _check_int("seed", self.seed, 0, MAX_SEED)
         self._check_init_image()
         self._check_loras()
+        if self.inpaint is not None:
+            from .mask import Inpaint
+
+            if not isinstance(self.inpaint, Inpaint):
+                raise InvalidRequestError("inpaint", type(self.inpaint).__name__, "a core.mask.Inpaint")
+            if self.init_image is None:
+                raise InvalidRequestError("mask", "without a starting image", "used with init_image (the picture "
+                                          "it masks)")
+        self._check_sampler()
+
+    def _check_sampler(self) -> None:
+        if self.sampler is not None:
+            if not isinstance(self.sampler, str):
+                raise InvalidRequestError("sampler", self.sampler, "a sampler name (lcm, tcd, hyper-sd, …)")
+            object.__setattr__(self, "sampler", preset_named(self.sampler).name)
+        e = self.eta
+        if e is not None and (isinstance(e, bool) or not isinstance(e, (int, float)) or not math.isfinite(e)
+                              or not 0.0 <= e <= 1.0):
+            raise InvalidRequestError("eta", e, "a number from 0 to 1")
+        if e is not None:
+            object.__setattr__(self, "eta", float(e))
 
     def _check_loras(self) -> None:
         loras = tuple(self.loras) if isinstance(self.loras, (list, tuple)) else self.loras

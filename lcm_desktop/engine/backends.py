@@ -87,9 +87,10 @@ def preferred(statuses: list[BackendStatus], kind: ModelKind, current: str | Non
     return next((runnable[k] for k in order if k in runnable), None)
 
 
-def probe_backends() -> list[BackendStatus]:
-    """Every choice with whether this machine runs it (imports torch and coremltools: not on the GUI thread)."""
-    return _torch_statuses() + _coreml_statuses()
+def probe_backends(*, coreml: bool = True) -> list[BackendStatus]:
+    """Every choice with whether this machine runs it (imports torch and coremltools: not on the GUI thread).
+    ``coreml=False``: the PyTorch choices only (importing coremltools alone takes seconds)."""
+    return _torch_statuses() + (_coreml_statuses() if coreml else [])
 
 
 def _torch_statuses() -> list[BackendStatus]:
@@ -138,3 +139,15 @@ def _coreml_statuses() -> list[BackendStatus]:
         else:
             found.append(BackendStatus(c, True))
     return found
+
+
+def load_engine(model: Path, backend: str = "cpu", *, tiny_decoder: Path | None = None,
+                cache_dir: Path | None = None, styles=None):
+    """A loaded ``Engine`` for ``model`` on the backend choice ``backend`` (the app's and the API's engine
+    thread build theirs here); ``styles``: the style store's name → file resolver."""
+    from .engine import Engine
+
+    loader = choice(backend).loader(model, tiny_decoder=tiny_decoder, cache_dir=cache_dir)
+    engine = Engine(loader, styles=styles)
+    engine.load()
+    return engine

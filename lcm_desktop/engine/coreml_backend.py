@@ -35,6 +35,7 @@ from ..core.manifest import (
     Manifest,
     TensorSpec,
 )
+from ..core.mask import INPAINT_INPUTS, LATENT_CHANNELS
 from ..core.model_files import confined_file, read_json, read_text
 from ..core.paths import resource_path
 from ..core.prompt_chunks import CHUNK_LENGTH
@@ -159,6 +160,9 @@ class CoreMLDenoiser:
         self.dtype = torch.float32
         spec = model.spec
         b, c, h, w = spec.input("sample").shape
+        self.inpainting = spec.input(INPAINT_INPUTS[0]) is not None  # takes the mask and masked-picture latents
+        if self.inpainting:
+            c += sum(spec.input(name).shape[1] for name in INPAINT_INPUTS)  # the UNet's 9 channels
         self.batch = b
         cond = spec.input("timestep_cond")
         hidden = spec.input("encoder_hidden_states").shape
@@ -209,6 +213,11 @@ class CoreMLDenoiser:
         for start in range(0, rows + padded, self.batch):
             block = slice(start, start + self.batch)
             feed = {"sample": sample[block], "timestep": timestep[block], "encoder_hidden_states": hidden[block]}
+            if self.inpainting:  # the sampler's 9 channels → the package's named inputs
+                rows_in = feed["sample"]
+                feed["sample"] = rows_in[:, :LATENT_CHANNELS]
+                feed[INPAINT_INPUTS[0]] = rows_in[:, LATENT_CHANNELS : LATENT_CHANNELS + 1]
+                feed[INPAINT_INPUTS[1]] = rows_in[:, LATENT_CHANNELS + 1 :]
             if wants_cond:
                 feed["timestep_cond"] = timestep_cond[block]
             if self.info.addition_time_embed:

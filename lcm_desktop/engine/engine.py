@@ -35,6 +35,7 @@ from ..core.model_info import (
     ModelKind,
     describe_model,
 )
+from ..core.presets import SamplerPreset, preset_for_scheduler, resolve_sampler
 from ..core.request import GenerationRequest, GenerationResult, StepProgress, Timings
 from .components import ModelComponents, PromptEmbedding, StyleState
 from .finite import check_finite
@@ -107,8 +108,16 @@ class Engine:
         return ModelDefaults(4, DEFAULT_LCM_GUIDANCE if guided else DEFAULT_PLAIN_GUIDANCE, width, height)
 
     def resolve(self, request: GenerationRequest) -> GenerationRequest:
+        """The request with every default filled in, its sampler and eta included (checked against the model)."""
         d = self.defaults
-        return request.resolved(width=d.width, height=d.height, guidance_scale=d.guidance_scale)
+        return resolve_sampler(request.resolved(width=d.width, height=d.height, guidance_scale=d.guidance_scale),
+                               self.preset, self.components.name)
+
+    @property
+    def preset(self) -> SamplerPreset:
+        """The sampler the model was made for (``core.presets``; its folder's, else its scheduler config's)."""
+        info = self.info
+        return info.preset if info is not None else preset_for_scheduler(self.components.scheduler_config)
 
     # -- prompt cache ------------------------------------------------------------------------
     def encode(self, prompt: str) -> tuple[PromptEmbedding, bool]:
@@ -142,19 +151,16 @@ class Engine:
                 raise InvalidRequestError("tiny_decoder", True, "used only with a model that has a tiny decoder "
                                           "(pass --tiny-decoder with an AutoencoderTiny folder)")
             decoder = comps.tiny_decoder
-        init_image, image_encoder = None, comps.image_encoder
+        image_encoder = comps.image_encoder
         if request.tiny_decoder and comps.tiny_image_encoder is not None:
             image_encoder = comps.tiny_image_encoder  # the live path: the tiny autoencoder both ways
-        if request.init_image is not None:
-            from ..core.init_image import load_init_image
-
-            init_image = image_tensor(load_init_image(request.init_image, request.width, request.height))
+        request, init_image, inpaint, finish = _start(request, comps.denoiser.info.in_channels)
         out = sample(comps, request, self.encode, on_step=on_step, cancel=cancel, init_image=init_image,
-                     image_encoder=image_encoder)
+                     image_encoder=image_encoder, inpaint=inpaint)
         decode_start = time.perf_counter()
         decoded = decoder.decode(out.denoised)
         check_finite(decoded, "the decoder", NON_FINITE_FIX)
-        images = to_pil(decoded)
+        images = finish(to_pil(decoded))
         if cancel is not None and cancel.is_set():
             raise GenerationCancelled()
         decode_seconds = time.perf_counter() - decode_start
@@ -211,6 +217,27 @@ class Engine:
         if min(latents.shape[-2:]) >= 16:
             latents = torch.nn.functional.avg_pool2d(latents.float(), 2).to(denoised.dtype)
         return to_pil(comps.decoder.decode(latents))
+
+
+def _start(request: GenerationRequest, in_channels: int):
+    """(request as generated, the starting image tensor or None, the sampler's LatentMask or None, how the
+    decoded pictures are finished): image-to-image fits the picture; a mask goes through ``engine/inpaint.py``."""
+    from .inpaint import INPAINT_CHANNELS, LatentMask, mask_tensor, plan_inpaint
+
+    init_image, inpaint = None, None
+    finish: Callable[[list[Any]], list[Any]] = list
+    if request.inpaint is not None:
+        plan = plan_inpaint(request, in_channels)
+        request, finish, init_image = plan.request, plan.finish, image_tensor(plan.image)
+        if plan.mask is not None:
+            inpaint = LatentMask(init_image, mask_tensor(plan.mask), in_channels)
+    elif request.init_image is not None:
+        from ..core.init_image import load_init_image
+
+        init_image = image_tensor(load_init_image(request.init_image, request.width, request.height))
+    if inpaint is None and in_channels == INPAINT_CHANNELS:  # an inpainting UNet asked for a whole picture
+        inpaint = LatentMask.everything(init_image, request.height, request.width)
+    return request, init_image, inpaint, finish
 
 
 def _weights_hash(info: ModelInfo | None) -> str | None:

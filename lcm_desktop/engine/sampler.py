@@ -1,4 +1,4 @@
-"""THE LCM loop, written once for every backend.
+"""THE LCM loop, written once for every backend — and for LCM's successors, as presets of the same loop.
 
 Reads like diffusers' ``LatentConsistencyModelPipeline.__call__`` (and, for plain UNets, the
 Stable Diffusion / SDXL pipelines with ``LCMScheduler``), so that for the same components,
@@ -14,7 +14,13 @@ prompt, seeds, steps, guidance and size it makes the same latents:
    drawn from the same generators — the order diffusers draws in, so the pixels match.
 6. guidance embedding / SDXL size conditioning
 7. per step: one denoiser call → scheduler step → callback → cancel check
-The caller decodes the returned ``denoised`` latents.
+The caller decodes the returned ``denoised`` latents (the last step's sample).
+
+The scheduler is the request's sampler preset's (``core.presets``: LCM, TCD with its ``eta``, Hyper-SD, DDIM /
+Euler / Euler a with trailing spacing), built from the model's scheduler config with the preset's overrides;
+for LCM the loop is ``LatentConsistencyModelPipeline``'s, for the others ``StableDiffusion(XL)Pipeline``'s
+with that scheduler (``scale_model_input`` per step, ``init_noise_sigma``, the step's ``eta``), and
+image-to-image follows ``StableDiffusionImg2ImgPipeline`` (``core.presets.StrengthRule``).
 """
 
 from __future__ import annotations
@@ -27,9 +33,18 @@ from dataclasses import dataclass
 import torch
 
 from ..core.errors import GenerationCancelled, InvalidRequestError, ModelFormatError, PromptTooLongError
+from ..core.presets import (
+    SamplerPreset,
+    StrengthRule,
+    check_eta,
+    preset_for_scheduler,
+    preset_named,
+    schedule_length,
+)
 from ..core.request import GenerationRequest, StepProgress, check_steps_for_strength
 from .components import ImageEncoder, ModelComponents, PromptEmbedding
 from .finite import check_finite
+from .inpaint import LATENT_CHANNELS, LatentMask
 from .prompt_encoding import chunk_count, pad_chunks
 
 NON_FINITE_FIX = ("lower the prompt's weights or the guidance, leave out the styles, or run in float32 (fp16 can "
@@ -56,7 +71,7 @@ def guidance_embedding(w: torch.Tensor, embedding_dim: int, dtype: torch.dtype =
 
 @dataclass
 class SamplerOutput:
-    denoised: torch.Tensor  # (B, 4, h, w) on the denoiser's device
+    denoised: torch.Tensor  # (B, 4, h, w) on the denoiser's device: the final latents, to decode
     denoiser_calls: int
     step_seconds: list[float]
     encode_seconds: float
@@ -77,13 +92,15 @@ def sample(
     cancel: threading.Event | None = None,
     init_image: torch.Tensor | None = None,
     image_encoder: ImageEncoder | None = None,
+    inpaint: LatentMask | None = None,
 ) -> SamplerOutput:
     """Run the LCM loop for a resolved request; ``encode(prompt) -> (embedding, cache_hit)``.
 
     Image-to-image: ``init_image`` is the fitted starting image (1, 3, H, W) in [-1, 1] (H, W: the request's
     size) and ``image_encoder`` turns it into latents (the components' VAE encoder, or a tiny one).
+    Inpainting: ``inpaint`` (``engine/inpaint.py``) makes the first latents, the UNet's input and the blend after
+    each step.
     """
-    from diffusers import LCMScheduler
     from diffusers.utils.torch_utils import randn_tensor
 
     den = components.denoiser
@@ -108,13 +125,15 @@ def sample(
                 "(convert it again with --size to use another)",
             )
 
-    if init_image is not None:
+    if init_image is not None or inpaint is not None:
         if image_encoder is None:
             raise ModelFormatError(f"{components.name} was converted without an image encoder; convert it again "
                                    "(with its vae_encoder) to start from an image.")
-        if tuple(init_image.shape[-2:]) != (request.height, request.width):
+        if init_image is not None and tuple(init_image.shape[-2:]) != (request.height, request.width):
             raise ValueError(f"init_image is {tuple(init_image.shape)}, not fitted to {request.width}x{request.height}")
-        check_steps_for_strength(request.steps, request.strength, _original_steps(components))
+        preset = request_preset(components, request)
+        if preset.strength_rule is StrengthRule.SCHEDULE or preset.capped:  # LCM, TCD: the distillation schedule
+            check_steps_for_strength(request.steps, request.strength, _original_steps(components))
 
     # 2. guidance mode
     cfg = uses_cfg(components, request.guidance_scale)
@@ -147,23 +166,29 @@ def sample(
             pooled = torch.cat([negative.pooled.repeat(batch, 1), pooled])
     encode_seconds = time.perf_counter() - started
 
-    # 4. timesteps
-    scheduler = LCMScheduler.from_config(components.scheduler_config)
-    if init_image is None:
-        scheduler.set_timesteps(request.steps, device=device)
-    else:
-        scheduler.set_timesteps(request.steps, device=device, strength=request.strength)
+    # 4. timesteps: the preset's scheduler (core.presets), from the model's scheduler config
+    preset = request_preset(components, request)
+    scheduler = build_scheduler(preset, components.scheduler_config)
+    step_kwargs: dict = {"generator": generators_for(request)}
+    if preset.takes_eta:
+        step_kwargs["eta"] = check_eta(request.eta, preset)
+    timesteps = _set_timesteps(scheduler, preset, request, device, img2img=init_image is not None)
 
     # 5. latents: one CPU generator per image, so image i is reproducible alone from seed + i
-    generators = [torch.Generator("cpu").manual_seed(s) for s in request.seeds]
-    if init_image is None:
+    generators = step_kwargs["generator"]
+    if inpaint is not None:
+        started = time.perf_counter()
+        latents = inpaint.start(scheduler, image_encoder, generators, (batch, LATENT_CHANNELS, h, w), device, dtype,
+                                request.strength)
+        encode_seconds += time.perf_counter() - started
+    elif init_image is None:
         latents = randn_tensor((batch, info.in_channels, h, w), generator=generators, device=device, dtype=dtype)
         latents = latents * scheduler.init_noise_sigma
     else:
         started = time.perf_counter()
         clean = image_encoder.encode(init_image, generators).to(device, dtype)  # (B, 4, h, w), scaled
         noise = randn_tensor(tuple(clean.shape), generator=generators, device=device, dtype=dtype)
-        latents = scheduler.add_noise(clean, noise, scheduler.timesteps[:1])
+        latents = scheduler.add_noise(clean, noise, timesteps[:1].repeat(batch))
         encode_seconds += time.perf_counter() - started
 
     # 6. guidance embedding (guidance-embedding LCMs) and SDXL size conditioning
@@ -181,11 +206,12 @@ def sample(
     # 7. denoising loop
     calls, step_seconds = 0, []
     loop_start = time.perf_counter()
-    denoised = latents
-    for i, t in enumerate(scheduler.timesteps):
+    for i, t in enumerate(timesteps):
         _check_cancel(cancel)
         step_start = time.perf_counter()
-        model_input = torch.cat([latents] * 2) if cfg else latents
+        model_input = scheduler.scale_model_input(torch.cat([latents] * 2) if cfg else latents, t)
+        if inpaint is not None:
+            model_input = inpaint.model_input(model_input)
         noise_pred = den(
             model_input, t, cond,
             timestep_cond=timestep_cond,
@@ -196,13 +222,64 @@ def sample(
         if cfg:
             uncond, text = noise_pred.chunk(2)
             noise_pred = uncond + request.guidance_scale * (text - uncond)
-        latents, denoised = scheduler.step(noise_pred, t, latents, generator=generators, return_dict=False)
-        check_finite(denoised, f"step {i + 1} of {len(scheduler.timesteps)}", NON_FINITE_FIX)
+        out = scheduler.step(noise_pred, t, latents, **step_kwargs)
+        latents, estimate = out.prev_sample, _estimate(out)
+        if inpaint is not None:
+            latents, estimate = inpaint.after_step(scheduler, i, latents, estimate)
+        check_finite(latents, f"step {i + 1} of {len(timesteps)}", NON_FINITE_FIX)
         step_seconds.append(time.perf_counter() - step_start)
-        if on_step is not None:
-            on_step(StepProgress(i + 1, len(scheduler.timesteps), time.perf_counter() - loop_start, denoised))
+        if on_step is not None:  # a preview: the step's clean-image estimate; the last step: the final latents
+            last = i == len(timesteps) - 1
+            on_step(StepProgress(i + 1, len(timesteps), time.perf_counter() - loop_start,
+                                 latents if last else estimate))
     _check_cancel(cancel)
-    return SamplerOutput(denoised, calls, step_seconds, encode_seconds, negative_ignored, cache_hit)
+    return SamplerOutput(latents, calls, step_seconds, encode_seconds, negative_ignored, cache_hit)
+
+
+def request_preset(components: ModelComponents, request: GenerationRequest) -> SamplerPreset:
+    """The request's sampler, else the one the components' scheduler config names (``core.presets``)."""
+    if request.sampler is not None:
+        return preset_named(request.sampler)
+    return preset_for_scheduler(components.scheduler_config)
+
+
+def build_scheduler(preset: SamplerPreset, config: dict):
+    """The preset's diffusers scheduler from a model's config (the class comes from our table, never the folder)."""
+    import diffusers
+
+    return getattr(diffusers, preset.scheduler).from_config(config, **preset.config_overrides)
+
+
+def generators_for(request: GenerationRequest) -> list[torch.Generator]:
+    return [torch.Generator("cpu").manual_seed(s) for s in request.seeds]
+
+
+def _set_timesteps(scheduler, preset: SamplerPreset, request: GenerationRequest, device, *, img2img: bool):
+    """The timesteps the loop runs (``steps`` of them).  Image-to-image: SCHEDULE presets cut the distillation
+    schedule by strength (``set_timesteps(strength=)``); TRUNCATE presets run the last ``steps`` points of a
+    schedule of ``schedule_length`` points, as diffusers' ``StableDiffusionImg2ImgPipeline.get_timesteps``."""
+    if not img2img:
+        scheduler.set_timesteps(request.steps, device=device)
+        return scheduler.timesteps
+    if preset.strength_rule is StrengthRule.SCHEDULE:
+        scheduler.set_timesteps(request.steps, device=device, strength=request.strength)
+        return scheduler.timesteps
+    n = schedule_length(preset, request.steps, request.strength, int(scheduler.config.get("original_inference_steps")
+                                                                     or 50))
+    scheduler.set_timesteps(n, device=device)
+    start = (n - request.steps) * scheduler.order
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(start)
+    return scheduler.timesteps[start:]
+
+
+def _estimate(out) -> torch.Tensor:
+    """A scheduler step's clean-image estimate (LCM: ``denoised``; DDIM/Euler: x0; TCD: the noised x_s)."""
+    for name in ("denoised", "pred_original_sample", "pred_noised_sample"):
+        value = getattr(out, name, None)
+        if value is not None:
+            return value
+    return out.prev_sample
 
 
 def _original_steps(components: ModelComponents) -> int:

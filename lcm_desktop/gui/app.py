@@ -104,7 +104,7 @@ def _schedule_self_test(app, window, timeout_s: int = 600) -> None:
             app.exit(1)
 
     tester = SelfTest(window)
-    window.engine.worker.finished.connect(tester.finished)
-    window.engine.worker.failed.connect(tester.failed)
+    window.engine.finished.connect(tester.finished)
+    window.engine.failed.connect(tester.failed)
     QTimer.singleShot(0, tester.start)
     QTimer.singleShot(timeout_s * 1000, tester.timeout)

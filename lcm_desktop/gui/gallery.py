@@ -73,8 +73,9 @@ class Gallery(QListWidget):
                                                      Qt.TransformationMode.SmoothTransformation)
             item.setIcon(QIcon(pixmap))
             start = f" · from a picture at strength {entry.strength:g}" if entry.init_image is not None else ""
+            origin = " · from the API" if entry.origin == "api" else ""
             item.setToolTip(f"{entry.prompt}\nseed {entry.seed} · {entry.steps} steps · {entry.width}×{entry.height}"
-                            f"{start}")
+                            f"{start}{origin}")
         else:
             item.setIcon(_missing_icon())
             item.setToolTip(f"File missing: {entry.path}")

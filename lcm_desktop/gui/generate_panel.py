@@ -1,10 +1,9 @@
-"""Prompt and parameters → a ``GenerationRequest``; every control keyboard-reachable and named."""
+"""The prompt and parameters, bound to the window's ``Session``: every edit writes the session, every change of
+the session shows here (a restored PNG, the settings, a new seed); every control keyboard-reachable and named."""
 
 from __future__ import annotations
 
-from enum import Enum
-
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -22,26 +21,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.errors import InvalidRequestError, LcmError
+from ..core.errors import LcmError
 from ..core.model_info import ModelInfo
-from ..core.request import (
-    MAX_GUIDANCE,
-    MAX_SEED,
-    MAX_STEPS,
-    GenerationRequest,
-    random_seed,
-    schedule_points,
-)
+from ..core.presets import default_steps, preset_named
+from ..core.request import MAX_BATCH, MAX_GUIDANCE, MAX_STEPS, schedule_points
+from ..session.state import APP_MAX_SEED, Session, StartMode
 from .prompt_highlight import PromptHighlighter
 
-
-class StartMode(Enum):
-    TEXT = "Text"  # text to image
-    IMAGE = "Image"  # from an opened, pasted or dropped picture (on the canvas)
-    SKETCH = "Sketch"  # from what is painted on the canvas
-
-
-DEFAULT_STRENGTH = 0.6
 MIN_STRENGTH_PERCENT = 2  # 0.02 leaves one point of the 50-point LCM schedule: always one step
 
 SIZE_PRESETS = [(512, 512), (768, 768), (512, 768), (768, 512)]
@@ -65,12 +51,14 @@ class PromptEdit(QPlainTextEdit):
 
 
 class GeneratePanel(QWidget):
-    changed = Signal()  # any parameter edited (live mode listens)
     generateRequested = Signal()
     cancelRequested = Signal()
 
-    def __init__(self, parent=None):
+    def __init__(self, session: Session, parent=None):
         super().__init__(parent)
+        self.session = session
+        self.original_steps = 50  # the selected model's schedule length (set_model_defaults)
+        self._info: ModelInfo | None = None
         self.setObjectName("generatePanel")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 12, 12, 12)
@@ -106,22 +94,30 @@ class GeneratePanel(QWidget):
         self.guidance.setSingleStep(0.5)
         self.guidance.setDecimals(1)
         self.seed = _named(QSpinBox(), "seedSpin", "Seed")
-        self.seed.setRange(0, min(MAX_SEED, 2**31 - 1))
+        self.seed.setRange(0, APP_MAX_SEED)
         self.seed_lock = _named(QCheckBox("Lock"), "seedLockCheck", "Lock seed")
         self.seed_lock.setToolTip("Locked: every image uses this seed. Unlocked: a new random seed each time.")
         self.seed_random = _named(QToolButton(), "seedRandomButton", "New random seed")
         self.seed_random.setText("New")
         self.seed_random.setToolTip("Pick a new random seed")
-        self.seed_random.clicked.connect(lambda: self.seed.setValue(random_seed() % (self.seed.maximum() + 1)))
+        self.seed_random.clicked.connect(session.new_seed)
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed, 1)
         seed_row.addWidget(self.seed_random)
         seed_row.addWidget(self.seed_lock)
+        self.sampler = _named(QComboBox(), "samplerCombo", "Sampler")
+        self.sampler.setToolTip("The sampler preset: the model's own first, then the others its distillation runs")
+        self.eta = _named(QDoubleSpinBox(), "etaSpin", "Eta")
+        self.eta.setRange(0.0, 1.0)
+        self.eta.setSingleStep(0.1)
+        self.eta.setToolTip("TCD's eta (gamma): 0 is deterministic, higher adds detail-renewing noise")
         self.batch = _named(QSpinBox(), "batchSpin", "Batch count")
-        self.batch.setRange(1, 8)
+        self.batch.setRange(1, MAX_BATCH)
         form.addRow("Model", self.model)
         form.addRow("Backend", self.backend)
         form.addRow("Size", self.size)
+        form.addRow("Sampler", self.sampler)
+        form.addRow("Eta", self.eta)
         form.addRow("Steps", self.steps)
         form.addRow("Guidance", self.guidance)
         form.addRow("Seed", seed_row)
@@ -132,7 +128,6 @@ class GeneratePanel(QWidget):
         self.start_mode.setToolTip("Start from text only, a picture, or a sketch on the canvas")
         self.strength = _named(QSlider(Qt.Orientation.Horizontal), "strengthSlider", "Strength")
         self.strength.setRange(MIN_STRENGTH_PERCENT, 100)
-        self.strength.setValue(round(DEFAULT_STRENGTH * 100))
         self.strength.setToolTip("How far from the starting picture: low keeps it, 1.0 ignores it")
         self.strength_label = QLabel()
         self.strength_label.setObjectName("strengthLabel")
@@ -165,13 +160,87 @@ class GeneratePanel(QWidget):
         self.prompt.submitted.connect(self.generateRequested)
         self.negative.submitted.connect(self.generateRequested)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.cancelRequested.emit)
-        for signal in (self.prompt.textChanged, self.negative.textChanged, self.steps.valueChanged,
-                       self.guidance.valueChanged, self.seed.valueChanged, self.size.currentIndexChanged,
-                       self.strength.valueChanged, self.start_mode.currentIndexChanged):
-            signal.connect(self.changed)
-        for signal in (self.strength.valueChanged, self.steps.valueChanged, self.start_mode.currentIndexChanged):
-            signal.connect(self._show_strength)
-        self._show_strength()
+        self._bind()
+
+    # -- binding: widgets → session, session → widgets ------------------------------------------------
+    def _bind(self) -> None:
+        s = self.session
+        edits = {
+            "prompt": (self.prompt.textChanged, lambda: self.prompt.toPlainText()),
+            "negative_prompt": (self.negative.textChanged, lambda: self.negative.toPlainText()),
+            "steps": (self.steps.valueChanged, self.steps.value),
+            "guidance_scale": (self.guidance.valueChanged, lambda: round(self.guidance.value(), 2)),
+            "seed": (self.seed.valueChanged, self.seed.value),
+            "seed_locked": (self.seed_lock.toggled, self.seed_lock.isChecked),
+            "size": (self.size.currentIndexChanged, lambda: self.size.currentData()),
+            "batch_size": (self.batch.valueChanged, self.batch.value),
+            "start_mode": (self.start_mode.currentIndexChanged, lambda: self.start_mode.currentData()),
+            "strength": (self.strength.valueChanged, lambda: self.strength.value() / 100),
+            "model": (self.model.currentIndexChanged, lambda: self.model.currentData() or ""),
+            "backend": (self.backend.currentIndexChanged, lambda: self.backend.currentData() or ""),
+            "live": (self.live.toggled, self.live.isChecked),
+            "sampler": (self.sampler.currentIndexChanged, lambda: self.sampler.currentData() or ""),
+            "eta": (self.eta.valueChanged, lambda: round(self.eta.value(), 2)),
+        }
+        for name, (signal, read) in edits.items():
+            signal.connect(lambda *_, name=name, read=read: setattr(s, name, read()))
+        s.subscribe(self._show)
+        self.sampler.activated.connect(self._sampler_chosen)
+        for name in edits:
+            self._show(name)
+
+    def _show(self, name: str) -> None:
+        """Show the session's ``name`` in its widget (signals blocked: the session already holds it)."""
+        s, value = self.session, getattr(self.session, name)
+        widget = {"prompt": self.prompt, "negative_prompt": self.negative, "steps": self.steps,
+                  "guidance_scale": self.guidance, "seed": self.seed, "seed_locked": self.seed_lock,
+                  "size": self.size, "batch_size": self.batch, "start_mode": self.start_mode,
+                  "strength": self.strength, "model": self.model, "backend": self.backend,
+                  "live": self.live, "sampler": self.sampler, "eta": self.eta}.get(name)
+        if widget is not None:
+            widget.blockSignals(True)
+            if name in ("prompt", "negative_prompt"):
+                if widget.toPlainText() != value:
+                    widget.setPlainText(value)
+            elif name == "strength":
+                widget.setValue(max(MIN_STRENGTH_PERCENT, round(value * 100)))
+            elif name == "eta":
+                preset = self._preset()
+                widget.setValue(value if value is not None else (preset.default_eta or 0.0) if preset else 0.0)
+            elif name in ("size", "start_mode", "model", "backend", "sampler"):
+                self._select(widget, value, name)
+            elif name in ("seed_locked", "live"):
+                widget.setChecked(value)
+            else:
+                widget.setValue(min(value, widget.maximum()) if name == "seed" else value)
+            widget.blockSignals(False)
+        if name in ("strength", "steps", "start_mode", "sampler"):
+            self._show_strength()
+        if name == "sampler":
+            preset = self._preset()
+            self._form.setRowVisible(self.eta, preset is not None and preset.takes_eta)
+            self._show("eta")
+        if name == "live" and s.live:
+            s.seed_locked = True  # the picture changes only where the input does
+
+    def _preset(self):
+        """The preset the session runs (its chosen one, else the model's own); None before a model is known."""
+        if self._info is None:
+            return None
+        return preset_named(self.session.sampler) if self.session.sampler else self._info.preset
+
+    def _sampler_chosen(self) -> None:
+        """The user picked a sampler: Generate runs the preset's own steps, its eta from its default."""
+        if self._info is not None:
+            self.session.update(steps=default_steps(self._info, self._preset()), eta=None)
+
+    def _select(self, combo: QComboBox, value, name: str) -> None:
+        index = combo.findData(value) if value not in (None, "") else -1
+        if index < 0 and name == "size" and value:
+            combo.addItem(f"{value[0]} × {value[1]}", tuple(value))
+            index = combo.count() - 1
+        if index >= 0:
+            combo.setCurrentIndex(index)
 
     # -- model-dependent defaults --------------------------------------------------------------
     def set_model_defaults(self, info: ModelInfo) -> None:
@@ -190,8 +259,18 @@ class GeneratePanel(QWidget):
         index = self.size.findData(current) if current else 0
         self.size.setCurrentIndex(max(index, 0))
         self.size.blockSignals(False)
-        self.guidance.setValue(d.guidance_scale)
-        self.steps.setValue(min(max(d.steps, 1), MAX_STEPS))
+        self.original_steps, self._info = info.original_steps, info
+        self.sampler.blockSignals(True)
+        self.sampler.clear()
+        for i, preset in enumerate(info.presets):  # its own first, as "" (the model's own)
+            self.sampler.addItem(f"{preset.label} ({preset.name})" + (" — this model's" if i == 0 else ""),
+                                 "" if i == 0 else preset.name)
+        self.sampler.blockSignals(False)
+        if self.sampler.findData(self.session.sampler) < 0:
+            self.session.update(sampler="", eta=None)
+        self._show("sampler")
+        self.session.update(size=self.size.currentData(), guidance_scale=d.guidance_scale,
+                            steps=min(max(d.steps, 1), MAX_STEPS))
         example = f"e.g. “{d.example_prompt}”" if d.example_prompt else "Describe the image…"
         self.prompt.setPlaceholderText(f"{example}  (Ctrl+Return to generate)")
         self.negative.setEnabled(cfg_capable)
@@ -203,104 +282,32 @@ class GeneratePanel(QWidget):
         """A panel of its own (the styles) below the parameters, above Live and Generate."""
         self._sections.addWidget(widget)
 
-    # -- start image and strength -------------------------------------------------------------
+    # -- start mode and strength (shown from the session) ------------------------------------------------
     @property
     def mode(self) -> StartMode:
-        return self.start_mode.currentData()
+        return self.session.start_mode
 
     def set_mode(self, mode: StartMode) -> None:
-        self.start_mode.setCurrentIndex(self.start_mode.findData(mode))
+        self.session.start_mode = mode
 
     @property
     def strength_value(self) -> float:
-        return self.strength.value() / 100
-
-    def steps_to_run(self) -> int:
-        """The steps a request will run: image-to-image lowers them to the points the strength leaves."""
-        steps = self.steps.value()
-        return steps if self.mode is StartMode.TEXT else max(1, min(steps, schedule_points(self.strength_value)))
+        return self.session.strength
 
     def _show_strength(self) -> None:
-        self._form.setRowVisible(self._strength_row, self.mode is not StartMode.TEXT)
-        run, asked = self.steps_to_run(), self.steps.value()
-        text = f"{self.strength_value:.2f} · {run} step{'s' if run != 1 else ''}"
-        self.strength_label.setText(text + (f" (of {asked})" if run < asked else ""))
-        self.strength_label.setToolTip(
-            f"At strength {self.strength_value:.2f} the LCM schedule has {schedule_points(self.strength_value)} "
-            f"points, so {run} of the {asked} steps run." if run < asked else
-            f"{run} denoising step{'s' if run != 1 else ''} from the starting picture noised to strength "
-            f"{self.strength_value:.2f}.")
-
-    # -- request -------------------------------------------------------------------------------
-    def request(self, init_image=None, loras: tuple = ()) -> GenerationRequest:
-        """The request the controls describe (raises InvalidRequestError naming the field).  ``init_image`` (the
-        canvas's picture) is used unless the start mode is Text; too few schedule points lower the steps."""
-        width, height = self.size.currentData() or (None, None)
-        if not self.seed_lock.isChecked():
-            self.seed.blockSignals(True)
-            self.seed.setValue(random_seed() % (self.seed.maximum() + 1))
-            self.seed.blockSignals(False)
-        prompt = self.prompt.toPlainText().strip()
-        if not prompt:
-            raise InvalidRequestError("prompt", "", "some text describing the image")
-        img2img = self.mode is not StartMode.TEXT
-        if img2img and init_image is None:
-            raise LcmError(f"{self.mode.value} mode starts from the canvas, which is empty: open, paste (Ctrl+V) or "
-                           "drop a picture on it, paint a sketch, or start from Text.")
-        return GenerationRequest(
-            prompt=prompt,
-            negative_prompt=self.negative.toPlainText().strip() if self.negative.isEnabled() else "",
-            steps=self.steps_to_run(), guidance_scale=round(self.guidance.value(), 2),
-            width=width, height=height, seed=self.seed.value(), batch_size=self.batch.value(),
-            init_image=init_image if img2img else None, strength=self.strength_value if img2img else 1.0,
-            loras=loras,
-        )
-
-    def apply(self, prompt: str | None = None, negative: str | None = None, steps: int | None = None,
-              guidance: float | None = None, seed: int | None = None, size: tuple[int, int] | None = None,
-              strength: float | None = None) -> None:
-        """Restore parameters (drop-in of a PNG, history, settings); unknown values are left alone."""
-        if strength is not None and 0 < strength <= 1:
-            self.strength.setValue(max(MIN_STRENGTH_PERCENT, round(strength * 100)))
-        if prompt is not None:
-            self.prompt.setPlainText(prompt)
-        if negative is not None:
-            self.negative.setPlainText(negative)
-        if steps:
-            self.steps.setValue(min(max(steps, 1), MAX_STEPS))
-        if guidance is not None:
-            self.guidance.setValue(guidance)
-        if seed is not None and 0 <= seed <= self.seed.maximum():
-            self.seed.setValue(seed)
-            self.seed_lock.setChecked(True)
-        if size:
-            index = self.size.findData(tuple(size))
-            if index < 0:
-                self.size.addItem(f"{size[0]} × {size[1]}", tuple(size))
-                index = self.size.count() - 1
-            self.size.setCurrentIndex(index)
-
-    # -- remembered between runs ---------------------------------------------------------------
-    def save_settings(self, s: QSettings) -> None:
-        for key, value in (("model", self.model.currentData() or ""), ("backend", self.backend.currentData() or ""),
-                           ("prompt", self.prompt.toPlainText()), ("negative", self.negative.toPlainText()),
-                           ("steps", self.steps.value()), ("guidance", self.guidance.value()),
-                           ("strength", self.strength_value), ("start_mode", self.mode.value)):
-            s.setValue(key, value)
-        s.sync()
-
-    def restore_settings(self, s: QSettings, explicit_model: bool) -> None:
-        """The last run's values (the model only when none was given on the command line); damaged ones ignored."""
-        if not explicit_model:
-            index = self.model.findData(s.value("model", ""))
-            if index >= 0:
-                self.model.setCurrentIndex(index)
-        self.apply(prompt=s.value("prompt", None), negative=s.value("negative", None),
-                   steps=_number(int, s.value("steps")), guidance=_number(float, s.value("guidance")),
-                   strength=_number(float, s.value("strength")))
-        mode = next((m for m in StartMode if m.value == s.value("start_mode")), None)
-        if mode is not None:
-            self.set_mode(mode)
+        s = self.session
+        self._form.setRowVisible(self._strength_row, s.is_img2img)
+        try:
+            (run, note), asked = s.steps_to_run(self.original_steps), s.steps
+        except LcmError as exc:  # a strength below one point of the schedule: generating will say so
+            self.strength_label.setText(f"{s.strength:.2f}")
+            self.strength_label.setToolTip(exc.user_message)
+            return
+        points = schedule_points(s.strength, self.original_steps)
+        self.strength_label.setText(f"{s.strength:.2f} · {run} step{'s' if run != 1 else ''}" +
+                                    (f" (of {asked})" if run < asked else ""))
+        self.strength_label.setToolTip(note or f"{run} denoising step{'s' if run != 1 else ''} from the starting "
+                                       f"picture noised to strength {s.strength:.2f} ({points} schedule points).")
 
     def set_busy(self, busy: bool) -> None:
         self.cancel_button.setEnabled(busy)
@@ -310,14 +317,6 @@ def _named(widget, name: str, accessible: str):
     widget.setObjectName(name)
     widget.setAccessibleName(accessible)
     return widget
-
-
-def _number(kind: type, value):
-    """``kind(value)``, or None for a missing or damaged setting."""
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _label(text: str, buddy: QWidget) -> QLabel:

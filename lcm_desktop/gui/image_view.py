@@ -40,6 +40,10 @@ class ImageView(QWidget):
         self.placeholder = "Type a prompt and press Generate (Ctrl+Return)."
 
     # -- content --------------------------------------------------------------------------------
+    def set_picking(self, on: bool) -> None:
+        """Clicks here pick colours for the canvas while its colour picker is the tool."""
+        self.picking = on
+
     def show_image(self, image: QImage, path: Path | None = None, preview: bool = False) -> None:
         self._image = image
         self._pixmap = QPixmap.fromImage(image)  # GUI thread only

@@ -1,7 +1,7 @@
 """Where a starting picture comes from and goes: open, paste, drop, "Use as Input" (the result or a history
 item), "Apply" (the result onto the canvas, optionally with a new seed), reopening a history item with its
-sketch, and which of Text / Image / Sketch the window shows.  Composed into the main window (it is handed
-the widgets it works on), so the window module stays about layout and wiring.
+sketch, and which of Text / Image / Sketch the window shows.  It reads and writes the ``Session`` (mode, size,
+seed) and works on the canvas and the result view it is handed; it reaches into no other panel.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
 from ..core.errors import LcmError
 from ..core.init_image import open_image
 from ..history import HistoryEntry
+from ..session.state import Session, StartMode
 from .canvas import Tool
 from .canvas_panel import CanvasPanel
-from .generate_panel import GeneratePanel, StartMode
 from .image_view import ImageView
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif)"
@@ -28,45 +28,48 @@ PLACEHOLDERS = {StartMode.IMAGE: "Open, paste (Ctrl+V) or drop a picture here",
 
 
 class StartImage(QObject):
-    def __init__(self, canvas_panel: CanvasPanel, panel: GeneratePanel, view: ImageView,
-                 status: Callable[[str], None], error: Callable[[str], None], parent: QWidget,
-                 restore_styles: Callable[[HistoryEntry], None] = lambda entry: None):
+    def __init__(self, canvas_panel: CanvasPanel, session: Session, view: ImageView,
+                 status: Callable[[str], None], error: Callable[[str], None], parent: QWidget):
         super().__init__(parent)
-        self.restore_styles = restore_styles
-        self.canvas_panel, self.canvas, self.panel, self.view = canvas_panel, canvas_panel.canvas, panel, view
+        self.canvas_panel, self.canvas, self.session, self.view = canvas_panel, canvas_panel.canvas, session, view
         self._status, self._error, self._parent = status, error, parent
         canvas_panel.openRequested.connect(self.choose_file)
         canvas_panel.applyRequested.connect(self.apply_result)
-        panel.start_mode.currentIndexChanged.connect(self._mode_changed)
-        panel.size.currentIndexChanged.connect(self.sync_size)
+        session.subscribe(self._session_changed)
         view.colorPicked.connect(self.canvas.set_brush_color)
-        canvas_panel.toolChanged.connect(lambda tool: setattr(view, "picking", tool is Tool.PICKER))
+        canvas_panel.toolChanged.connect(lambda tool: view.set_picking(tool is Tool.PICKER))
         self.sync_size()
         self._mode_changed()
+
+    def _session_changed(self, name: str) -> None:
+        if name == "start_mode":
+            self._mode_changed()
+        elif name == "size":
+            self.sync_size()
 
     # -- what the request starts from ------------------------------------------------------------
     def init_image(self):
         """The canvas's picture (PIL) for an image-to-image request, or None (Text mode, or nothing to start from)."""
-        mode = self.panel.mode
+        mode = self.session.start_mode
         if mode is StartMode.TEXT or (mode is StartMode.IMAGE and self.canvas.is_blank):
             return None
         return self.canvas.to_pil()
 
     def _mode_changed(self) -> None:
-        mode = self.panel.mode
+        mode = self.session.start_mode
         self.canvas_panel.setVisible(mode is not StartMode.TEXT)
         self.canvas.placeholder = PLACEHOLDERS.get(mode, "")
         self.canvas.update()
 
     def sync_size(self) -> None:
-        size = self.panel.size.currentData()
+        size = self.session.size
         if size:
             self.canvas.resize_canvas(*size)
             self.canvas_panel.set_brush_size(max(2, round(min(size) / 12)))
 
     def _ensure_canvas_shown(self) -> None:
-        if self.panel.mode is StartMode.TEXT:
-            self.panel.set_mode(StartMode.IMAGE)
+        if self.session.start_mode is StartMode.TEXT:
+            self.session.start_mode = StartMode.IMAGE
 
     # -- sources ----------------------------------------------------------------------------------
     def use_image(self, image, what: str) -> None:
@@ -126,21 +129,18 @@ class StartImage(QObject):
             self._status("There is no finished result to apply yet.")
             return
         self.canvas.set_image(self.view.image, "Apply Result")
-        if self.canvas_panel.new_seed_check.isChecked():
-            self.panel.seed_random.click()
-        self._status("Applied the result to the canvas" +
-                     (f" · new seed {self.panel.seed.value()}" if self.canvas_panel.new_seed_check.isChecked() else ""))
+        new_seed = self.canvas_panel.new_seed_check.isChecked()
+        if new_seed:
+            self.session.new_seed()
+        self._status("Applied the result to the canvas" + (f" · new seed {self.session.seed}" if new_seed else ""))
 
     def reopen(self, entry: HistoryEntry) -> None:
         """Reopen a history item with its start: its picture on the canvas, its settings, its strength."""
         if not entry.has_start:
             self._status("That image was not made from a starting picture.")
             return
-        self.panel.apply(prompt=entry.prompt, negative=entry.negative_prompt, steps=entry.steps,
-                         guidance=entry.guidance_scale, seed=entry.seed, size=(entry.width, entry.height),
-                         strength=entry.strength)
-        self.panel.set_mode(StartMode.SKETCH)
-        self.restore_styles(entry)
+        self.session.restore(entry)
+        self.session.start_mode = StartMode.SKETCH
         self.canvas.set_image(QImage(str(entry.init_image)), "Reopen Sketch")
         if entry.exists:
             self.view.show_image(QImage(str(entry.path)), entry.path)

@@ -27,12 +27,12 @@ from PySide6.QtWidgets import (
 
 from ..core.errors import LcmError
 from ..core.model_info import ModelInfo
-from ..core.request import LoraWeight
+from ..core.request import MAX_LORA_WEIGHT, LoraWeight
 from ..models.disk import format_size
 from ..models.styles import InstalledStyle, StyleStore
 
 SLIDER_SCALE = 100  # slider units per 1.0 of weight
-MAX_SLIDER_WEIGHT = 2.0  # the slider's range (the CLI and tags accept up to ±4)
+MAX_SLIDER_WEIGHT = MAX_LORA_WEIGHT  # the request's own range, so a PNG made at <lora:x:3> restores as 3
 
 
 class StyleRow(QWidget):
@@ -197,8 +197,8 @@ class StylesPanel(QWidget):
                      if row.isEnabled() and row.check.isChecked())
 
     def set_loras(self, loras) -> list[str]:
-        """Check exactly these styles at these weights (a dropped PNG, a history item); returns the names that
-        are not installed."""
+        """Show exactly these styles checked at these weights (the session's styles); returns the names that are
+        not installed.  A view update: it emits nothing (the session already holds them)."""
         wanted = {lora.name: lora.weight for lora in loras}
         for name, row in self.rows.items():
             row.blockSignals(True)
@@ -207,7 +207,6 @@ class StylesPanel(QWidget):
                 row.set_weight(wanted[name])
             row._show_value()
             row.blockSignals(False)
-        self.changed.emit()
         return [name for name in wanted if name not in self.rows]
 
     # -- new, import and delete ---------------------------------------------------------------------------

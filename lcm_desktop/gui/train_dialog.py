@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
 from ..core.errors import InvalidRequestError, TrainingCancelled
 from ..core.paths import AppPaths, builtin_model_path
 from .dialogs import show_error
+from .images import pil_to_qimage
 from .tasks import Task
-from .workers import pil_to_qimage
 
 PREVIEW_SIDE = 192
 

@@ -17,8 +17,11 @@ from typing import Any
 
 from ..core.errors import ModelFormatError, ModelNotFoundError
 from ..core.paths import resource_path
+from ..core.presets import find_preset
 
-KINDS = ("lcm", "lcm-lora", "base", "tiny-decoder")
+KINDS = ("lcm", "lcm-lora", "base", "tiny-decoder", "distill-lora", "distilled")  # distill-lora: TCD, Hyper-SD…
+# on a base; distilled: a whole few-step pipeline (Turbo, SDXS)
+NON_COMMERCIAL = ("sai-nc-community", "cc-by-nc-4.0")  # licences `models list` marks "(non-commercial)"
 SOURCES = ("builtin", "hub")
 FAMILIES = ("sd", "sdxl")
 # diffusers: a whole pipeline folder; unet: a UNet folder (config.json + weights) that replaces a
@@ -49,6 +52,11 @@ class CatalogEntry:
     requires: str | None = None
     tiny_decoder: str | None = None
     description: str = ""
+    sampler: str | None = None  # the sampler preset it was made for (core.presets); None: LCM
+
+    @property
+    def non_commercial(self) -> bool:
+        return self.licence.lower() in NON_COMMERCIAL
 
     @property
     def size_bytes(self) -> int:
@@ -97,6 +105,10 @@ class Catalog:
     def by_repo(self, repo_id: str) -> CatalogEntry | None:
         return next((e for e in self._entries if e.repo_id == repo_id), None)
 
+    def all_by_repo(self, repo_id: str) -> list[CatalogEntry]:
+        """Every entry fetched from ``repo_id`` (Hyper-SD's LoRAs share one repo, one file each)."""
+        return [e for e in self._entries if e.repo_id == repo_id]
+
 
 def load_catalog(path: Path | str | None = None) -> Catalog:
     """Read and validate the catalog (``resources/catalog.json`` by default)."""
@@ -128,6 +140,8 @@ def _entry(raw: dict[str, Any], path: Path) -> CatalogEntry:
     for field, allowed in (("kind", KINDS), ("source", SOURCES), ("family", FAMILIES), ("layout", LAYOUTS)):
         if getattr(entry, field) not in allowed:
             raise bad(f"{entry.id}.{field} must be one of {allowed}, got {getattr(entry, field)!r}")
+    if entry.sampler is not None and find_preset(entry.sampler) is None:
+        raise bad(f"{entry.id}.sampler must name a sampler preset, got {entry.sampler!r}")
     if entry.source == "hub":
         if not entry.repo_id or "/" not in entry.repo_id or not entry.revision or not entry.allow_patterns:
             raise bad(f"{entry.id} needs repo_id (owner/name), revision and allow_patterns")

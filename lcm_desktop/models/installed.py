@@ -49,6 +49,7 @@ class ModelRow:
     path: Path | None
     approx: bool = False  # size_bytes is the catalog's download size, not what is on disk
     needs: str | None = None  # installed, but the base it needs is not complete
+    non_commercial: bool = False  # its licence forbids commercial use (SD-Turbo, SDXL-Turbo): `models list` says so
 
     @property
     def usable(self) -> bool:

@@ -15,6 +15,7 @@ and safetensors headers, never hashes gigabytes: full hashing happens when a fil
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import uuid
@@ -69,7 +70,8 @@ class ModelStore:
         for entry in self.catalog:
             model = by_name.get(entry.id)
             if model is None:
-                rows.append(ModelRow(entry.id, entry.name, entry.kind, None, entry.size_bytes, None, approx=True))
+                rows.append(ModelRow(entry.id, entry.name, entry.kind, None, entry.size_bytes, None, approx=True,
+                                     non_commercial=entry.non_commercial))
                 continue
             size, display, needs = model.size_bytes, entry.name, None
             if entry.requires and model.status is COMPLETE:
@@ -79,7 +81,8 @@ class ModelStore:
                     needs = entry.requires
                 else:
                     size += base.size_bytes
-            rows.append(ModelRow(entry.id, display, entry.kind, model.status, size, model.path, needs=needs))
+            rows.append(ModelRow(entry.id, display, entry.kind, model.status, size, model.path, needs=needs,
+                                 non_commercial=entry.non_commercial))
         for model in self.installed:
             if model.source in (Source.IMPORTED, Source.COREML):
                 rows.append(ModelRow(model.name, model.name, model.kind, model.status, model.size_bytes, model.path))
@@ -161,26 +164,10 @@ def _hub_models(catalog: Catalog, cache: Path) -> list[InstalledModel]:
     for repo in info.repos:
         if repo.repo_type != "model":
             continue
-        entry = catalog.by_repo(repo.repo_id)
         partial = partial_sizes.get(repo.repo_path, 0)
         size = repo.size_on_disk + partial
-        revision = _current_revision(repo, entry)
-        if entry is None:
-            models.append(
-                InstalledModel(
-                    repo.repo_id,
-                    "other",
-                    Source.CACHE,
-                    revision.snapshot_path if revision else None,
-                    size,
-                    COMPLETE,
-                    repo_id=repo.repo_id,
-                )
-            )
-            continue
-        status, detail = _hub_status(entry, repo, revision, partial)
-        models.append(InstalledModel(entry.id, entry.kind, Source.HUB, revision.snapshot_path if revision else None,
-                                     size, status, detail, repo.repo_id, revision.commit_hash if revision else None))
+        for entry in catalog.all_by_repo(repo.repo_id) or [None]:  # Hyper-SD: several entries, one repo
+            models.append(_hub_model(entry, repo, size, partial))
     for warning in info.warnings:  # a repo folder huggingface_hub cannot read (e.g. no snapshots/)
         repo_path = _warned_repo(warning, cache)
         entry = catalog.by_repo(_repo_id_of(repo_path)) if repo_path else None
@@ -189,6 +176,22 @@ def _hub_models(catalog: Catalog, cache: Path) -> list[InstalledModel]:
                                          f"the cached copy is damaged ({warning}); run `lcm-desktop models rm "
                                          f"{entry.id}` and pull it again.", entry.repo_id))
     return models
+
+
+def _hub_model(entry: CatalogEntry | None, repo, size: int, partial: int) -> InstalledModel:
+    revision = _current_revision(repo, entry)
+    if entry is None:
+        return InstalledModel(repo.repo_id, "other", Source.CACHE, revision.snapshot_path if revision else None,
+                              size, COMPLETE, repo_id=repo.repo_id)
+    status, detail = _hub_status(entry, repo, revision, partial)
+    return InstalledModel(entry.id, entry.kind, Source.HUB, revision.snapshot_path if revision else None,
+                          size, status, detail, repo.repo_id, revision.commit_hash if revision else None)
+
+
+def entry_weights(entry: CatalogEntry, folder: Path) -> list[Path]:
+    """The safetensors files of ``folder`` that ``entry`` fetches (a repo may hold several entries' files)."""
+    return [f for f in sorted(folder.glob("*.safetensors"))
+            if any(fnmatch.fnmatch(f.name, p) for p in entry.allow_patterns) or not entry.allow_patterns]
 
 
 def _current_revision(repo, entry: CatalogEntry | None):
@@ -228,7 +231,7 @@ def _layout_status(entry: CatalogEntry, folder: Path) -> tuple[InstallState, str
         return _folder_status(folder)
     needed = ["config.json"] if entry.layout in ("unet", "decoder") else []
     missing = [n for n in needed if not (folder / n).is_file()]
-    weights = sorted(folder.glob("*.safetensors"))
+    weights = entry_weights(entry, folder)
     if missing or not weights:
         return INCOMPLETE, f"{', '.join(missing) or 'the .safetensors weights'} missing"
     try:

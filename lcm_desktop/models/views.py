@@ -7,6 +7,7 @@ Hugging Face cache.  Split from ``store.py``, which says what is installed.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -17,7 +18,7 @@ from ..core.paths import AppPaths, builtin_model_path
 from .catalog import Catalog, CatalogEntry
 from .disk import format_size
 from .installed import COMPLETE, CORRUPT, InstalledModel
-from .store import VIEWS_DIR, ModelStore, _folder_status
+from .store import VIEWS_DIR, ModelStore, _folder_status, entry_weights
 
 
 def usable_folder(entry: CatalogEntry, catalog: Catalog | None = None, paths: AppPaths | None = None,
@@ -36,13 +37,13 @@ def usable_folder(entry: CatalogEntry, catalog: Catalog | None = None, paths: Ap
         # the engine fuses into the UNet when it loads the folder.
         base_entry = catalog.get(entry.requires or "")
         base = _require_complete(base_entry, store, needed_by=entry.id)
-        lora_files = sorted(Path(model.path).glob("*.safetensors"))  # type: ignore[arg-type]
+        lora_files = entry_weights(entry, Path(model.path))  # type: ignore[arg-type]
         if len(lora_files) != 1:
             raise ModelCorruptError(f"{entry.id} should hold one .safetensors LoRA file; delete and pull it again.")
         parts = dict(_components(base.path))  # type: ignore[arg-type]
         parts["lcm_lora"] = lora_files[0]
         key = [entry.id, (model.commit or "")[:12], (base.commit or "")[:12]]
-        return _build_view(paths.data / VIEWS_DIR / "-".join(key), parts)
+        return _build_view(paths.data / VIEWS_DIR / "-".join(key), parts, _recommendations(entry))
     if entry.layout == "decoder" or entry.source == "builtin":
         return model.path  # type: ignore[return-value]
     parts: dict[str, Path] = {}
@@ -55,9 +56,19 @@ def usable_folder(entry: CatalogEntry, catalog: Catalog | None = None, paths: Ap
         key.append((base.commit or "")[:12])
     else:
         parts.update(_components(model.path))  # type: ignore[arg-type]
-        if not any(_default_name(f.name) != f.name for p in parts.values() if p.is_dir() for f in p.iterdir()):
+        renamed = any(_default_name(f.name) != f.name for p in parts.values() if p.is_dir() for f in p.iterdir())
+        if not renamed and entry.sampler is None:
             return model.path  # type: ignore[return-value]
-    return _build_view(paths.data / VIEWS_DIR / "-".join(key), parts)
+    return _build_view(paths.data / VIEWS_DIR / "-".join(key), parts, _recommendations(entry))
+
+
+def _recommendations(entry: CatalogEntry) -> dict | None:
+    """What a view's ``lcm_desktop.json`` says (core.model_info reads it): the entry's sampler preset, steps and
+    guidance, so a base + TCD-LoRA view samples with TCD; ``None`` for an LCM entry (the folder says enough)."""
+    if entry.sampler is None:
+        return None
+    values = {"sampler": entry.sampler, "steps": entry.steps, "guidance_scale": entry.guidance}
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def _require_complete(entry: CatalogEntry, store: ModelStore, needed_by: str | None = None) -> InstalledModel:
@@ -91,7 +102,7 @@ def _default_name(name: str) -> str:
     return name
 
 
-def _build_view(target: Path, parts: dict[str, Path]) -> Path:
+def _build_view(target: Path, parts: dict[str, Path], recommendations: dict | None = None) -> Path:
     if target.is_dir():
         status, _ = _folder_status(target)
         if status is COMPLETE:
@@ -108,6 +119,8 @@ def _build_view(target: Path, parts: dict[str, Path]) -> Path:
                 _link(source, staging / name / "pytorch_lora_weights.safetensors")
             else:
                 _link(source, staging / name)
+        if recommendations:
+            (staging / "lcm_desktop.json").write_text(json.dumps(recommendations) + "\n", encoding="utf-8")
 
     try:
         publish_dir(target, build, replace=True)  # an incomplete view is replaced; a complete one was kept above

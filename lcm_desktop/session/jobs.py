@@ -6,7 +6,8 @@ Its rules, stated once:
   a stroke never builds a backlog); KEPT jobs (Generate, API requests) queue first-in first-out;
 - Live waits for any running job, kept or live: ``idle`` is the one answer it asks (``session.live``).
 
-Every change of a job reaches the subscribers as ``(job, event)`` with event ``"state"``, ``"progress"`` or
+Every change of a job reaches the subscribers as ``(job, event)`` with event ``"queued"`` (submitted),
+``"loading"``, ``"started"``, ``"state"`` (RUNNING, then FINISHED, CANCELLED or FAILED), ``"progress"`` or
 ``"preview"``, on the thread that made it (the engine thread for progress, the caller for submit/cancel):
 a GUI forwards them to its own thread; nothing here knows Qt.
 """
@@ -70,6 +71,7 @@ class Job:
     saved: list = field(default_factory=list)  # outputs.SavedImage of each written PNG (kept jobs)
     error: str | None = None  # the one-line message of a FAILED job
     details: str = ""  # its traceback, for a "details" fold
+    exception: Exception | None = field(default=None, repr=False)  # a FAILED job's LcmError (its type, for the API)
     seconds: float | None = None  # run time without loading the model (FINISHED only: Live's "slow" rule)
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -142,7 +144,7 @@ class JobQueue:
             self._lock.notify_all()
         for old in replaced:
             self._finish(old, JobState.CANCELLED)
-        self.notify(job, "state")
+        self.notify(job, "queued")  # (the runner may have taken it already: the event says what happened)
         return job
 
     def cancel(self, job_id: int) -> bool:

@@ -39,7 +39,8 @@ class LiveScheduler:
     def edited(self, now: float, key: Hashable = None) -> bool:
         """The input may have changed; ``key`` is the input as it is now (None: always a change).  Returns
         whether it really changed since the last live job started."""
-        if key is not None and key == self._last_key:
+        if key is not None and key == self._last_key:  # back to what the last job had: nothing is pending
+            self._first_edit = self._last_edit = None
             return False
         if self._first_edit is None:
             self._first_edit = now

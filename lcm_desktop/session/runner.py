@@ -82,13 +82,15 @@ class EngineRunner:
             result = engine.generate(job.request, on_step=on_step, cancel=job.cancel_event)
             folder = job.output_folder or self._output_folder
             if job.save and self._writer is not None and folder is not None:
-                job.saved = self._writer.write(result, folder, tag=str(job.id), model_hash=engine.model_hash)
+                job.saved = self._writer.write(result, folder, tag=str(job.id), model_hash=engine.model_hash,
+                                               origin=job.origin)
             job.result = result
             job.seconds = max(time.perf_counter() - started - result.timings.load, 0.0)
             self.queue.finish(job, JobState.FINISHED)
         except GenerationCancelled:
             self.queue.finish(job, JobState.CANCELLED)
         except LcmError as exc:
+            job.exception = exc  # its type: the API answers a bad request (InvalidRequestError) with a 4xx
             self.queue.finish(job, JobState.FAILED, error=exc.user_message, details=traceback.format_exc())
         except Exception as exc:  # the last resort: report, keep the thread alive
             log.exception("generation failed")

@@ -12,15 +12,20 @@ Assigning a field notifies the listeners with the field's name, and assigning an
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
+from ..core.atomic import publish_file
 from ..core.errors import InvalidRequestError, LcmError
 from ..core.metadata import ImageParameters
 from ..core.model_info import DEFAULT_LCM_GUIDANCE, DEFAULT_STEPS, ModelInfo
+from ..core.presets import check_sampler, live_steps, preset_named
 from ..core.request import (
     DEFAULT_STRENGTH,
     LCM_ORIGINAL_STEPS,
@@ -36,9 +41,15 @@ from ..core.request import (
 )
 from ..history import HistoryEntry
 
+log = logging.getLogger(__name__)
+SETTINGS_FILE = "session.json"  # in the app's data folder
+MAX_SETTINGS_BYTES = 1_000_000
+APP_MAX_SEED = 2**31 - 1  # seeds the app draws fit a 32-bit spin box (any seed to 2**32 - 1 restores and runs)
 SETTINGS_VERSION = 2  # 1: the QSettings keys of the first releases (see ``_migrate_v1``)
+NOT_PICTURE = frozenset({"live", "backend", "output_folder", "api_port", "api_auth"})  # no live update on change
+# what is remembered between runs (the seed and size are not)
 SAVED = ("model", "backend", "prompt", "negative_prompt", "steps", "guidance_scale", "batch_size", "start_mode",
-         "strength", "styles", "output_folder")  # what is remembered between runs (the seed and size are not)
+         "strength", "styles", "output_folder", "api_port", "api_auth")
 
 
 class StartMode(StrEnum):
@@ -64,10 +75,14 @@ class Session:
     start_mode: StartMode = StartMode.TEXT
     strength: float = DEFAULT_STRENGTH
     styles: tuple[LoraWeight, ...] = ()  # the styles that apply, with their weights (±MAX_LORA_WEIGHT)
+    sampler: str = ""  # a preset's name (core.presets); "" : the model's own
+    eta: float | None = None  # TCD's gamma; None: the preset's default
     model: str = ""  # the selected model folder ("" : none)
     backend: str = ""  # a BackendChoice key ("" : the model's preferred one)
     live: bool = False
     output_folder: str = ""  # "" : the app's output folder
+    api_port: int = 7860  # File ▸ Serve the API on this Mac: its port on 127.0.0.1 …
+    api_auth: str = ""  # … and "user:password" (""  : none)
     _listeners: list[Callable[[str], None]] = field(default_factory=list, repr=False)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -93,9 +108,13 @@ class Session:
             setattr(self, name, value)
 
     def key(self) -> tuple:
-        """Every input as one comparable value: Live starts a new job only when this (and the sketch's
-        revision) changed since the last one."""
-        return tuple(getattr(self, name) for name in _FIELDS)
+        """Every input of the picture as one comparable value: Live starts a new job only when this (and the
+        sketch's revision) changed since the last one."""
+        return tuple(getattr(self, name) for name in _FIELDS if name not in NOT_PICTURE)
+
+    def new_seed(self) -> int:
+        self.seed = random_seed() % (APP_MAX_SEED + 1)
+        return self.seed
 
     # -- inputs → request ------------------------------------------------------------------------
     @property
@@ -106,12 +125,14 @@ class Session:
         """The steps a request will run and, when the strength lowers them, why (``core.request``'s rule)."""
         if not self.is_img2img:
             return self.steps, ""
-        return fit_steps_to_strength(self.steps, self.strength, original_steps)
+        return fit_steps_to_strength(self.steps, self.strength, original_steps, self.sampler or None)
 
-    def to_request(self, init_image: Any = None, info: ModelInfo | None = None) -> GenerationRequest:
+    def to_request(self, init_image: Any = None, info: ModelInfo | None = None,
+                   live: bool = False) -> GenerationRequest:
         """The request these inputs describe.  An unlocked seed is drawn anew here (and shown: it is an input).
         ``init_image`` (the canvas's picture) is used unless the start mode is Text; ``info``, the selected
-        model's description, gives its schedule length and whether a negative prompt applies.  Raises
+        model's description, gives its schedule length and whether a negative prompt applies; ``live``: the 1-step
+        live tier (a preset distilled for one step runs 1 step live, Generate its own steps).  Raises
         ``InvalidRequestError`` naming the field, or ``EmptyCanvasError``."""
         prompt = self.prompt.strip()
         if not prompt:
@@ -119,16 +140,23 @@ class Session:
         if self.is_img2img and init_image is None:
             raise EmptyCanvasError(f"{self.start_mode.value} mode starts from the canvas, which is empty: open, "
                                    "paste (Ctrl+V) or drop a picture on it, paint a sketch, or start from Text.")
+        if self.sampler and info is not None:
+            check_sampler(self.sampler, info.preset, info.name)  # a restored sampler this model cannot run
         if not self.seed_locked:
-            self.seed = random_seed()
+            self.new_seed()
         steps, _ = self.steps_to_run(info.original_steps if info is not None else LCM_ORIGINAL_STEPS)
+        if live and info is not None:
+            preset = preset_named(self.sampler) if self.sampler else info.preset
+            steps = live_steps(info, preset) if preset.one_step else steps  # else the user's own steps
         width, height = self.size if self.size else (None, None)
         cfg = info is None or info.cfg_capable
+        coreml = info is not None and info.kind.is_coreml  # its styles are baked in at conversion
         return GenerationRequest(
             prompt=prompt, negative_prompt=self.negative_prompt.strip() if cfg else "", steps=steps,
             guidance_scale=round(self.guidance_scale, 2), width=width, height=height, seed=self.seed,
             batch_size=self.batch_size, init_image=init_image if self.is_img2img else None,
-            strength=self.strength if self.is_img2img else 1.0, loras=self.styles,
+            strength=self.strength if self.is_img2img else 1.0, loras=() if coreml else self.styles,
+            sampler=self.sampler or None, eta=self.eta,
         )
 
     # -- record → inputs (the only mapping) -------------------------------------------------------------
@@ -163,6 +191,8 @@ class Session:
         else:
             values["start_mode"] = StartMode.TEXT
         values["styles"] = tuple(params.loras)
+        if isinstance(record, ImageParameters):
+            values.update(sampler=params.sampler_name or "", eta=params.eta)
         if model and find_model is not None:
             folder = find_model(model)
             if folder:
@@ -232,11 +262,11 @@ def _number(kind: type, value: Any) -> Any:
 
 def _typed(name: str, value: Any) -> Any:
     """``value`` as field ``name`` holds it, or ``_MISSING`` when it is not one (a damaged settings file)."""
-    if name in ("model", "backend", "prompt", "negative_prompt", "output_folder"):
+    if name in ("model", "backend", "prompt", "negative_prompt", "output_folder", "api_auth"):
         return value if isinstance(value, str) else _MISSING
-    if name in ("steps", "batch_size"):
-        high = MAX_STEPS if name == "steps" else MAX_BATCH
-        ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= high
+    if name in ("steps", "batch_size", "api_port"):
+        low, high = {"steps": (1, MAX_STEPS), "batch_size": (1, MAX_BATCH), "api_port": (1024, 65535)}[name]
+        ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
         return value if ok else _MISSING
     if name in ("guidance_scale", "strength"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -274,3 +304,21 @@ def with_style(styles: Iterable[LoraWeight], name: str, weight: float | None) ->
     if name in current:
         return tuple(replace(s, weight=weight) if s.name == name else s for s in styles)
     return (*kept, LoraWeight(name, weight))
+
+
+def load_settings(path: Path, legacy: Mapping[str, Any] | None = None) -> Session:
+    """The remembered session: ``path`` (``to_settings``'s JSON) when it is there, else ``legacy`` (version 1's
+    keys, read by the app from its old settings.ini); an unreadable file is logged and the defaults used."""
+    try:
+        if path.is_file() and path.stat().st_size <= MAX_SETTINGS_BYTES:
+            return Session.from_settings(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, RecursionError) as exc:
+        log.warning("ignoring unreadable settings %s: %s", path, exc)
+        return Session()
+    return Session.from_settings(legacy or {})
+
+
+def save_settings(path: Path, session: Session) -> None:
+    """Write ``session.to_settings()`` atomically (a crash never leaves half a file)."""
+    text = json.dumps(session.to_settings(), ensure_ascii=False, indent=1).encode("utf-8")
+    publish_file(path, lambda handle: handle.write(text), replace=True)

@@ -99,6 +99,7 @@ def test_parity_result_direction():
     ({"width": 100}, "not a multiple of 8"),
     ({"max_prompt_chunks": 0}, "max_prompt_chunks must be a whole number from 1 to 8 or null, got 0"),
     ({"max_prompt_chunks": "3"}, "max_prompt_chunks must be"),
+    ({"sampler": "dpm++"}, "sampler must name a sampler preset"),
 ])
 def test_invalid_fields(manifest, change, message):
     with pytest.raises(ModelFormatError, match=message):

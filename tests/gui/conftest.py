@@ -49,10 +49,8 @@ def gate(monkeypatch):
 
 
 @pytest.fixture
-def submitted(window, monkeypatch):
+def submitted(window):
     """Every Job the window submits, in order."""
     jobs = []
-    worker = window.engine.worker
-    real_submit = worker.submit
-    monkeypatch.setattr(worker, "submit", lambda job: (jobs.append(job), real_submit(job))[-1])
+    window.engine.queue.subscribe(lambda job, event: jobs.append(job) if event == "queued" else None)
     return jobs

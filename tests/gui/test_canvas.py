@@ -12,8 +12,10 @@ from PySide6.QtCore import QEvent, QPointF, Qt, QTimer
 from PySide6.QtGui import QColor, QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
-from lcm_desktop.gui.canvas import SketchCanvas, Tool, fill_region, qimage_to_pil
-from lcm_desktop.gui.generate_panel import StartMode
+from lcm_desktop.gui.canvas import SketchCanvas, Tool
+from lcm_desktop.gui.images import qimage_to_pil
+from lcm_desktop.gui.sketch_document import fill_region
+from lcm_desktop.session.state import StartMode
 
 pytestmark = pytest.mark.usefixtures("qapp")
 RED = QColor(220, 30, 30)
@@ -104,6 +106,36 @@ def test_a_new_size_refits_the_picture_by_the_engines_rule(canvas):
     assert (pixels(canvas.composite()) == pixels(fit_image(picture, 128, 64))).all()
 
 
+def _shown(widget, image_point) -> tuple[int, int, int]:
+    """The colour the canvas widget shows (rendered by its paintEvent) at an image pixel."""
+    rect, size = widget.target_rect(), widget.image_size()
+    x = int(rect.x() + (image_point[0] + 0.5) * rect.width() / size.width())
+    y = int(rect.y() + (image_point[1] + 0.5) * rect.height() / size.height())
+    return widget.grab().toImage().pixelColor(x, y).getRgb()[:3]
+
+
+def test_a_click_paints_a_dot_and_the_view_draws_the_visible_layers(canvas):
+    revisions = []
+    canvas.changed.connect(lambda: revisions.append(canvas.document.revision))
+    canvas.set_image(Image.new("RGB", (64, 64), (20, 120, 200)))
+    _mouse(canvas, QEvent.Type.MouseButtonPress, (20, 20))
+    _mouse(canvas, QEvent.Type.MouseButtonRelease, (20, 20), Qt.MouseButton.NoButton)
+    assert tuple(pixels(canvas.composite())[20, 20]) == (220, 30, 30) and canvas.undo_stack.count() == 2
+    assert revisions == [1, 2]  # the canvas forwards each document change once
+    assert _shown(canvas, (20, 20)) == (220, 30, 30) and _shown(canvas, (5, 5)) == (20, 120, 200)
+    canvas.document.set_visible("paint", False)
+    assert _shown(canvas, (20, 20)) == (20, 120, 200)
+
+
+def test_a_drag_outside_the_picture_leaves_no_undo_step_and_no_change(canvas):
+    changes = []
+    canvas.changed.connect(lambda: changes.append(1))
+    canvas.stroke([QPointF(-30, -30), QPointF(-10, -40)])
+    canvas.clear()  # already clear paper
+    canvas.resize_canvas(64, 64)
+    assert changes == [] and canvas.undo_stack.count() == 0 and canvas.document.revision == 0
+
+
 # -- in the window ------------------------------------------------------------------------------------------
 def _sketch_mode(window):
     window.panel.set_mode(StartMode.SKETCH)
@@ -130,7 +162,7 @@ def test_strength_slider_says_how_many_steps_run_and_lowers_them_when_too_few_po
     window.panel.strength.setValue(6)  # 0.06 × 50 = 3 schedule points
     assert window.panel.strength_label.text() == "0.06 · 3 steps (of 4)"
     window.panel.prompt.setPlainText("a cat")
-    request = window.panel.request(Image.new("RGB", (64, 64)))
+    request = window.session.to_request(Image.new("RGB", (64, 64)), window.model_info)
     assert (request.steps, request.strength) == (3, 0.06)
 
 
@@ -139,7 +171,7 @@ def test_strokes_make_a_generation_whose_request_carries_the_canvas(qtbot, windo
     canvas.brush_color = RED
     drag(canvas, [(8, 40), (30, 44), (56, 40)])
     window.panel.prompt.setPlainText("a red circle")
-    with qtbot.waitSignal(window.engine.worker.finished, timeout=30_000):
+    with qtbot.waitSignal(window.engine.finished, timeout=30_000):
         assert window.generate()
     request = submitted[-1].request
     assert request.is_img2img and request.strength == window.panel.strength_value
@@ -156,7 +188,7 @@ def test_a_burst_of_strokes_during_a_live_update_runs_once_more_with_the_newest_
     window.panel.steps.setValue(2)
     window.panel.prompt.setPlainText("a red circle")
     finished = []
-    window.engine.worker.finished.connect(lambda job, out: finished.append(job))
+    window.engine.finished.connect(lambda job, out: finished.append(job))
     window.panel.live.setChecked(True)
     qtbot.waitUntil(gate.entered.is_set, timeout=30_000)
     for y in range(10, 60, 10):  # five strokes while the first update is held in its first step
@@ -178,7 +210,7 @@ def test_apply_puts_the_result_on_the_canvas_with_a_new_seed_when_asked(qtbot, w
     window.panel.prompt.setPlainText("a blue square")
     window.panel.seed_lock.setChecked(True)
     window.panel.seed.setValue(1234)
-    with qtbot.waitSignal(window.engine.worker.finished, timeout=30_000):
+    with qtbot.waitSignal(window.engine.finished, timeout=30_000):
         window.generate()
     result = window.view.image
     window.canvas_panel.new_seed_check.setChecked(False)
@@ -211,10 +243,10 @@ def test_reopening_a_history_item_brings_back_its_sketch_and_strength(qtbot, win
     sketch = pixels(canvas.composite())
     window.panel.strength.setValue(70)
     window.panel.prompt.setPlainText("a red circle, top left")
-    with qtbot.waitSignal(window.engine.worker.finished, timeout=30_000):
+    with qtbot.waitSignal(window.engine.finished, timeout=30_000):
         window.generate()
     canvas.clear()
-    window.panel.apply(prompt="other", strength=0.3)
+    window.session.update(prompt="other", strength=0.3)
     window.panel.set_mode(StartMode.TEXT)
     item = window.gallery.item(0)
     menu = window.gallery.menu(item)
@@ -232,7 +264,7 @@ def test_dropping_an_img2img_png_restores_its_strength(qtbot, window, tmp_path):
     params = ImageParameters(prompt="a cat", steps=4, guidance_scale=8.0, seed=5, width=64, height=64,
                              strength=0.35)
     save_png(Image.new("RGB", (64, 64)), tmp_path / "i2i.png", params)
-    assert window.restore_from_png(tmp_path / "i2i.png")
+    assert window.actions.restore_from_png(tmp_path / "i2i.png")
     assert window.panel.strength_value == 0.35
 
 
@@ -242,7 +274,7 @@ def test_paste_and_use_as_input_put_a_picture_on_the_canvas(qtbot, window):
     canvas = window.canvas_panel.canvas
     assert window.panel.mode is StartMode.IMAGE and tuple(pixels(canvas.composite())[5, 5]) == (200, 100, 0)
     window.panel.prompt.setPlainText("a green circle")
-    with qtbot.waitSignal(window.engine.worker.finished, timeout=30_000):
+    with qtbot.waitSignal(window.engine.finished, timeout=30_000):
         window.generate()
     window.start.use_result()
     assert (pixels(canvas.composite()) == pixels(window.view.image)).all()
@@ -269,10 +301,10 @@ def test_window_stays_responsive_while_painting_during_live_updates(qtbot, windo
     canvas = _sketch_mode(window)
     window.panel.steps.setValue(4)
     window.panel.prompt.setPlainText("a yellow triangle")
-    with qtbot.waitSignal(window.engine.worker.finished, timeout=30_000):
+    with qtbot.waitSignal(window.engine.finished, timeout=30_000):
         window.generate()  # the model is loaded before measuring
     finished = []
-    window.engine.worker.finished.connect(lambda job, out: finished.append(job))
+    window.engine.finished.connect(lambda job, out: finished.append(job))
     window.panel.live.setChecked(True)
     gaps, last, step = [], [time.perf_counter()], [0]
 
@@ -319,13 +351,13 @@ def test_deleting_an_image_deletes_its_start_copy_once_no_row_names_it(qtbot, wi
     canvas.stroke([QPointF(10, 10), QPointF(50, 50)])
     window.panel.prompt.setPlainText("a red circle")
     window.panel.batch.setValue(2)  # two rows, one start copy
-    with qtbot.waitSignal(window.engine.worker.finished, timeout=30_000):
+    with qtbot.waitSignal(window.engine.finished, timeout=30_000):
         window.generate()
     first, second = window.history.entries()
     start = first.init_image
     assert start == second.init_image and start.parent == window.paths.starts and start.is_file()
     for _ in range(2):
         window.gallery.setCurrentRow(0)
-        window.delete_selected()
+        window.actions.delete_selected()
         assert start.is_file() == bool(window.history.entries())  # kept while a row still names it
     assert sorted(trashed) == sorted([first.path, second.path])

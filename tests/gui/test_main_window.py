@@ -27,7 +27,7 @@ def _generate(qtbot, win, prompt="a red circle", timeout=30_000):
     from PySide6.QtWidgets import QPlainTextEdit, QPushButton
 
     _find(win, QPlainTextEdit, "promptEdit").setPlainText(prompt)
-    with qtbot.waitSignal(win.engine.worker.finished, timeout=timeout) as blocker:
+    with qtbot.waitSignal(win.engine.finished, timeout=timeout) as blocker:
         qtbot.mouseClick(_find(win, QPushButton, "generateButton"), Qt.MouseButton.LeftButton)
     return blocker.args[1]
 
@@ -79,7 +79,7 @@ def test_keyboard_only_generation(qtbot, window):
     window.activateWindow()
     window.panel.prompt.setFocus()
     qtbot.keyClicks(window.panel.prompt, "a blue square")
-    with qtbot.waitSignal(window.engine.worker.finished, timeout=30_000):
+    with qtbot.waitSignal(window.engine.finished, timeout=30_000):
         qtbot.keyClick(window.panel.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     assert window.history.entries()[0].prompt == "a blue square"
 
@@ -87,7 +87,7 @@ def test_keyboard_only_generation(qtbot, window):
 def test_cancel_mid_run(qtbot, window):
     window.panel.steps.setValue(8)
     window.panel.prompt.setPlainText("a cat")
-    worker = window.engine.worker
+    worker = window.engine
     worker.progress.connect(lambda job, step, total, rate: window.cancel() if step == 1 else None)
     with qtbot.waitSignal(worker.cancelled, timeout=30_000):
         window.generate()
@@ -98,7 +98,7 @@ def test_cancel_mid_run(qtbot, window):
 def test_live_mode_runs_one_job_at_a_time_and_the_newest_input_wins(qtbot, window, gate, submitted):
     """A live job is held inside its first UNet call while the prompt is edited twice: nothing is queued or
     cancelled; when it ends, exactly one more job runs, with the newest prompt.  Live results are not saved."""
-    worker = window.engine.worker
+    worker = window.engine
     window.panel.steps.setValue(3)
     finished, cancelled = [], []
     worker.finished.connect(lambda job, out: finished.append((job, out)))
@@ -134,8 +134,8 @@ def test_drag_out_carries_png_with_parameters_and_drop_restores(qtbot, window):
     gallery_mime = window.gallery.mimeData([window.gallery.item(0)])
     assert gallery_mime.urls()[0].toLocalFile() == dragged
     # change everything, then drop the PNG back in
-    window.panel.apply(prompt="something else", steps=2, guidance=3.0, seed=1)
-    assert window.restore_from_png(output.paths[0])
+    window.session.update(prompt="something else", steps=2, guidance_scale=3.0, seed=1, seed_locked=True)
+    assert window.actions.restore_from_png(output.paths[0])
     assert window.panel.prompt.toPlainText() == req.prompt
     assert (window.panel.steps.value(), window.panel.seed.value()) == (req.steps, req.seed)
     assert window.panel.guidance.value() == pytest.approx(req.guidance_scale)
@@ -150,7 +150,7 @@ def test_drop_of_a1111_png_restores_settings(qtbot, window, tmp_path):
     info.add_text("parameters", "a castle\nNegative prompt: blurry\nSteps: 6, Sampler: Euler a, CFG scale: 7, "
                                 "Seed: 99, Size: 64x64, Model: tiny-lcm")
     Image.new("RGB", (8, 8)).save(tmp_path / "a1111.png", pnginfo=info)
-    assert window.restore_from_png(tmp_path / "a1111.png")
+    assert window.actions.restore_from_png(tmp_path / "a1111.png")
     assert (window.panel.prompt.toPlainText(), window.panel.steps.value(), window.panel.seed.value()) == (
         "a castle", 6, 99)
 
@@ -163,7 +163,7 @@ def test_broken_model_shows_error_dialog_and_app_stays_usable(qtbot, window, tin
     window.panel.model.addItem("broken", str(broken))
     window.panel.model.setCurrentIndex(window.panel.model.count() - 1)
     window.panel.prompt.setPlainText("a cat")
-    with qtbot.waitSignal(window.engine.worker.failed, timeout=30_000) as blocker:
+    with qtbot.waitSignal(window.engine.failed, timeout=30_000) as blocker:
         window.generate()
     assert "corrupt or incomplete" in blocker.args[1]
     qtbot.waitUntil(lambda: window.findChild(QMessageBox, "errorDialog") is not None)
@@ -220,8 +220,8 @@ def test_a_prompt_that_looks_like_settings_restores_exactly(qtbot, window):
     """The A1111 text would read these lines back as a negative prompt and steps; the JSON chunk keeps them."""
     prompt = "a red circle\nNegative prompt: blue\nSteps: 7"
     output = _generate(qtbot, window, prompt)
-    window.panel.apply(prompt="something else", steps=2, guidance=3.0, seed=1)
-    assert window.restore_from_png(output.paths[0])
+    window.session.update(prompt="something else", steps=2, guidance_scale=3.0, seed=1, seed_locked=True)
+    assert window.actions.restore_from_png(output.paths[0])
     assert window.panel.prompt.toPlainText() == prompt
     assert window.panel.steps.value() == output.result.request.steps != 7
 
@@ -230,7 +230,7 @@ def test_generate_while_live_is_shown_and_saved_and_live_waits_for_it(qtbot, win
     """Generate during a held live update: the kept image is the one shown and saved; Live starts nothing until
     it ends, then only for an edit made meanwhile."""
     finished = []
-    window.engine.worker.finished.connect(lambda job, out: finished.append(job))
+    window.engine.finished.connect(lambda job, out: finished.append(job))
     window.panel.steps.setValue(2)
     window.panel.prompt.setPlainText("a dog")
     window.panel.live.setChecked(True)

@@ -41,11 +41,11 @@ def test_import_check_and_weigh_a_style_and_the_request_carries_it(qtbot, window
     row = _row(window, "papercut")
     assert "SD1.5" in row.toolTip() and row.isEnabled() and list(window.styles.rows) == ["papercut", "huge"]
     window.panel.prompt.setPlainText("a red circle")
-    assert window.panel.request(loras=window.styles.loras()).loras == ()
+    assert window.session.to_request(None, window.model_info).loras == ()
     row.check.setChecked(True)
     row.set_weight(0.65)
     assert window.styles.loras() == (LoraWeight("papercut", 0.65),)
-    with qtbot.waitSignal(window.engine.worker.finished, timeout=30_000) as done:
+    with qtbot.waitSignal(window.engine.finished, timeout=30_000) as done:
         assert window.generate()
     output = done.args[1]
     assert output.result.request.loras == (LoraWeight("papercut", 0.65),)
@@ -59,7 +59,7 @@ def test_a_weight_change_makes_a_live_update(qtbot, window, style_file, submitte
     row = _row(window, "papercut")
     row.check.setChecked(True)
     finished = []
-    window.engine.worker.finished.connect(lambda job, out: finished.append(job))
+    window.engine.finished.connect(lambda job, out: finished.append(job))
     window.panel.live.setChecked(True)
     qtbot.waitUntil(lambda: len(finished) == 1 and not window.busy, timeout=30_000)
     row.set_weight(-0.5)
@@ -85,7 +85,7 @@ def test_dropping_a_png_restores_its_styles_and_names_the_missing_ones(qtbot, wi
     params = ImageParameters(prompt="a cat <lora:ghost:0.4>", steps=4, guidance_scale=8.0, seed=5, width=64,
                              height=64, loras=(LoraWeight("papercut", 1.3), LoraWeight("gone", 0.5)))
     save_png(Image.new("RGB", (64, 64)), tmp_path / "styled.png", params)
-    assert window.restore_from_png(tmp_path / "styled.png")
+    assert window.actions.restore_from_png(tmp_path / "styled.png")
     assert window.styles.loras() == (LoraWeight("papercut", 1.3),)
     message = window.statusBar().currentMessage()
     assert "styles not installed: gone, ghost" in message
@@ -96,10 +96,10 @@ def test_reopening_history_restores_its_styles(qtbot, window, style_file):
     _row(window, "papercut").check.setChecked(True)
     _row(window, "papercut").set_weight(0.8)
     window.panel.prompt.setPlainText("a red circle")
-    with qtbot.waitSignal(window.engine.worker.finished, timeout=30_000):
+    with qtbot.waitSignal(window.engine.finished, timeout=30_000):
         window.generate()
     _row(window, "papercut").check.setChecked(False)
-    window.restore_entry(window.history.entries()[0])
+    window.actions.restore_entry(window.history.entries()[0])
     assert window.styles.loras() == (LoraWeight("papercut", 0.8),)
 
 
@@ -139,7 +139,7 @@ def test_the_built_in_style_is_offered_and_changes_the_picture(qtbot, window):
     images = []
     for on in (False, True):
         row.check.setChecked(on)
-        with qtbot.waitSignal(window.engine.worker.finished, timeout=60_000) as done:
+        with qtbot.waitSignal(window.engine.finished, timeout=60_000) as done:
             window.generate()
         images.append(done.args[1].images[0])
     assert images[0] != images[1]

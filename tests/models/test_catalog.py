@@ -26,7 +26,7 @@ def test_shipped_catalog_has_the_required_models_builtin_first():
     lora = catalog.get("lcm-lora-sdv1-5")
     assert lora.kind == "lcm-lora" and catalog.get(lora.requires).repo_id  # a popular SD1.5 base
     assert catalog.get(catalog.get("lcm-lora-sdxl").requires).repo_id == "stabilityai/stable-diffusion-xl-base-1.0"
-    assert {e.kind for e in catalog} == {"lcm", "lcm-lora", "base", "tiny-decoder"}
+    assert {e.kind for e in catalog} == {"lcm", "lcm-lora", "base", "tiny-decoder", "distill-lora", "distilled"}
     for entry in catalog:
         if entry.downloadable:
             assert all(p.endswith((".safetensors", ".json", ".txt")) for p in entry.allow_patterns), entry.id
@@ -44,6 +44,7 @@ def test_unknown_id_suggests_close_ids():
      ({"allow_patterns": ["unet/*"]}, "could fetch files other than safetensors"),
      ({"allow_patterns": ["*.ckpt"]}, "could fetch files other than safetensors"),
      ({"requires": "nowhere"}, "requires must name a base entry"),
+     ({"sampler": "dpm++"}, "sampler must name a sampler preset"),
      ({"colour": "red"}, "unknown fields")],
 )
 def test_invalid_catalogs_are_refused(tmp_path, bad, message):

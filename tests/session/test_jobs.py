@@ -83,7 +83,7 @@ class FakeEngine:
 def test_the_runner_runs_jobs_in_order_reports_them_and_survives_failures():
     queue, built = JobQueue(), []
     engine = FakeEngine()
-    writer = SimpleNamespace(write=lambda result, folder, tag, model_hash: [f"{folder}/{tag}.png"])
+    writer = SimpleNamespace(write=lambda result, folder, tag, model_hash, origin: [f"{folder}/{tag}.png"])
     runner = EngineRunner(queue, lambda spec: (built.append(spec), engine)[1], writer, Path("out"))
     events = []
     queue.subscribe(lambda job, event: events.append((job.id, event)))
@@ -124,7 +124,8 @@ def test_stop_cancels_what_is_queued_and_ends_the_thread():
     waiting = queue.submit(JobKind.KEPT, _request(), SPEC)
     runner.start()
     assert entered.wait(10)
-    threading.Timer(0, gate.set).start()
+    queue.close()  # what stop() does first: the running job is asked to stop, the queued one cancelled
+    gate.set()
     assert runner.stop(10)
     assert running.state is JobState.CANCELLED and waiting.state is JobState.CANCELLED
     with pytest.raises(RuntimeError, match="closed"):

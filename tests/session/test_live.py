@@ -28,8 +28,10 @@ def test_an_edit_that_changes_nothing_starts_nothing():
     assert s.edited(0.0, ("a red circle", 3))
     s.started(("a red circle", 3))
     s.ended(0.2)
-    assert not s.edited(0.5, ("a red circle", 3))  # typed and deleted a letter: the same input
+    assert not s.edited(0.5, ("a red circle", 3))  # the same input
     assert s.wait(0.5) is None
+    assert s.edited(0.55, ("a red circles", 3)) and not s.edited(0.56, ("a red circle", 3))  # typed, deleted
+    assert s.wait(0.57) is None
     assert s.edited(0.6, ("a red circle", 4))  # the sketch's revision moved
     assert s.wait(0.6) == 0.0
 

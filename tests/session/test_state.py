@@ -129,3 +129,29 @@ assert "PySide6" not in [m.split(".")[0] for m in sys.modules if sys.modules[m] 
     assert done.returncode == 0, done.stderr
     assert done.stdout.split(None, 4) == ["4321", "2", "3.5", "0.5", "[('tiny', 3.0)]\n"]
     assert read_png_parameters(out).strength == 0.5
+
+
+def test_samplers_restore_and_the_live_tier_runs_one_step_where_the_preset_allows(tiny_lcm, tmp_path):
+    import shutil
+
+    from lcm_desktop.core.model_info import describe_model
+
+    info = describe_model(tiny_lcm)
+    session = Session(prompt="a red circle", steps=4, seed_locked=True)
+    session.restore(ImageParameters.parse("a cat\nSteps: 2, Sampler: TCD, Eta: 0.6, CFG scale: 1, Seed: 3"))
+    assert (session.sampler, session.eta) == ("tcd", 0.6)
+    request = session.to_request(None, info)
+    assert (request.sampler, request.eta, request.steps) == ("tcd", 0.6, 2)
+    session.restore(ImageParameters.parse("a cat\nSteps: 2, Sampler: Euler a, CFG scale: 1, Seed: 3"))
+    with pytest.raises(InvalidRequestError, match="sampler"):  # Turbo's sampler on a consistency model
+        session.to_request(None, info)
+    session.update(sampler="hyper-sd", eta=None, steps=4)
+    assert session.to_request(None, info, live=True).steps == 1  # the 1-step live tier
+    assert session.to_request(None, info).steps == 4  # Generate keeps the chosen steps
+    session.sampler = "lcm"
+    assert session.to_request(None, info, live=True).steps == 4  # LCM at 1 step is a blur: no tier
+    turbo = shutil.copytree(tiny_lcm, tmp_path / "turbo")
+    (turbo / "lcm_desktop.json").write_text('{"sampler": "turbo"}')
+    turbo_info = describe_model(turbo)
+    session.update(sampler="", steps=4)
+    assert turbo_info.preset.one_step and session.to_request(None, turbo_info, live=True).steps == 1

@@ -13,7 +13,6 @@ import json
 import logging
 import platform
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -35,6 +34,7 @@ from convert.source import (
     source_info,
     weights_bytes,
 )
+from lcm_desktop.core.atomic import publish_dir
 from lcm_desktop.core.errors import ConversionError, LcmError
 from lcm_desktop.core.manifest import MANIFEST_NAME, ComponentSpec, Manifest, TensorSpec, load_manifest, save_manifest
 from lcm_desktop.core.model_info import describe_model
@@ -67,14 +67,11 @@ def run(options: ConvertOptions, progress: Progress | None = None) -> Manifest:
         check_styles(options.loras, source.family, source.path.name)
     check_disk_space(source, options)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
-        manifest = _convert_into(work, source, options, ct.__version__, say)
-        _replace(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+    made: list[Manifest] = []
+    # built in a hidden sibling; an earlier conversion (--force) is moved aside and put back if the rename fails
+    publish_dir(out, lambda work: made.append(_convert_into(work, source, options, ct.__version__, say)),
+                replace=options.force)
+    manifest = made[0]
     sizes = ", ".join(f"{c.name} {_mb(c.size_bytes)}" for c in manifest.components)
     total = sum(c.size_bytes for c in manifest.components)
     say(f"done in {time.perf_counter() - started:.1f} s: {sizes}; total {_mb(total)} in {out}")
@@ -245,25 +242,6 @@ def check_replaceable(out: Path) -> None:
         load_manifest(out)
     except (LcmError, KeyError, TypeError, ValueError) as exc:  # a foreign manifest.json can be any JSON
         raise ConversionError(refusal.format(why=f"no readable {MANIFEST_NAME}")) from exc
-
-
-def _replace(work: Path, out: Path) -> None:
-    """Rename ``work`` to ``out``; an existing ``out`` (--force) is moved aside first and removed after."""
-    if not out.exists():
-        work.rename(out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-    old.rmdir()
-    out.rename(old)
-    try:
-        work.rename(out)
-    except OSError:
-        old.rename(out)
-        raise
-    if old.is_dir():
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        old.unlink(missing_ok=True)
 
 
 def _psnrs(results) -> str:

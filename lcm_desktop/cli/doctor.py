@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..core.text import printable
+
 
 def add_parser(sub) -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", help="report system, backends and model timings (paste it into an issue)")
@@ -20,5 +22,5 @@ def run(args: argparse.Namespace) -> int:
 
     report = run_doctor(resolve_model(args.model) if args.model else builtin_model_path(),
                         generate=not args.no_generate)
-    print(report.to_json() if args.json else report.to_text(), end="")
+    print(report.to_json() if args.json else printable(report.to_text(), newlines=True), end="")
     return 0

@@ -18,6 +18,7 @@ from ..core.model_info import ModelInfo, describe_model
 from ..core.paths import AppPaths, builtin_model_path
 from ..core.presets import PRESETS, default_steps, preset_named, resolve_sampler
 from ..core.request import DEFAULT_STRENGTH
+from ..core.text import printable
 from ..engine.backends import CHOICES
 from .control_args import FLAGS as CONTROL_FLAGS
 from .control_args import add_control_arguments, control_specs
@@ -173,12 +174,12 @@ def run(args: argparse.Namespace) -> int:
         if bar:
             bar.close()
     if result.truncation_note:
-        print(f"warning: {result.truncation_note}", file=sys.stderr)
+        print(printable(f"warning: {result.truncation_note}"), file=sys.stderr)
     written = save_images(result, targets, model=info.name, model_hash=engine.model_hash, fix="choose another --out",
                           on_existing=on_existing)
     for path in written:
         print(path)
-    print(_summary(result, engine.load_seconds, len(written)), file=sys.stderr)
+    print(printable(_summary(result, engine.load_seconds, len(written))), file=sys.stderr)  # names from files
     return 0
 
 

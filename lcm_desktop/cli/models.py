@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..core.text import printable
 from ..models.catalog import Catalog, load_catalog
 from ..models.disk import format_size
 from ..models.progress import DownloadProgress
@@ -59,7 +60,7 @@ def _list(args, catalog: Catalog) -> int:
     for row in rows:
         size = ("~" if row.approx else "") + format_size(row.size_bytes)
         kind = f"{row.kind} (non-commercial)" if row.non_commercial else row.kind
-        table.append((row.name, kind, row.installed, size, str(row.path) if row.path else "-"))
+        table.append((printable(row.name), kind, row.installed, size, printable(row.path) if row.path else "-"))
     widths = [max(len(r[i]) for r in table) for i in range(4)]
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4])
@@ -82,12 +83,12 @@ def _styles(args, catalog: Catalog) -> int:
     for style in styles:
         info = style.info
         if info is None:
-            table.append((style.name, "damaged", format_size(style.size_bytes), style.problem))
+            table.append((printable(style.name), "damaged", format_size(style.size_bytes), printable(style.problem)))
             continue
         parts = "" if info.touches_text_encoder else " (UNet only)"
-        table.append((style.name + (" (built in)" if style.builtin else ""), info.family_label + parts,
+        table.append((printable(style.name) + (" (built in)" if style.builtin else ""), info.family_label + parts,
                       format_size(info.size_bytes),
-                      ", ".join(info.trigger_words) or "-"))
+                      printable(", ".join(info.trigger_words)) or "-"))  # words from a stranger's file
     widths = [max(len(r[i]) for r in table) for i in range(3)]
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
@@ -143,11 +144,11 @@ def _import(args, catalog: Catalog) -> int:
         style = StyleStore().import_file(args.path, name=args.name)
         info = style.info
         words = f"; trigger words: {', '.join(info.trigger_words)}" if info and info.trigger_words else ""
-        print(f"imported style {style.name} ({info.family_label if info else '?'}, "
+        print(f"imported style {printable(style.name)} ({info.family_label if info else '?'}, "
               f"{format_size(style.size_bytes)}){words}: {style.path}")
         return EXIT_OK
     folder = import_model(args.path, name=args.name, catalog=catalog)
-    print(f"imported {folder.name}: {folder}")
+    print(printable(f"imported {folder.name}: {folder}"))
     return EXIT_OK
 
 
@@ -160,7 +161,7 @@ def _du(args, catalog: Catalog) -> int:
     for m in models:
         where = {"cache": "other (shared HF cache)", "hub": "HF cache"}.get(m.source, m.source)
         status = "" if m.status is InstallState.COMPLETE else f"  [{m.status}]"
-        print(f"{m.name.ljust(width)}  {format_size(m.size_bytes):>9}  {where}{status}")
+        print(f"{printable(m.name).ljust(width)}  {format_size(m.size_bytes):>9}  {where}{status}")
     print(f"{'total'.ljust(width)}  {format_size(sum(m.size_bytes for m in models)):>9}")
     return EXIT_OK
 

@@ -10,12 +10,26 @@ unlike checking first and writing after), or with ``os.replace`` when replacing 
 The temp file is created with mode 0o666 so the user's umask decides the permissions, as for any
 file a program creates (``tempfile.mkstemp`` would force 0600).  Python's standard library has no
 "rename without replacing" (Linux ``renameat2``, macOS ``renamex_np``), hence the hard link.
+
+Folders (a model, a converted model, a compiled Core ML model, a trained full model) are published
+the same way, by ``publish_dir``:
+
+    publish_dir(target, lambda work: build_into(work), replace=force)
+
+The folder is built in a hidden ``.<name>.<pid>-<random>.part`` sibling; then an existing target
+(only with ``replace``) is moved aside to ``.<name>.<pid>-<random>.old.part``, the new folder is
+renamed into place and the old one removed — and if the rename fails, the old one is renamed
+back, so the user's folder is never lost (deleting it before the rename loses it to a crash).
+``clean_stale_parts`` removes such folders once their process is gone, and puts a moved-aside
+folder back if a crash left no target.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +37,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 PART_SUFFIX = ".part"
+OLD_SUFFIX = ".old" + PART_SUFFIX
+# ``.<name>.<pid>-<random>.part`` or ``….old.part``: a folder of ours, the pid of the process that builds it.
+_DIR_PART = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}(?P<old>\.old)?\.part$")
 STALE_AFTER_SECONDS = 300.0  # a save takes well under a second; older temp files are leftovers of a crash
 
 # Filesystems without hard links (FAT, some network shares) answer one of these.
@@ -64,10 +81,85 @@ def _link_new(tmp: Path, path: Path) -> None:
         os.replace(tmp, path)
 
 
+def dir_part_path(target: Path, *, old: bool = False) -> Path:
+    """A fresh hidden sibling of ``target`` for building (or, ``old``, for moving it aside)."""
+    suffix = OLD_SUFFIX if old else PART_SUFFIX
+    return target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+
+
+def publish_dir(target: Path | str, build: Callable[[Path], None], *, replace: bool = False) -> Path:
+    """Build a folder with ``build(work)`` and rename it to ``target`` (see the module docstring).
+
+    Raises ``FileExistsError`` if ``target`` exists and not ``replace`` (then, or on any failure of
+    ``build``, the work folder is removed and ``target`` is untouched).  OSError is the caller's to word.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_parts(target.parent)
+    work = dir_part_path(target)
+    work.mkdir()  # the user's umask decides the permissions (tempfile.mkdtemp would force 0700)
+    try:
+        build(work)
+        _swap_in(work, target, replace)
+    except BaseException:
+        _remove(work)
+        raise
+    return target
+
+
+def _swap_in(work: Path, target: Path, replace: bool) -> None:
+    if not os.path.lexists(target):
+        os.rename(work, target)  # on POSIX this would also replace an empty folder: checked just before
+        return
+    if not replace:
+        raise FileExistsError(errno.EEXIST, "already exists", str(target))
+    old = dir_part_path(target, old=True)
+    os.rename(target, old)
+    try:
+        os.rename(work, target)
+    except BaseException:
+        os.rename(old, target)  # put the user's folder back
+        raise
+    _remove(old)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, someone else's
+        return True
+    return True
+
+
+def _clean_dir_part(part: Path, cutoff: float) -> bool:
+    """A stale folder of ``publish_dir``: removed, or renamed back if it is a moved-aside target with none left."""
+    match = _DIR_PART.match(part.name)
+    if match is None or _pid_alive(int(match["pid"])) or part.stat().st_mtime >= cutoff:
+        return False
+    target = part.with_name(match["name"])
+    if match["old"] and not os.path.lexists(target):
+        os.rename(part, target)  # the crash came between the two renames: the old folder is the only copy
+    else:
+        shutil.rmtree(part)
+    return True
+
+
 def clean_stale_parts(folder: Path | str, *, older_than: float = STALE_AFTER_SECONDS) -> int:
     """Remove our hidden ``.*.part`` leftovers (a crash or kill -9 while saving) older than ``older_than`` s.
 
-    Recent ones are kept: another process may be writing them right now.  Returns how many were removed.
+    Recent ones are kept: another process may be writing them right now; a folder is kept while the
+    process named in it runs.  Returns how many were removed (or restored).
     """
     folder = Path(folder)
     removed = 0
@@ -78,7 +170,11 @@ def clean_stale_parts(folder: Path | str, *, older_than: float = STALE_AFTER_SEC
         return 0
     for part in candidates:
         try:
-            if part.is_file() and not part.is_symlink() and part.stat().st_mtime < cutoff:
+            if part.is_symlink():
+                continue
+            if part.is_dir():
+                removed += _clean_dir_part(part, cutoff)
+            elif part.is_file() and part.stat().st_mtime < cutoff:
                 part.unlink()
                 removed += 1
         except OSError:

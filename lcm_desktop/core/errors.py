@@ -108,3 +108,7 @@ class TrainingCancelled(Cancelled):
         super().__init__(message)
         self.step = step
         self.total = total
+
+
+class NonFiniteError(LcmError):
+    """Numbers became NaN or infinite (a style's weights, a generation's latents or image): never a black image."""

@@ -25,7 +25,7 @@ from typing import Any
 
 from lcm_desktop.core.atomic import publish_file
 from lcm_desktop.core.errors import ModelFormatError, ModelIncompleteError
-from lcm_desktop.core.model_files import read_json
+from lcm_desktop.core.model_files import check_confined_tree, read_json
 from lcm_desktop.core.presets import PRESETS, find_preset
 
 SCHEMA_VERSION = 1
@@ -264,6 +264,9 @@ def validate_manifest(manifest: Manifest, folder: Path | None = None) -> None:
         for rel in [c.file for c in manifest.components] + [manifest.scheduler_config or "."]:
             if not (folder / rel).exists():
                 raise ModelIncompleteError(f"{folder / rel} is missing; the Core ML model folder is incomplete.")
+        named = [c.file for c in manifest.components] + [t for t in manifest.tokenizers if (folder / t).exists()]
+        for rel in named + ([manifest.scheduler_config] if manifest.scheduler_config else []):
+            check_confined_tree(folder, rel)  # nothing named may lead outside, or be a FIFO or device
 
 
 def load_manifest(folder: Path) -> Manifest:

@@ -24,6 +24,7 @@ Guidance End: 1"`` as AUTOMATIC1111's ControlNet extension writes it; the JSON c
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -34,10 +35,15 @@ from .control import A1111_KEY, ControlRecord
 from .presets import find_preset
 from .request import LoraWeight
 
+log = logging.getLogger(__name__)
+
 PARAMETERS_KEY = "parameters"
 JSON_KEY = "lcm_desktop"
 JSON_VERSION = 1
 MAX_JSON_CHARS = 1_000_000  # a real request is a few hundred bytes; refuse anything absurd
+# What we write per text chunk (UTF-8 bytes): two maximal prompts (core/prompt_syntax.MAX_PROMPT_CHARS) fit with
+# room to spare, and it stays far below what PNG readers accept (Pillow: 1 MB per chunk, else the PNG won't open).
+MAX_CHUNK_BYTES = 256 * 1024
 _NEGATIVE = "Negative prompt:"
 LORA_HASHES = "Lora hashes"  # AUTOMATIC1111's key
 DENOISING_STRENGTH = "Denoising strength"  # A1111's key for an image-to-image strength
@@ -303,9 +309,21 @@ def _png_info(parameters: ImageParameters) -> Any:
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()
-    info.add_text(PARAMETERS_KEY, parameters.to_text())
-    info.add_itxt(JSON_KEY, parameters.to_json())
+    text, data = parameters.to_text(), parameters.to_json()
+    info.add_text(PARAMETERS_KEY, _capped(text))
+    if len(data.encode("utf-8")) <= MAX_CHUNK_BYTES:
+        info.add_itxt(JSON_KEY, data)
+    else:  # cannot be cut and still parse; the text chunk still says what made the image
+        log.warning("the %s chunk (%d bytes) is over %d bytes and was left out", JSON_KEY, len(data), MAX_CHUNK_BYTES)
     return info
+
+
+def _capped(text: str) -> str:
+    """``text`` cut to ``MAX_CHUNK_BYTES`` of UTF-8 (at a character), marked with "…" when cut."""
+    data = text.encode("utf-8")
+    if len(data) <= MAX_CHUNK_BYTES:
+        return text
+    return data[: MAX_CHUNK_BYTES - 3].decode("utf-8", errors="ignore") + "…"
 
 
 def read_png_parameters(path: Path) -> ImageParameters | None:

@@ -224,13 +224,73 @@ def link_root(source: Path) -> str:
     return str(real)
 
 
-def _require_inside(path: Path, real: str, root: str, source: Path) -> None:
+def _require_inside(path: Path, real: str, root: str, source: Path, verb: str = "copy") -> None:
     if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
         return
+    try:
+        shown = path.relative_to(source.parent)
+    except ValueError:
+        shown = path
     raise UnsafeModelError(
-        f"Refusing to copy {path.relative_to(source.parent)}: it links to {real}, outside the model folder; "
-        "copy the file itself into the folder and try again."
+        f"Refusing to {verb} {shown}: it {'links to' if os.path.islink(path) else 'is'} {real}, outside the "
+        f"{'model' if verb == 'copy' else source.name} folder; copy the file itself into the folder and try again."
     )
+
+
+# -- reading inside a folder a user handed us ------------------------------------------------
+def confined_file(folder: Path, path: Path, *, root: str | None = None) -> Path:
+    """The real path of ``path`` if it is a regular file inside ``folder`` (links resolved, staying inside
+    ``root``, by default ``link_root(folder)``): never a link out of it, a FIFO, a device or a folder.
+
+    ``UnsafeModelError`` (outside) or ``ModelFormatError`` (not a regular file), one line naming the file.
+    """
+    folder = Path(folder)
+    real = os.path.realpath(path)
+    _require_inside(Path(path), real, root or link_root(folder), folder, "read")
+    check_regular(Path(real))
+    return Path(real)
+
+
+def read_confined(folder: Path, path: Path, limit: int, *, truncate: bool = False) -> bytes:
+    """The bytes of ``confined_file(folder, path)``: at most ``limit``; more is an error unless ``truncate``
+    (then the first ``limit`` bytes: an 8 GB caption file costs what a short one does)."""
+    real = confined_file(folder, path)
+    if not truncate:
+        return read_bytes(real, limit)
+    with open_regular(real) as handle:
+        try:
+            return handle.read(limit)
+        except OSError as exc:
+            raise _unreadable(real, exc) from exc
+
+
+def check_confined_tree(folder: Path, relative: str | Path = ".", *, root: str | None = None) -> Path:
+    """Check that ``folder/relative`` and everything under it stays inside ``folder`` (links resolved) and that
+    every file is a regular file — a converted model's package or tokenizer folder before anything reads it
+    (a manifest path like ``../../x``, weights linked to ``/dev/zero`` or a private file, a FIFO that hangs the
+    load).  Returns the real path."""
+    folder = Path(folder)
+    root = root or link_root(folder)
+    start = folder / relative
+    real_start = os.path.realpath(start)
+    _require_inside(start, real_start, root, folder, "read")
+    if not os.path.isdir(real_start):
+        check_regular(Path(real_start))
+        return Path(real_start)
+    seen: set[str] = set()
+    for dirpath, dirs, names in os.walk(real_start, followlinks=True):
+        real_dir = os.path.realpath(dirpath)
+        _require_inside(Path(dirpath), real_dir, root, folder, "read")
+        if real_dir in seen:
+            dirs[:] = []
+            continue
+        seen.add(real_dir)
+        for name in names:
+            path = Path(dirpath) / name
+            real = os.path.realpath(path)
+            _require_inside(path, real, root, folder, "read")
+            check_regular(Path(real))
+    return Path(real_start)
 
 
 def copy_data_file(real: Path, dest: Path, size: int) -> None:
@@ -245,3 +305,15 @@ def copy_data_file(real: Path, dest: Path, size: int) -> None:
         while remaining > 0 and (chunk := src.read(min(remaining, 1 << 22))):
             out.write(chunk)
             remaining -= len(chunk)
+
+
+def copy_confined_tree(source: Path, dest: Path, *, skip_dirs: frozenset[str] | set[str] = frozenset()) -> int:
+    """Copy a model folder's data files (``data_files``: inside it, regular, listed sizes) into ``dest``.
+
+    Unlike ``shutil.copytree`` no link is followed out of ``source`` (a private file, ``/dev/zero``) and
+    no FIFO blocks the copy; each file is copied up to the size it had when listed.  Returns the bytes copied.
+    """
+    files = data_files(Path(source), skip_dirs=skip_dirs)
+    for relative, real, size in files:
+        copy_data_file(real, Path(dest) / relative, size)
+    return sum(size for _, _, size in files)

@@ -55,6 +55,11 @@ class AppPaths:
         )
 
     @property
+    def log_file(self) -> Path:
+        """The one log file: the app's log, and the CLI's record of an unexpected error (its traceback)."""
+        return self.logs / "lcm-desktop.log"
+
+    @property
     def starts(self) -> Path:
         """Copies of image-to-image starting images (sketches), named by the history."""
         return self.data / "starts"

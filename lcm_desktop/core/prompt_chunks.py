@@ -22,8 +22,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .errors import InvalidRequestError
 from .prompt_syntax import ParsedPrompt
 
+MAX_PROMPT_CHUNKS = 32  # 2,400 tokens; each chunk is one text-encoder call (a Core ML model may take fewer)
 CHUNK_TOKENS = 75  # prompt tokens per chunk
 CHUNK_LENGTH = CHUNK_TOKENS + 2  # with the start and end tokens: CLIP's 77
 COMMA_BACKTRACK = 20  # AUTOMATIC1111's default ``comma_padding_backtrack``
@@ -75,6 +77,9 @@ def chunk_prompt(
 
     def close(last: bool = False) -> None:
         nonlocal ids, weights, last_comma, count
+        if len(chunks) >= MAX_PROMPT_CHUNKS:  # stop at once: 30 KB of BREAK would be 5,001 encoder calls
+            raise InvalidRequestError("prompt", f"more than {MAX_PROMPT_CHUNKS} chunks",
+                                      f"at most {MAX_PROMPT_CHUNKS} chunks of 75 tokens (each BREAK starts one)")
         count += len(ids) if last else CHUNK_TOKENS
         chunks.append(_wrap(ids, weights, special))
         ids, weights, last_comma = [], [], -1

@@ -31,12 +31,19 @@ AUTOMATIC1111's.  The parser is small; it is written here, plain Python, and the
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from .errors import InvalidRequestError
 
+# Bounds (documented in docs/ARCHITECTURE.md and checked before any work): a prompt longer than this, or
+# brackets nested deeper, is an InvalidRequestError naming the prompt.  With them the parser is linear:
+# each piece of text is multiplied by at most MAX_BRACKET_DEPTH open brackets.
+MAX_PROMPT_CHARS = 20_000  # ~10 pages of text; 32 chunks of 75 tokens are ~8,000 characters
+MAX_BRACKET_DEPTH = 100  # (((…))) 100 deep already weighs 1.1**100 ≈ 13,800
+MAX_TAG_CHARS = 1_000  # a longer <lora:…> is plain text (bounds the tag search on text with no ">")
 ROUND = 1.1  # ``(text)``
 SQUARE = 1 / 1.1  # ``[text]``
 
@@ -53,7 +60,7 @@ _TOKEN = re.compile(
     re.X,
 )
 _BREAK = re.compile(r"\s*\bBREAK\b\s*", re.S)
-_LORA = re.compile(r"<lora:([^>]+)>")
+_LORA = re.compile(rf"<lora:([^>]{{1,{MAX_TAG_CHARS}}})>")
 
 
 class LoraTag(NamedTuple):
@@ -99,6 +106,7 @@ def prompt_loras(prompt: str) -> tuple[LoraTag, ...]:
 
 def split_loras(prompt: str) -> tuple[str, tuple[LoraTag, ...]]:
     """The prompt without its ``<lora:…>`` tags (each replaced by nothing), and the tags."""
+    check_prompt_length("prompt", prompt)
     tags: list[LoraTag] = []
 
     def take(match: re.Match) -> str:
@@ -106,6 +114,24 @@ def split_loras(prompt: str) -> tuple[str, tuple[LoraTag, ...]]:
         return ""
 
     return _LORA.sub(take, prompt), tuple(tags)
+
+
+def check_prompt_length(field: str, text: str) -> None:
+    """Refuse a prompt longer than ``MAX_PROMPT_CHARS`` (one line naming the field), before any parsing."""
+    if len(text) > MAX_PROMPT_CHARS:
+        raise InvalidRequestError(field, f"{len(text):,} characters", f"at most {MAX_PROMPT_CHARS:,} characters")
+
+
+def check_prompt(field: str, text: str) -> None:
+    """Everything about a prompt that needs no tokenizer — its length, brackets, weights and tags — checked when a
+    request is made, so a bad prompt is one line at once, not after the model has loaded."""
+    check_prompt_length(field, text)
+    try:
+        parse_prompt(text)
+    except InvalidRequestError as exc:
+        if exc.field == field:
+            raise
+        raise InvalidRequestError(field, exc.value, exc.allowed) from None
 
 
 def _lora_tag(tag: str, body: str) -> LoraTag:
@@ -117,10 +143,13 @@ def _lora_tag(tag: str, body: str) -> LoraTag:
     if not weights:
         return LoraTag(name)
     try:
-        return LoraTag(name, float(weights[0]))
+        weight = float(weights[0])
     except ValueError:
+        weight = math.nan
+    if not math.isfinite(weight):
         allowed = f"a LoRA tag whose weight is a number, like <lora:{name}:0.8>"
-        raise InvalidRequestError("prompt", tag, allowed) from None
+        raise InvalidRequestError("prompt", _short(tag), allowed) from None
+    return LoraTag(name, weight)
 
 
 def parse_attention(text: str) -> tuple[Fragment, ...]:
@@ -135,6 +164,9 @@ def parse_attention(text: str) -> tuple[Fragment, ...]:
 
     for match in _TOKEN.finditer(text):
         kind = match.lastgroup
+        if kind == "open" and len(rounds) + len(squares) >= MAX_BRACKET_DEPTH:
+            raise InvalidRequestError("prompt", f"brackets nested {MAX_BRACKET_DEPTH + 1} deep at character "
+                                      f"{match.start() + 1}", f"brackets nested at most {MAX_BRACKET_DEPTH} deep")
         if kind == "escaped":
             out.append([match.group(0)[1], 1.0, False])
         elif kind == "backslash":
@@ -156,25 +188,37 @@ def parse_attention(text: str) -> tuple[Fragment, ...]:
         multiply(start, ROUND)
     for start in squares:
         multiply(start, SQUARE)
+    bad = next((item for item in out if not math.isfinite(item[1])), None)
+    if bad is not None:  # e.g. (((x:1e300):1e300)) overflows to inf
+        raise InvalidRequestError("prompt", f"a weight of {bad[1]} on {_short(bad[0])!r}",
+                                  "weights whose product is a finite number")
     return _merge(out)
 
 
 def _weight(text: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise InvalidRequestError("prompt", f":{text})", "a weight that is a number, like (word:1.3)") from None
+        value = math.nan
+    if not math.isfinite(value):  # "1.2.3", or 400 digits (inf)
+        raise InvalidRequestError("prompt", _short(f":{text})"), "a weight that is a number, like (word:1.3)")
+    return value
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """At most ``limit`` characters of a user's text for an error message."""
+    return text if len(text) <= limit else f"{text[:limit]}…"
 
 
 def _merge(items: list[list]) -> tuple[Fragment, ...]:
     """Neighbouring fragments with equal weights become one; a ``BREAK`` never merges."""
-    merged: list[list] = []
+    merged: list[list] = []  # [[texts], weight, is_break]: joined once at the end (linear, not += per piece)
     for text, weight, is_break in items:
         last = merged[-1] if merged else None
         if last is not None and not is_break and not last[2] and last[1] == weight:
-            last[0] += text
+            last[0].append(text)
         else:
-            merged.append([text, weight, is_break])
+            merged.append([[text], weight, is_break])
     if not merged:
         return (Fragment(""),)
-    return tuple(BREAK if is_break else Fragment(text, weight) for text, weight, is_break in merged)
+    return tuple(BREAK if is_break else Fragment("".join(texts), weight) for texts, weight, is_break in merged)

@@ -18,6 +18,7 @@ from typing import Any
 from .control import ControlSpec, check_controls
 from .errors import InvalidRequestError
 from .presets import StrengthRule, preset_named, schedule_length
+from .prompt_syntax import check_prompt
 
 MIN_SIDE, MAX_SIDE, SIDE_MULTIPLE = 64, 2048, 8
 MAX_STEPS = 50
@@ -158,6 +159,8 @@ class GenerationRequest:
             raise InvalidRequestError("prompt", self.prompt, "text")
         if not isinstance(self.negative_prompt, str):
             raise InvalidRequestError("negative_prompt", self.negative_prompt, "text")
+        check_prompt("prompt", self.prompt)
+        check_prompt("negative_prompt", self.negative_prompt)
         _check_int("steps", self.steps, 1, MAX_STEPS)
         _check_int("batch_size", self.batch_size, 1, MAX_BATCH)
         if self.guidance_scale is not None:

@@ -36,7 +36,7 @@ from ..core.manifest import (
     TensorSpec,
 )
 from ..core.mask import INPAINT_INPUTS, LATENT_CHANNELS
-from ..core.model_files import read_json, read_text
+from ..core.model_files import confined_file, read_json, read_text
 from ..core.paths import resource_path
 from ..core.prompt_chunks import CHUNK_LENGTH
 from .components import DenoiserInfo, ModelComponents, PromptEmbedding
@@ -371,8 +371,8 @@ def _load_tokenizers(folder: Path, manifest: Manifest) -> list:
         for name in manifest.tokenizers[:wanted]:
             tokenizers.append(CLIPTokenizer.from_pretrained(folder / name, local_files_only=True))
         if not tokenizers:
-            vocab = read_json(folder / "vocab.json")
-            merges = parse_merges(read_text(folder / "merges.txt"))
+            vocab = read_json(confined_file(folder, folder / "vocab.json"))  # no link out of the folder
+            merges = parse_merges(read_text(confined_file(folder, folder / "merges.txt")))
             tokenizers.append(CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77))
     except (OSError, ValueError, TypeError, json.JSONDecodeError) as exc:
         raise ModelCorruptError(

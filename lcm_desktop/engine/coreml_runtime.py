@@ -11,12 +11,12 @@ import hashlib
 import logging
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from ..core.atomic import publish_dir
 from ..core.errors import BackendUnavailableError, ModelCorruptError
 from ..core.manifest import ComponentSpec
 
@@ -78,21 +78,15 @@ class CompiledModelCache:
         target = self.root / key / f"{spec.name}.mlmodelc"
         if target.exists():
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{spec.name}.", suffix=".compiling", dir=target.parent))
-        try:
-            log.info("compiling %s (first load only)", package)
-            self.runtime.compile(package, work / target.name)
-            if not target.exists():
-                (work / target.name).rename(target)
+        log.info("compiling %s (first load only)", package)
+        try:  # the whole <hash> folder is published; one left without its .mlmodelc by a crash is replaced
+            publish_dir(target.parent, lambda work: self.runtime.compile(package, work / target.name), replace=True)
         except BackendUnavailableError:
             raise
         except Exception as exc:  # Core ML raises its own types; any of them means "cannot compile"
             raise ModelCorruptError(
                 f"Core ML could not compile {package.name} ({exc}); convert the model again."
             ) from exc
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
         return target
 
 

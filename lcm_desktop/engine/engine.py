@@ -38,8 +38,9 @@ from ..core.model_info import (
 from ..core.presets import SamplerPreset, preset_for_scheduler, resolve_sampler
 from ..core.request import GenerationRequest, GenerationResult, StepProgress, Timings
 from .components import ModelComponents, PromptEmbedding, StyleState
+from .finite import check_finite
 from .loaders import Loader, TorchLoader
-from .sampler import sample
+from .sampler import NON_FINITE_FIX, sample
 
 StyleResolver = Callable[[str], Path]  # a style's name → its file (models.styles.StyleStore.path_of)
 ControlResolver = Callable[[str | Path], Path]  # a control model's name or folder → its folder (models.resolve)
@@ -161,7 +162,9 @@ class Engine:
         out = sample(comps, request, self.encode, on_step=on_step, cancel=cancel, init_image=init_image,
                      image_encoder=image_encoder, inpaint=inpaint, controls=self.prepare_controls(request))
         decode_start = time.perf_counter()
-        images = finish(to_pil(decoder.decode(out.denoised)))
+        decoded = decoder.decode(out.denoised)
+        check_finite(decoded, "the decoder", NON_FINITE_FIX)
+        images = finish(to_pil(decoded))
         if cancel is not None and cancel.is_set():
             raise GenerationCancelled()
         decode_seconds = time.perf_counter() - decode_start

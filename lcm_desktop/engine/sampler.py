@@ -45,8 +45,12 @@ from ..core.presets import (
 from ..core.request import GenerationRequest, StepProgress, check_steps_for_strength
 from .components import ImageEncoder, ModelComponents, PromptEmbedding
 from .controls import RequestControls
+from .finite import check_finite
 from .inpaint import LATENT_CHANNELS, LatentMask
 from .prompt_encoding import chunk_count, pad_chunks
+
+NON_FINITE_FIX = ("lower the prompt's weights or the guidance, leave out the styles, or run in float32 (fp16 can "
+                  "overflow)")
 
 
 def guidance_embedding(w: torch.Tensor, embedding_dim: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -230,6 +234,7 @@ def sample(
         latents, estimate = out.prev_sample, _estimate(out)
         if inpaint is not None:
             latents, estimate = inpaint.after_step(scheduler, i, latents, estimate)
+        check_finite(latents, f"step {i + 1} of {len(timesteps)}", NON_FINITE_FIX)
         step_seconds.append(time.perf_counter() - step_start)
         if on_step is not None:  # a preview: the step's clean-image estimate; the last step: the final latents
             last = i == len(timesteps) - 1

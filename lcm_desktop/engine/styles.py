@@ -34,10 +34,11 @@ from pathlib import Path
 
 import torch
 
-from ..core.errors import ModelFormatError
+from ..core.errors import ModelFormatError, NonFiniteError
 from ..core.lora_file import LoraInfo, StyleFile, check_lora_fits, inspect_lora, lora_hash
 from ..core.request import LoraWeight
 from .components import StyleState
+from .finite import non_finite_parameters
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,12 @@ class TorchStyles:
                 f"The style {style.name} changed nothing in {self.model}: none of its {info.modules} layers matched "
                 "the model's; use a style made for this model's base."
             )
+        bad = [name for module in self._modules().values() for name in non_finite_parameters(module, f".{adapter}.")]
+        if bad:  # every image made with it would be black
+            self._forget(adapter)
+            count = f"{len(bad)} tensor{'s' if len(bad) > 1 else ''}"
+            raise NonFiniteError(f"The style {style.name} holds NaN or infinite weights ({count}, e.g. "
+                                 f"{bad[0].replace(f'.{adapter}.', '.')}); it cannot be used — replace the file.")
         if sum(layers.values()) < info.modules:
             log.warning("style %s: %d of its %d layers matched %s", style.name, sum(layers.values()), info.modules,
                         self.model)

@@ -18,12 +18,22 @@ def create_window(model: Path | str | None = None, paths: AppPaths | None = None
 
 
 def _configure_logging(paths: AppPaths) -> Path:
+    """The log file the crash dialog names.  Added to the root logger even when the CLI configured logging
+    first (``logging.basicConfig`` would then do nothing, and the file would never hold the error)."""
     paths.logs.mkdir(parents=True, exist_ok=True)
-    log_file = paths.logs / "lcm-desktop.log"
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=[logging.FileHandler(log_file, encoding="utf-8")],
-    )
+    log_file = paths.log_file
+    root = logging.getLogger()
+    if not any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == log_file.absolute()
+               for h in root.handlers):
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setLevel(logging.INFO)
+        root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:  # the file gets INFO; the terminal keeps its level
+        for other in root.handlers:
+            if not isinstance(other, logging.FileHandler) and other.level == logging.NOTSET:
+                other.setLevel(root.level or logging.WARNING)
+        root.setLevel(logging.INFO)
     return log_file
 
 
@@ -38,6 +48,10 @@ def main(model: str | None = None, self_test: bool = False) -> int:
 
     def excepthook(kind, value, tb):
         logging.getLogger("lcm_desktop").error("uncaught", exc_info=(kind, value, tb))
+        if self_test:  # nobody is there to close a dialog: say it and fail
+            print(f"self-test: failed: {kind.__name__}: {value}; details in {log_file}", file=sys.stderr, flush=True)
+            app.exit(1)
+            return
         box = QMessageBox(QMessageBox.Icon.Critical, "LCM Desktop",
                           f"Something went wrong ({kind.__name__}); details were written to {log_file}.")
         box.setDetailedText("".join(traceback.format_exception(kind, value, tb)))
@@ -45,6 +59,8 @@ def main(model: str | None = None, self_test: bool = False) -> int:
 
     sys.excepthook = excepthook
     window = create_window(model, paths)
+    if window.history.problem:  # the app starts anyway (history.py); say why the history is not the usual one
+        window.statusBar().showMessage(window.history.problem)
     window.show()
     if self_test:
         _schedule_self_test(app, window)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core.errors import InvalidRequestError, ModelFormatError
 from .ops import OPS
-from .program import OUTPUT_DTYPES, Op, Program, conform
+from .program import MEMORY_BUDGET_BYTES, OUTPUT_DTYPES, Op, Program, conform, declared_bytes
 
 
 class Executor:
@@ -31,6 +31,7 @@ class Executor:
                 f"{self.name} uses the ML Program op '{unknown[0]}'{others}, which the reference executor does not "
                 "implement; run this model with Core ML on a Mac."
             )
+        self._check_budget(program)
         self.constants = dict(program.constants)
         self.ops: list[Op] = []
         for op in program.ops:
@@ -39,6 +40,34 @@ class Executor:
             else:
                 self.ops.append(op)
         self._free_after = self._lifetimes()
+
+    def _check_budget(self, program: Program) -> None:
+        """Refuse, before any allocation, a package whose weights plus the most values alive at once (as declared)
+        exceed ``MEMORY_BUDGET_BYTES``."""
+        sizes = {t.name: declared_bytes(t) for op in program.ops for t in op.outputs}
+        weight_names = {t.name for op in program.ops if op.type.startswith("constexpr_") for t in op.outputs}
+        weights = sum(getattr(v, "nbytes", 0) for v in program.constants.values())
+        weights += sum(sizes[name] for name in weight_names)
+        last_use: dict[str, int] = {}
+        for index, op in enumerate(program.ops):
+            for name in _names(op):
+                last_use[name] = index
+        kept = set(program.outputs) | weight_names
+        live = peak = 0
+        for index, op in enumerate(program.ops):
+            if op.type.startswith("constexpr_"):
+                continue
+            live += sum(sizes[t.name] for t in op.outputs)
+            peak = max(peak, live)
+            dead = {t.name for t in op.outputs if t.name not in last_use}
+            dead |= {name for name in _names(op) if last_use[name] == index and name in sizes}
+            live -= sum(sizes[name] for name in dead - kept)
+        if weights + peak > MEMORY_BUDGET_BYTES:
+            raise ModelFormatError(
+                f"{self.name} needs about {(weights + peak) / 2**30:.1f} GiB as declared (weights and the largest "
+                f"set of values alive at once); the reference executor's budget is "
+                f"{MEMORY_BUDGET_BYTES / 2**30:g} GiB — convert the model again, or run it with Core ML on a Mac."
+            )
 
     def _lifetimes(self) -> list[tuple[str, ...]]:
         """For each op, the computed values nobody needs after it (program outputs are kept)."""
@@ -96,3 +125,9 @@ class Executor:
                                    f"the program declares {len(op.outputs)}.")
         for out, value in zip(op.outputs, results):
             env[out.name] = conform(value, out.dtype)
+
+
+
+def _names(op: Op) -> set[str]:
+    """The variable names an op reads."""
+    return {name for value in op.inputs.values() for name in ((value,) if isinstance(value, str) else value)}

@@ -7,13 +7,15 @@ or protobuf become one ``ModelCorruptError``/``ModelFormatError`` sentence namin
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..core.errors import BackendUnavailableError, ModelCorruptError, ModelFormatError
-from .program import Op, Program, TensorType
+from ..core.model_files import check_confined_tree
+from .program import MAX_TENSOR_BYTES, Op, Program, TensorType, declared_bytes
 
 WEIGHTS_DIR = Path("Data", "com.apple.CoreML", "weights")
 
@@ -26,6 +28,7 @@ def load_program(package: Path | str, function: str = "main") -> Program:
             f"{package} is not an .mlpackage folder; the reference executor reads packages, "
             "not compiled .mlmodelc models."
         )
+    check_confined_tree(package, root=os.path.realpath(package))  # no link out of the package, no FIFO
     ct, milproto_load = _coremltools()
     try:
         spec = ct.utils.load_spec(str(package))
@@ -77,7 +80,9 @@ def _to_program(mil_function, package: Path) -> Program:
         inputs = {}
         for key, value in mil_op.inputs.items():
             inputs[key] = tuple(v.name for v in value) if isinstance(value, (list, tuple)) else value.name
-        outputs = tuple(TensorType(v.name, _dtype(v)) for v in mil_op.outputs)
+        outputs = tuple(TensorType(v.name, _dtype(v), _shape(v)) for v in mil_op.outputs)
+        for tensor in outputs:
+            _check_size(tensor, package)
         kind = mil_op.op_type if not mil_op.blocks else f"{mil_op.op_type} (with nested blocks)"
         ops.append(Op(kind, mil_op.name, inputs, outputs))
     inputs = tuple(TensorType(name, _dtype(var), tuple(int(d) for d in var.shape))
@@ -85,6 +90,25 @@ def _to_program(mil_function, package: Path) -> Program:
     outputs = tuple(var.name for var in mil_function.outputs)
     output_types = {var.name: _dtype(var) for var in mil_function.outputs}
     return Program(str(package), inputs, outputs, constants, tuple(ops), output_types)
+
+
+def _shape(var) -> tuple[int, ...] | None:
+    """A variable's declared shape, if every dimension is a number (symbolic ones are left undeclared)."""
+    try:
+        shape = tuple(var.shape)
+    except (AttributeError, TypeError):
+        return None
+    return shape if all(isinstance(d, (int, np.integer)) and d >= 0 for d in shape) else None
+
+
+def _check_size(tensor: TensorType, package: Path) -> None:
+    size = declared_bytes(tensor)
+    if size > MAX_TENSOR_BYTES:
+        raise ModelFormatError(
+            f"{package.name} declares a tensor of {size / 2**30:.1f} GiB ({tensor.name[:60]!r}, shape "
+            f"{tensor.shape}); the reference executor refuses tensors over {MAX_TENSOR_BYTES // 2**30} GiB — "
+            "convert the model again."
+        )
 
 
 def _constant(value: Any) -> Any:

@@ -20,13 +20,19 @@ NUMPY_DTYPES: dict[str, Any] = {
     "int8": np.int8, "uint8": np.uint8, "int16": np.int16, "uint16": np.uint16,
     "int32": np.int32, "uint32": np.uint32, "int64": np.int64, "bool": np.bool_,
 }
+# Memory the reference executor may use for one package (refused at load, before anything is allocated:
+# a 24 KB package can declare a 24 GiB tensor): any one declared tensor, and the weights plus the most
+# tensors alive at once.  SDXL's UNet (10.4 GB of weights in float32 plus its activations) fits.
+MAX_TENSOR_BYTES = 4 * 2**30
+MEMORY_BUDGET_BYTES = 16 * 2**30
+
 # What a caller receives for a program output of each dtype.
 OUTPUT_DTYPES: dict[str, Any] = {**NUMPY_DTYPES, "fp16": np.float16}
 
 
 @dataclass(frozen=True)
 class TensorType:
-    """A function input or an op output: its name, MIL dtype name and (for inputs) fixed shape."""
+    """A function input or an op output: its name, MIL dtype name and fixed shape (None where not declared)."""
 
     name: str
     dtype: str
@@ -58,6 +64,16 @@ class Program:
         for op in self.ops:
             counts[op.type] = counts.get(op.type, 0) + 1
         return counts
+
+
+def declared_bytes(tensor: TensorType) -> int:
+    """Bytes the executor stores for ``tensor`` (fp16 is kept in float32); 0 when its shape is not declared."""
+    if tensor.shape is None:
+        return 0
+    count = 1
+    for dim in tensor.shape:
+        count *= dim
+    return count * np.dtype(NUMPY_DTYPES.get(tensor.dtype, np.float32)).itemsize
 
 
 def conform(value: Any, dtype: str) -> Any:

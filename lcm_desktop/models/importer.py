@@ -21,22 +21,21 @@ from __future__ import annotations
 
 import errno
 import json
-import os
-import re
 import shutil
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+from ..core.atomic import publish_dir
 from ..core.control_folder import inspect_control_folder, is_control_folder
 from ..core.errors import InvalidRequestError, ModelFormatError, ModelNotFoundError, UnsafeModelError
 from ..core.model_files import check_regular, copy_data_file, data_files, read_safetensors_header
 from ..core.model_folder import PICKLE_HINT, PICKLE_SUFFIXES, check_safetensors, inspect_model_folder
+from ..core.names import check_model_name
 from ..core.paths import AppPaths, resource_path
 from .catalog import Catalog, load_catalog
 from .disk import DiskUsage, format_size, free_space
 from .store import IMPORTED_DIR
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SKIPPED_DIRS = {".git", ".cache", ".huggingface", "__pycache__"}
 
 
@@ -84,11 +83,13 @@ def _import_tree(source: Path, name: str | None, inspect, catalog: Catalog | Non
     files = data_files(source, skip_dirs=SKIPPED_DIRS)
     target = _target(source.name if name is None else name, catalog, paths)
     _check_space(sum(size for _, _, size in files), target.parent, disk_usage)
-    with _Staging(target) as staging:
+
+    def build(staging: Path) -> None:
         for relative, real, size in files:
             _copy(real, staging / relative, size, relative, target)
         inspect(staging)
-    return target
+
+    return _publish(target, build)
 
 
 def import_single_file(source: Path, name: str | None = None, *, catalog: Catalog | None = None,
@@ -101,14 +102,16 @@ def import_single_file(source: Path, name: str | None = None, *, catalog: Catalo
     target = _target(source.stem if name is None else name, catalog, paths)
     _check_space(2 * source.stat().st_size, target.parent, disk_usage)  # fp32 output can be twice fp16 input
     config_root = Path(config_root) if config_root is not None else resource_path("configs", "single_file")
-    with _Staging(target) as staging:
+
+    def build(staging: Path) -> None:
         config_dir = _config_dir(config_root / family, staging.parent / f".cfg-{staging.name}")
         try:
             _convert(source, family, config_dir, staging)
         finally:
             shutil.rmtree(config_dir, ignore_errors=True)
         inspect_model_folder(staging)
-    return target
+
+    return _publish(target, build)
 
 
 def detect_family(keys: set[str], filename: str) -> str:
@@ -185,12 +188,7 @@ def _safetensors_keys(path: Path) -> set[str]:
 def _target(name: str, catalog: Catalog | None, paths: AppPaths | None) -> Path:
     catalog = catalog or load_catalog()
     paths = paths or AppPaths.default()
-    if not NAME_RE.match(name):
-        raise InvalidRequestError(
-            "--name", name, "1–64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
-    if name in catalog:
-        raise InvalidRequestError("--name", name, "different from the catalog ids (choose another --name)")
+    check_model_name(name, "--name", builtin=[entry.id for entry in catalog])  # catalog ids, ignoring case
     target = paths.data / IMPORTED_DIR / name
     if target.exists():
         raise InvalidRequestError("--name", name, f"a new name ({target} exists; `models rm {name}` or pick another)")
@@ -220,26 +218,9 @@ def _copy(real: Path, dest: Path, size: int, relative: Path, target: Path) -> No
         ) from exc
 
 
-class _Staging:
-    """A hidden folder beside ``target``, renamed to it on success and removed on any failure."""
-
-    def __init__(self, target: Path):
-        self.target = target
-        self.path = target.parent / f".import-{target.name}-{uuid.uuid4().hex[:8]}"
-
-    def __enter__(self) -> Path:
-        self.path.mkdir(parents=True)
-        return self.path
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is None:
-            try:
-                os.rename(self.path, self.target)  # fails if the target appeared meanwhile: nothing is overwritten
-                return False
-            except OSError as err:
-                shutil.rmtree(self.path, ignore_errors=True)
-                raise ModelFormatError(
-                    f"Could not finish the import into {self.target} ({err.strerror or err})."
-                ) from err
-        shutil.rmtree(self.path, ignore_errors=True)
-        return False
+def _publish(target: Path, build: Callable[[Path], None]) -> Path:
+    """``publish_dir``: a hidden folder beside ``target``, renamed to it when complete, never replacing one."""
+    try:
+        return publish_dir(target, build)
+    except OSError as err:
+        raise ModelFormatError(f"Could not finish the import into {target} ({err.strerror or err}).") from err

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Iterable
@@ -26,11 +25,11 @@ from ..core.atomic import clean_stale_parts, publish_file
 from ..core.errors import InvalidRequestError, LcmError, ModelFormatError, ModelNotFoundError
 from ..core.lora_file import SUFFIX, LoraInfo, inspect_lora
 from ..core.model_files import check_regular, open_regular
+from ..core.names import STYLE_NAME_RULE, check_style_name, is_style_name
 from ..core.paths import AppPaths, resource_path
 from .disk import DiskUsage, file_size, format_size, free_space
 
 STYLES_DIR = "styles"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,63}$")  # A1111 names styles by file stem; spaces allowed
 
 
 @dataclass(frozen=True)
@@ -66,6 +65,10 @@ class StyleStore:
             for path in sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []:
                 if path.name.startswith(".") or path.stem in found:
                     continue
+                if not is_style_name(path.stem):  # put there by hand: cannot be asked for by name
+                    found[path.stem] = InstalledStyle(path.stem, path, None, f"{path.name} is not named as a style "
+                                                      f"is ({STYLE_NAME_RULE}); rename the file", builtin=builtin)
+                    continue
                 try:
                     found[path.stem] = InstalledStyle(path.stem, path, inspect_lora(path), builtin=builtin)
                 except LcmError as exc:
@@ -74,7 +77,7 @@ class StyleStore:
 
     def _file(self, name: str) -> Path | None:
         """The installed file of ``name``, else the built-in one, else None."""
-        if not _safe_name(name):
+        if not is_style_name(name):  # also keeps "../x" and "a/b" out of the folder
             return None
         return next((p for p in (self.folder / f"{name}{SUFFIX}", self.builtin / f"{name}{SUFFIX}")
                      if p.is_file()), None)
@@ -105,9 +108,7 @@ class StyleStore:
             raise ModelNotFoundError(f"Cannot import {source}: it does not exist.")
         inspect_lora(source)  # refuses pickles, LyCORIS kinds diffusers cannot load, non-LoRAs
         name = source.stem if name is None else name
-        if not NAME_RE.match(name) or name.strip() != name:
-            raise InvalidRequestError("--name", name, "1–64 letters, digits, spaces, '.', '_' or '-', starting with "
-                                      "a letter or digit")
+        check_style_name(name, "--name", builtin=self._builtin_names())
         target = self.folder / f"{name}{SUFFIX}"
         if target.exists():
             raise InvalidRequestError("--name", name, f"a new style name ({target} exists; `lcm-desktop models rm "
@@ -139,6 +140,9 @@ class StyleStore:
         trash.unlink(missing_ok=True)
         return size
 
+    def _builtin_names(self) -> list[str]:
+        return [p.stem for p in self.builtin.glob(f"*{SUFFIX}")] if self.builtin.is_dir() else []
+
     def has(self, name: str) -> bool:
         return not self.missing([name])
 
@@ -166,6 +170,3 @@ def _copy_into(source: Path, out, size: int) -> None:
             out.write(chunk)
             remaining -= len(chunk)
 
-
-def _safe_name(name: str) -> bool:
-    return bool(name) and NAME_RE.match(name) is not None and "/" not in name and "\\" not in name

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import uuid
 from pathlib import Path
 
+from ..core.atomic import publish_dir
 from ..core.errors import ModelCorruptError, ModelNotFoundError
 from ..core.paths import AppPaths, builtin_model_path
 from .catalog import Catalog, CatalogEntry
@@ -107,10 +107,8 @@ def _build_view(target: Path, parts: dict[str, Path], recommendations: dict | No
         status, _ = _folder_status(target)
         if status is COMPLETE:
             return target
-        shutil.rmtree(target)
-    staging = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
-    try:
+
+    def build(staging: Path) -> None:
         for name, source in parts.items():
             if source.is_dir():
                 (staging / name).mkdir()
@@ -123,10 +121,11 @@ def _build_view(target: Path, parts: dict[str, Path], recommendations: dict | No
                 _link(source, staging / name)
         if recommendations:
             (staging / "lcm_desktop.json").write_text(json.dumps(recommendations) + "\n", encoding="utf-8")
-        os.replace(staging, target)
+
+    try:
+        publish_dir(target, build, replace=True)  # an incomplete view is replaced; a complete one was kept above
     except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not target.is_dir():
+        if not target.is_dir():  # another process published the same view meanwhile: use it
             raise
     return target
 

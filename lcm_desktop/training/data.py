@@ -9,12 +9,14 @@ size on a side, is skipped and counted — never a crash; a folder with nothing 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import InvalidRequestError, TrainingError
+from ..core.errors import InvalidRequestError, LcmError, ModelCorruptError, ModelFormatError, TrainingError
 from ..core.init_image import check_image_file, load_init_image
+from ..core.model_files import confined_file, read_confined
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 MAX_CAPTION_CHARS = 1000
@@ -45,11 +47,13 @@ class TrainingSet:
 def caption_for(picture: Path, template: str | None, trigger: str | None) -> str | None:
     """The picture's caption: its sidecar ``.txt``, else the template with the trigger, else the trigger."""
     sidecar = picture.with_suffix(".txt")
-    if sidecar.is_file():
-        try:
-            text = sidecar.read_text(encoding="utf-8", errors="replace")[:MAX_CAPTION_CHARS]
-        except OSError:
-            text = ""
+    if os.path.lexists(sidecar):
+        try:  # inside the picture folder, a regular file, at most 4 bytes per kept character read
+            data = read_confined(picture.parent, sidecar, 4 * MAX_CAPTION_CHARS, truncate=True)
+        except LcmError as exc:  # a link to a system file, a FIFO: never read into a published style
+            raise TrainingError(f"The caption {sidecar.name} cannot be used ({exc.user_message.rstrip('.')}).") \
+                from exc
+        text = data.decode("utf-8", errors="replace")[:MAX_CAPTION_CHARS]
         text = " ".join(text.split())
         if text:
             return text
@@ -77,12 +81,13 @@ def load_training_set(folder: Path | str, size: int, *, template: str | None = N
             raise TrainingError(f"No caption for {path.name}: add {path.with_suffix('.txt').name} beside it, or "
                                 "pass a trigger word (--trigger) or a caption template (--caption).")
         try:
-            width, height = check_image_file(path)
+            real = confined_file(folder, path)  # a link out of the folder, a FIFO or a device counts as unreadable
+            width, height = check_image_file(real)
             if min(width, height) * 2 < size:
                 tiny += 1
                 continue
-            images.append(load_init_image(path, size, size))
-        except InvalidRequestError:
+            images.append(load_init_image(real, size, size))
+        except (InvalidRequestError, ModelFormatError, ModelCorruptError):
             unreadable += 1
             continue
         captions.append(caption)

@@ -12,20 +12,18 @@ asked.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..core.atomic import publish_file
-from ..core.errors import InvalidRequestError, TrainingError
-from ..core.paths import AppPaths
+from ..core.errors import TrainingError
+from ..core.names import check_style_name as check_name
+from ..core.paths import AppPaths, resource_path
 
 STYLES_DIR = "styles"
 STYLE_SUFFIX = ".safetensors"
 METADATA_KEY = "lcm_desktop_style"
-MAX_NAME = 64
-_NAME = re.compile(r"^[A-Za-z0-9._ -]+$")
 
 
 @dataclass(frozen=True)
@@ -45,12 +43,8 @@ class StyleInfo:
 
 
 def check_style_name(name: str) -> str:
-    """A style name: letters, digits, ``. _ -`` and spaces, 1–64 characters, not starting with a dot."""
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME or not _NAME.match(name) \
-            or name.startswith(".") or name != name.strip():
-        raise InvalidRequestError("name", name, f"1 to {MAX_NAME} letters, digits, '.', '_', '-' or spaces "
-                                  "(not starting with a dot or a space)")
-    return name
+    """A new style's name: ``core/names.py``'s rule, and not a built-in style's name (which it would hide)."""
+    return check_name(name, "name", builtin=(p.stem for p in resource_path(STYLES_DIR).glob(f"*{STYLE_SUFFIX}")))
 
 
 def style_path(name: str, paths: AppPaths | None = None) -> Path:

@@ -33,7 +33,9 @@ from typing import Any
 
 import torch
 
+from ..core.atomic import publish_dir
 from ..core.errors import InvalidRequestError, LcmError, TrainingCancelled, TrainingError
+from ..core.model_files import copy_confined_tree
 from ..core.paths import AppPaths
 from ..core.request import MAX_SEED
 from . import checkpoint as ckpt
@@ -416,14 +418,13 @@ class _Run:
 
     def _publish_model(self, target: Path) -> Path:
         """``full``: a copy of the base model folder with the trained UNet, renamed into place when complete."""
-        tmp = target.with_name(f".{target.name}.part")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(self.config.model, tmp, ignore=shutil.ignore_patterns("unet", "lcm_lora"))
-        self.unet.save_pretrained(tmp / "unet", safe_serialization=True)
-        if target.exists() and self.config.force:
-            shutil.rmtree(target)
+
+        def build(work: Path) -> None:
+            copy_confined_tree(self.config.model, work, skip_dirs={"unet", "lcm_lora"})  # no link out of it
+            self.unet.save_pretrained(work / "unet", safe_serialization=True)
+
         try:
-            tmp.rename(target)
+            publish_dir(target, build, replace=self.config.force)
         except OSError as exc:
             raise TrainingError(f"Cannot move the trained model into {target} ({exc.strerror or exc}); free some "
                                 "disk space or choose another name.") from exc

@@ -31,7 +31,7 @@ def _fails(capsys, argv, match: str) -> str:
 
 
 def _leftovers(parent: Path) -> list[str]:
-    return sorted(p.name for p in parent.iterdir() if ".partial" in p.name or ".old" in p.name)
+    return sorted(p.name for p in parent.iterdir() if ".part" in p.name)  # publish_dir: .NAME.PID-RAND[.old].part
 
 
 def test_existing_output_needs_force_and_force_replaces_only_a_conversion(tiny_lcm, tmp_path, capsys):
@@ -230,7 +230,7 @@ def test_a_terminated_conversion_cleans_up(tiny_lcm, tmp_path):
     try:
         for line in proc.stdout:
             if "TextEncoder: converted" in line:
-                assert [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]  # work in progress exists
+                assert [p for p in tmp_path.iterdir() if p.name.endswith(".part")]  # work in progress exists
                 proc.send_signal(signal.SIGTERM)
                 break
         _, stderr = proc.communicate(timeout=120)

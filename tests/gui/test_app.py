@@ -42,3 +42,18 @@ def test_self_test_without_any_model_fails_cleanly(tmp_path, monkeypatch):
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr  # not 134 (a QThread destroyed while running aborts)
     assert "No model is installed" in proc.stderr
+
+
+def test_self_test_starts_with_a_fifo_history_and_logs_why(tiny_lcm, tmp_path):
+    """A FIFO in place of history.sqlite3 hung the app at start (sqlite blocks opening it); the log file, which the
+    crash dialog names, must also get messages when the app is started through the CLI (which sets up logging first).
+    """
+    home = tmp_path / "home"
+    (home / "data").mkdir(parents=True)
+    os.mkfifo(home / "data" / "history.sqlite3")
+    env = {**os.environ, "LCM_DESKTOP_HOME": str(home), "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([sys.executable, "-m", "lcm_desktop", "gui", "--self-test", "--model", str(tiny_lcm)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "self-test: ok" in proc.stdout
+    assert "named pipe (FIFO)" in (home / "logs" / "lcm-desktop.log").read_text()

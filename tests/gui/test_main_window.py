@@ -243,3 +243,19 @@ def test_generate_while_live_is_shown_and_saved_and_live_waits_for_it(qtbot, win
     window.panel.live.setChecked(False)
     assert [j.request.prompt for j in submitted] == ["a dog", "a dog", "a cat"] and not submitted[2].save
     assert [e.prompt for e in window.history.entries()] == ["a dog"]  # only the kept one
+
+
+def test_quitting_while_a_generation_runs_stops_the_engine_thread(qtbot, tiny_lcm, gate):
+    import threading
+
+    win = create_window(model=tiny_lcm, paths=AppPaths.default())
+    qtbot.addWidget(win)
+    win.show()
+    win.session.prompt = "a red circle"
+    assert win.generate()
+    qtbot.waitUntil(lambda: gate.entered.is_set(), timeout=30_000)  # held inside a UNet call
+    job = win.engine.queue.running
+    threading.Thread(target=lambda: job.cancel_event.wait(30) and gate.open(), daemon=True).start()
+    win.close()  # asks the job to stop between steps, waits for the thread
+    assert job.wait(0) and job.state.value == "cancelled"
+    assert not win.engine.runner._thread.is_alive()

@@ -27,7 +27,7 @@ from ..core.errors import InvalidRequestError, LcmError
 from ..session.jobs import Job, JobState
 from . import schemas
 from .service import ApiService, ServerBusyError
-from .translate import A1111_FIELDS, SAMPLER, encode_png, image_response, png_info, to_request
+from .translate import A1111_FIELDS, encode_png, image_response, png_info, sampler_items, to_request
 
 log = logging.getLogger(__name__)
 MAX_BODY = 32 * 1024 * 1024  # one request body: a 2048×2048 PNG in base64 fits with room to spare
@@ -137,7 +137,7 @@ def _add_routes(app: FastAPI, service: ApiService) -> None:  # one short functio
 
     @app.get(f"{PREFIX}/samplers", response_model=list[schemas.SamplerItem], tags=["models"])
     def samplers():
-        return [schemas.SamplerItem(name=SAMPLER, aliases=["lcm"], options={})]
+        return sampler_items(service.model.info)
 
     @app.get(f"{PREFIX}/loras", response_model=list[schemas.LoraItem], tags=["models"])
     def loras():

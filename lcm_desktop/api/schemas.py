@@ -26,8 +26,10 @@ class Txt2ImgBody(_Body):
     seed: int = Field(-1, description="-1: random")
     subseed: int = -1
     subseed_strength: float = 0.0
-    sampler_name: str | None = Field(None, description="accepted and ignored: every model here samples with LCM")
-    sampler_index: str | None = None
+    sampler_name: str | None = Field(None, description="a sampler the model runs (/samplers: \"LCM\", \"TCD\", …); "
+                                     "any other (\"Euler a\") runs the model's own, and `info` says which ran")
+    sampler_index: str | None = Field(None, description="the same, when sampler_name is left out")
+    eta: float | None = Field(None, description="TCD samplers' eta (gamma), 0 … 1; ignored by samplers without eta")
     scheduler: str | None = None
     batch_size: int = 1
     n_iter: int = 1
@@ -52,12 +54,15 @@ class Img2ImgBody(Txt2ImgBody):
     denoising_strength: float | None = Field(None, description="0 < S <= 1 (default: 0.6)")
     resize_mode: int = Field(0, description="accepted; the picture is always scaled to cover the size and "
                              "centre-cropped")
-    mask: str | None = Field(None, description="inpainting: not supported yet (422)")
-    mask_blur: int | None = None
-    inpainting_fill: int = 0
-    inpaint_full_res: bool | int = True
-    inpaint_full_res_padding: int = 0
-    inpainting_mask_invert: int = 0
+    mask: str | None = Field(None, description="inpainting: a base64 picture, white = repaint, black = keep "
+                             "(default denoising_strength with a mask: 1)")
+    mask_blur: int | None = Field(None, description="px, 0 … 64 (default 4)")
+    inpainting_fill: int = Field(0, description="0 (fill) or 1 (original): both start from the picture; "
+                                 "2 and 3 (latent noise/nothing) are refused (422)")
+    inpaint_full_res: bool | int = Field(True, description="true (A1111's default): only a box around the mask is "
+                                         "generated at the request's size and pasted back; false: the whole picture")
+    inpaint_full_res_padding: int = Field(0, description="px around the mask's box, 0 … 256 (A1111's API default 0)")
+    inpainting_mask_invert: int = Field(0, description="1: repaint where the mask is black")
     initial_noise_multiplier: float | None = None
     image_cfg_scale: float | None = None
     include_init_images: bool = False

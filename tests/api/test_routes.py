@@ -108,6 +108,71 @@ def test_img2img_starts_from_the_picture_with_the_clis_pixels(served, tiny_lcm, 
     assert np.array_equal(np.asarray(image.convert("RGB")), cli[0])
 
 
+def test_txt2img_runs_the_sampler_named_with_its_eta_as_the_cli(served, tiny_lcm, tmp_path):
+    client, _, _ = served
+    response = client.post(T2I, json={**SETTINGS, "sampler_name": "TCD", "eta": 0.7})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    info = json.loads(body["info"])
+    assert info["sampler_name"] == "TCD" and info["eta"] == 0.7
+    image = _png(body["images"][0])
+    assert "Sampler: TCD" in image.info["parameters"] and "Eta: 0.7" in image.info["parameters"]
+    tcd = _cli_pixels(tmp_path, tiny_lcm, "--sampler", "tcd", "--eta", "0.7")[0]
+    assert np.array_equal(np.asarray(image.convert("RGB")), tcd)
+    lcm = _cli_pixels(tmp_path, tiny_lcm, "--overwrite")[0]
+    assert not np.array_equal(tcd, lcm)  # the sampler really changed the picture
+
+
+def test_a_sampler_the_model_cannot_run_falls_back_to_its_own_and_says_so(served):
+    client, _, _ = served
+    made = {}
+    for name in ("Euler a", "no such sampler", "DPM++ 2M"):
+        response = client.post(T2I, json={**SETTINGS, "sampler_name": name, "eta": 0.9})
+        assert response.status_code == 200, response.text
+        info = json.loads(response.json()["info"])
+        assert info["sampler_name"] == "LCM" and info["eta"] is None  # LCM takes no eta: ignored
+        assert "Sampler: LCM" in info["infotexts"][0]
+        made[name] = response.json()["images"][0]
+    assert len({np.asarray(_png(v)).tobytes() for v in made.values()}) == 1
+
+
+def _ramp() -> Image.Image:
+    ramp = np.linspace(0, 255, 64, dtype=np.uint8)
+    return Image.fromarray(np.stack([np.tile(ramp, (64, 1)), np.tile(ramp[:, None], (1, 64)),
+                                     np.full((64, 64), 90, np.uint8)], axis=-1))
+
+
+MASKS = [
+    ({"inpaint_full_res": False}, ["--inpaint-area", "whole"], False),
+    ({"inpaint_full_res": False, "inpainting_mask_invert": 1}, [], True),  # the inverse picture, inverted back
+    ({}, ["--inpaint-area", "masked", "--inpaint-padding", "0"], False),  # A1111's defaults: only masked, padding 0
+]
+
+
+@pytest.mark.parametrize(("fields", "flags", "invert"), MASKS, ids=["whole", "inverted", "only-masked"])
+def test_img2img_with_a_mask_repaints_only_the_mask_as_the_cli(served, tiny_lcm, tmp_path, fields, flags, invert):
+    client, _, _ = served
+    start = _ramp()
+    start.save(tmp_path / "start.png")
+    mask = np.zeros((64, 64), np.uint8)
+    mask[8:40, 8:32] = 255  # repaint a box in the top-left; keep the rest
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    sent = Image.fromarray(255 - mask if invert else mask)
+    response = client.post(I2I, json={**SETTINGS, "init_images": [_b64(start)], "mask": _b64(sent), **fields})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert json.loads(body["info"])["denoising_strength"] == 1.0  # a mask's default, as the CLI's
+    image = _png(body["images"][0])
+    assert "Mask blur: 4" in image.info["parameters"]
+    got = np.asarray(image.convert("RGB"))
+    cli = _cli_pixels(tmp_path, tiny_lcm, "--init-image", str(tmp_path / "start.png"),
+                      "--mask", str(tmp_path / "mask.png"), *flags)[0]
+    assert np.array_equal(got, cli)
+    original = np.asarray(start)
+    assert np.array_equal(got[:, 48:], original[:, 48:]) and np.array_equal(got[56:], original[56:])  # kept
+    assert not np.array_equal(got[12:36, 12:28], original[12:36, 12:28])  # repainted
+
+
 BAD = [
     (T2I, {"steps": 99}, "steps"),
     (T2I, {"width": 63}, "width"),
@@ -125,6 +190,12 @@ BAD = [
     (I2I, {"init_images": [base64.b64encode(b"hello").decode()]}, "init_images"),
     (I2I, {"init_images": []}, "init_images"),
     (I2I, {"init_images": ["iVBORw0KGgo="], "mask": "iVBORw0KGgo="}, "mask"),
+    (I2I, {"init_images": ["iVBORw0KGgo="], "mask": "not base64!"}, "mask"),
+    (I2I, {"init_images": ["iVBORw0KGgo="], "mask": "iVBORw0KGgo=", "inpainting_fill": 2}, "inpainting_fill"),
+    (I2I, {"init_images": ["iVBORw0KGgo="], "mask": "iVBORw0KGgo=", "mask_blur": 99}, "mask_blur"),
+    (I2I, {"init_images": ["iVBORw0KGgo="], "mask": "iVBORw0KGgo=", "inpaint_full_res_padding": 999},
+     "inpaint_full_res_padding"),
+    (T2I, {"sampler_name": "TCD", "eta": 5}, "eta"),
     (I2I, {"init_images": ["iVBORw0KGgo="], "denoising_strength": 0}, "denoising_strength"),
     (I2I, {"init_images": ["iVBORw0KGgo="], "denoising_strength": 0.01}, "denoising_strength"),
 ]
@@ -168,7 +239,9 @@ def test_models_options_samplers_loras_and_png_info(served):
     refused = client.post("/sdapi/v1/options", json={"sd_model_checkpoint": "../../elsewhere"})
     assert refused.status_code == 422 and refused.json()["field"] == "sd_model_checkpoint"
     assert client.post("/sdapi/v1/options", json={"sd_model_checkpoint": "tiny-lcm"}).status_code == 200
-    assert [s["name"] for s in client.get("/sdapi/v1/samplers").json()] == ["LCM"]
+    samplers = client.get("/sdapi/v1/samplers").json()  # the presets the tiny LCM runs, its own first
+    assert [s["name"] for s in samplers] == ["LCM", "TCD", "DDIM"]
+    assert {"tcd", "hyper-sd"} <= set(samplers[1]["aliases"]) and "pcm" in samplers[2]["aliases"]
     loras = client.get("/sdapi/v1/loras").json()
     assert "huge" in [lora["name"] for lora in loras] and all("/" not in lora["path"] for lora in loras)
     progress = client.get("/sdapi/v1/progress").json()

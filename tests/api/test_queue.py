@@ -22,11 +22,13 @@ from lcm_desktop.api.server import ApiServer, is_loopback
 from lcm_desktop.api.service import ApiService, ServedModel
 from lcm_desktop.core.errors import GenerationCancelled, InvalidRequestError
 from lcm_desktop.core.model_info import ModelDefaults
+from lcm_desktop.core.presets import PRESETS, presets_for
 from lcm_desktop.core.request import GenerationResult, StepProgress
 from lcm_desktop.session.jobs import JobQueue, JobState
 from lcm_desktop.session.runner import EngineRunner
 
-INFO = SimpleNamespace(defaults=ModelDefaults(2, 8.5, 64, 64), original_steps=50, name="fake")
+INFO = SimpleNamespace(defaults=ModelDefaults(2, 8.5, 64, 64), original_steps=50, name="fake", preset=PRESETS[0],
+                       presets=presets_for(PRESETS[0]))  # a ModelInfo's fields the API reads
 MODEL = ServedModel("fake", Path("fake-model"), "cpu", INFO)
 
 

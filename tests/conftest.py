@@ -95,6 +95,20 @@ def coreml_sdxl(tmp_path_factory, tiny_sdxl) -> Path:
     return tiny_models.converted(tmp_path_factory, tiny_sdxl, components=("text_encoder", "unet", "vae_decoder"))
 
 
+@pytest.fixture(scope="session")
+def tiny_sd_lcm_lora(tmp_path_factory, tiny_sd) -> Path:
+    """A random LCM-LoRA for the plain tiny SD UNet (``…/pytorch_lora_weights.safetensors``)."""
+    return tiny_models.make_tiny_lcm_lora(tiny_sd, tmp_path_factory.mktemp("lora-sd"))
+
+
+@pytest.fixture(scope="session")
+def coreml_sd_lcm_lora(tmp_path_factory, tiny_sd, tiny_sd_lcm_lora) -> Path:
+    """The plain tiny SD UNet with that LCM-LoRA fused in, converted for two rows (classic CFG in one call, as
+    Apple's default UNet batch); one conversion for the LoRA tests and the two-row tests."""
+    return tiny_models.converted(tmp_path_factory, tiny_sd, lcm_lora=tiny_sd_lcm_lora.parent, batch_size=2,
+                                 components=("unet",))
+
+
 @pytest.fixture
 def apple_layout_folder(coreml_lcm, tmp_path) -> Path:
     """The converted tiny LCM laid out as Apple's ml-stable-diffusion does: named packages, vocab.json and

@@ -83,14 +83,30 @@ def coreml_lcm(tmp_path_factory, tiny_lcm, tiny_taesd) -> Path:
 
 @pytest.fixture(scope="session")
 def coreml_lcm_original_6bit(tmp_path_factory, tiny_lcm) -> Path:
-    """The same model with the original attention and 6-bit k-means palettization."""
-    return tiny_models.converted(tmp_path_factory, tiny_lcm, attention="original", palettize=6)
+    """The same model's UNet and VAE decoder (the parts with attention) with the original attention and 6-bit
+    k-means palettization (the text encoder and VAE encoder would add ~5 s and no check)."""
+    return tiny_models.converted(tmp_path_factory, tiny_lcm, attention="original", palettize=6,
+                                 components=("unet", "vae_decoder"))
 
 
 @pytest.fixture(scope="session")
 def coreml_sdxl(tmp_path_factory, tiny_sdxl) -> Path:
     """The tiny SDXL-class model (two text encoders, size conditioning), decoder only of the VAE."""
     return tiny_models.converted(tmp_path_factory, tiny_sdxl, components=("text_encoder", "unet", "vae_decoder"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_lcm_lora(tmp_path_factory, tiny_sd) -> Path:
+    """A random LCM-LoRA for the plain tiny SD UNet (``…/pytorch_lora_weights.safetensors``)."""
+    return tiny_models.make_tiny_lcm_lora(tiny_sd, tmp_path_factory.mktemp("lora-sd"))
+
+
+@pytest.fixture(scope="session")
+def coreml_sd_lcm_lora(tmp_path_factory, tiny_sd, tiny_sd_lcm_lora) -> Path:
+    """The plain tiny SD UNet with that LCM-LoRA fused in, converted for two rows (classic CFG in one call, as
+    Apple's default UNet batch); one conversion for the LoRA tests and the two-row tests."""
+    return tiny_models.converted(tmp_path_factory, tiny_sd, lcm_lora=tiny_sd_lcm_lora.parent, batch_size=2,
+                                 components=("unet",))
 
 
 @pytest.fixture

@@ -1,8 +1,11 @@
-"""The house rules import-linter cannot state: no import cycles (deferred imports included), small modules."""
+"""The house rules beside import-linter's contracts (pyproject.toml, run by `make lint`): small modules, and the
+no-cycles contract really covers deferred imports."""
 
 from __future__ import annotations
 
-import ast
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,69 +24,35 @@ def _modules() -> dict[str, Path]:
     return found
 
 
-def _imports(name: str, path: Path, known: set[str]) -> set[str]:
-    """Our modules that ``name`` imports anywhere in its file (top level, in functions, under TYPE_CHECKING)."""
-    is_package = path.name == "__init__.py"
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = name.split(".") if is_package else name.split(".")[:-1]
-                anchor = anchor[: len(anchor) - (node.level - 1)]
-                base = ".".join(anchor + ([base] if base else []))
-            targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
-        else:
-            continue
-        for target in targets:
-            while target and target not in known:  # a name imported from a module: the module
-                target = target.rpartition(".")[0]
-            if target and target != name and not name.startswith(target + "."):  # a package's own __init__
-                found.add(target)
-    return found
+def _acyclic_contract(pyproject: Path) -> dict:
+    contracts = tomllib.loads(pyproject.read_text(encoding="utf-8"))["tool"]["importlinter"]["contracts"]
+    [contract] = [c for c in contracts if c["type"] == "acyclic_siblings"]
+    return contract
 
 
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components of more than one module (Tarjan)."""
-    index, low, stack, on_stack, result = {}, {}, [], set(), []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for other in graph.get(node, ()):
-            if other not in index:
-                visit(other)
-                low[node] = min(low[node], low[other])
-            elif other in on_stack:
-                low[node] = min(low[node], index[other])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                component.append(member)
-                if member == node:
-                    break
-            if len(component) > 1:
-                result.append(sorted(component))
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return result
+def test_no_import_cycles_is_a_contract_over_both_packages():
+    contract = _acyclic_contract(ROOT / "pyproject.toml")
+    assert sorted(contract["ancestors"]) == sorted(PACKAGES)
+    assert "skip_descendants" not in contract and "ignore_imports" not in contract  # every level, no exceptions
 
 
-def test_no_import_cycles():
-    modules = _modules()
-    graph = {name: _imports(name, path, set(modules)) for name, path in modules.items()}
-    assert _cycles(graph) == []
-
-
-def test_the_cycle_finder_finds_a_cycle():
-    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+def test_the_contract_catches_a_cycle_through_a_deferred_import(tmp_path):
+    """Our contract, on a package whose only cycle is an import inside a function: lint-imports fails."""
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    for init in (package / "__init__.py", package / "sub" / "__init__.py"):
+        init.write_text("")
+    (package / "sub" / "a.py").write_text("from pkg.sub import b\n")
+    (package / "sub" / "b.py").write_text("def later():\n    from pkg.sub import a\n\n    return a\n")
+    contract = _acyclic_contract(ROOT / "pyproject.toml")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.importlinter]\nroot_packages = ["pkg"]\n\n[[tool.importlinter.contracts]]\n'
+        f'name = "cycles"\ntype = "{contract["type"]}"\nancestors = ["pkg"]\n', encoding="utf-8")
+    lint = Path(sys.executable).with_name("lint-imports")
+    proc = subprocess.run([str(lint), "--no-cache", "--no-logo"], cwd=tmp_path,
+                          env={"PYTHONPATH": str(tmp_path), "PATH": ""}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "No cycles are allowed in pkg.sub" in proc.stdout and "- .b -> .a (1 import)" in proc.stdout, proc.stdout
 
 
 def test_no_module_over_400_lines():

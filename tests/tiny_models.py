@@ -211,6 +211,27 @@ def make_tiny_lora(base: Path, out: Path, seed: int = 1) -> Path:
     return Path(out) / "pytorch_lora_weights.safetensors"
 
 
+LCM_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
+                    "conv1", "conv2", "time_emb_proj"]
+
+
+def make_tiny_lcm_lora(base: Path, out: Path, seed: int = 1) -> Path:
+    """A random LoRA over most of ``base``'s UNet (attention, feed-forward, resnet convs, time embedding), saved
+    as diffusers saves LCM-LoRAs (``pytorch_lora_weights.safetensors``, diffusers key names)."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel.from_pretrained(Path(base) / "unet")
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian", target_modules=LCM_LORA_TARGETS))
+    state = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    state = {k: torch.randn_like(v) * 0.1 if "lora_B" in k or "lora.up" in k else v for k, v in state.items()}
+    pipeline = StableDiffusionXLPipeline if (Path(base) / "text_encoder_2").is_dir() else StableDiffusionPipeline
+    pipeline.save_lora_weights(out, unet_lora_layers=state, safe_serialization=True)
+    return Path(out) / "pytorch_lora_weights.safetensors"
+
+
 def converted(tmp_path_factory, source: Path, **options) -> Path:
     """The folder ``python -m convert`` makes of ``source`` with ``options``; converted on first use.
 

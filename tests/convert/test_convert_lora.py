@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from cli_output import error_line
+from tiny_models import make_tiny_lcm_lora
 
 from lcm_desktop.core.errors import ConversionError, UnsafeModelError
 from lcm_desktop.core.manifest import load_manifest
 
 pytest.importorskip("peft", reason="diffusers' LoRA loading needs peft")
-
-TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
-           "conv1", "conv2", "time_emb_proj"]
-
-
-def make_tiny_lora(base: Path, out: Path, pipeline_class, seed: int = 1) -> Path:
-    """A random LoRA for ``base``'s UNet, saved as diffusers saves LCM-LoRAs (pytorch_lora_weights.safetensors)."""
-    from diffusers import UNet2DConditionModel
-    from diffusers.utils import convert_state_dict_to_diffusers
-    from peft import LoraConfig, get_peft_model_state_dict
-
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel.from_pretrained(base / "unet")
-    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian", target_modules=TARGETS))
-    state = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
-    state = {k: torch.randn_like(v) * 0.1 if "lora_B" in k or "lora.up" in k else v for k, v in state.items()}
-    pipeline_class.save_lora_weights(out, unet_lora_layers=state, safe_serialization=True)
-    return out / "pytorch_lora_weights.safetensors"
-
-
-@pytest.fixture(scope="module")
-def sd_lora(tiny_sd, tmp_path_factory) -> Path:
-    from diffusers import StableDiffusionPipeline
-
-    return make_tiny_lora(tiny_sd, tmp_path_factory.mktemp("lora-sd"), StableDiffusionPipeline)
 
 
 def _unet_out(unet) -> torch.Tensor:
@@ -47,7 +21,7 @@ def _unet_out(unet) -> torch.Tensor:
         ).sample
 
 
-def test_fused_unet_equals_diffusers_lora_model(tiny_sd, sd_lora):
+def test_fused_unet_equals_diffusers_lora_model(tiny_sd, tiny_sd_lcm_lora):
     from diffusers import StableDiffusionPipeline
 
     from convert.lora import fuse_lcm_lora
@@ -55,6 +29,7 @@ def test_fused_unet_equals_diffusers_lora_model(tiny_sd, sd_lora):
 
     reference = StableDiffusionPipeline.from_pretrained(tiny_sd, safety_checker=None, requires_safety_checker=False)
     base = _unet_out(reference.unet)
+    sd_lora = tiny_sd_lcm_lora
     reference.load_lora_weights(str(sd_lora))  # LoRA layers active, not fused
     expected = _unet_out(reference.unet)
 
@@ -66,13 +41,11 @@ def test_fused_unet_equals_diffusers_lora_model(tiny_sd, sd_lora):
     assert ((expected - base).norm() / base.norm()).item() > 1e-2  # the LoRA really changes the model
 
 
-def test_conversion_with_lora_records_it(tiny_sd, sd_lora, tmp_path):
-    from convert.conversion import run
-    from convert.options import ConvertOptions
+def test_conversion_with_lora_records_it(coreml_sd_lcm_lora, tiny_sd_lcm_lora):
     from convert.source import content_hash
 
-    run(ConvertOptions(source=tiny_sd, out=tmp_path / "out", lcm_lora=sd_lora.parent, components=("unet",)))
-    m = load_manifest(tmp_path / "out")
+    m = load_manifest(coreml_sd_lcm_lora)  # converted with lcm_lora=<the LoRA's folder>
+    sd_lora = tiny_sd_lcm_lora
     assert m.source.lcm_lora == str(sd_lora.resolve()) and m.source.lcm_lora_hash == content_hash(sd_lora)
     assert m.time_cond_proj_dim is None
     assert [s.name for s in m.require("Unet").inputs] == ["sample", "timestep", "encoder_hidden_states"]
@@ -80,11 +53,9 @@ def test_conversion_with_lora_records_it(tiny_sd, sd_lora, tmp_path):
 
 
 def test_lora_for_another_base_is_a_clear_error(tiny_sd, tiny_sdxl, tmp_path, capsys):
-    from diffusers import StableDiffusionXLPipeline
-
     from convert.__main__ import main
 
-    xl_lora = make_tiny_lora(tiny_sdxl, tmp_path / "xl", StableDiffusionXLPipeline)
+    xl_lora = make_tiny_lcm_lora(tiny_sdxl, tmp_path / "xl")
     out = tmp_path / "out"
     assert main([str(tiny_sd), "--out", str(out), "--lcm-lora", str(xl_lora), "--components", "unet"]) == 2
     assert "does not match this base model" in error_line(capsys.readouterr().err)

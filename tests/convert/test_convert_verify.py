@@ -87,15 +87,12 @@ def test_every_saved_package_is_executed_and_its_psnr_recorded(coreml_lcm, corem
     assert 30 < six < fp16 - 10 and fp16 > 45
 
 
-def test_the_progress_shows_the_measured_psnr(tiny_lcm, tmp_path, capsys):
-    from convert.__main__ import main
-
-    assert main([str(tiny_lcm), "--out", str(tmp_path / "out"), "--components", "vae_decoder"]) == 0
-    out = capsys.readouterr().out
+def test_the_progress_shows_the_measured_psnr(cli_vae_decoder):
+    folder, out = cli_vae_decoder
     line = next(line for line in out.splitlines() if "executed the saved package" in line)
     assert line.startswith("[1/1] VAEDecoder: executed the saved package, vs PyTorch image ") and line.endswith(" s")
     value = float(line.split("image ")[1].split(" dB")[0])
-    assert value == pytest.approx(load_manifest(tmp_path / "out").require("VAEDecoder").parity[-1].value, abs=0.05)
+    assert value == pytest.approx(load_manifest(folder).require("VAEDecoder").parity[-1].value, abs=0.05)
 
 
 def test_swapped_weight_channels_fail_the_conversion_naming_the_component(tiny_lcm, tmp_path, monkeypatch, capsys):

@@ -310,20 +310,28 @@ def test_a_folder_in_apple_layout_loads_without_a_manifest(coreml_lcm, apple_lay
         load_coreml_components(folder, compute_units="REFERENCE", cache_dir=tmp_path / "cache")
 
 
-def test_a_two_row_unet_runs_cfg_in_one_call_and_one_row_padded(tmp_path_factory, tiny_sd):
-    """--batch-size 2 (classic CFG, e.g. an LCM-LoRA model at guidance > 1; Apple's default UNet batch)."""
+def test_a_two_row_unet_runs_cfg_in_one_call_and_one_row_padded(coreml_sd_lcm_lora, tiny_sd, tiny_sd_lcm_lora):
+    """--batch-size 2 (classic CFG, as an LCM-LoRA model at guidance > 1 runs; Apple's default UNet batch), on a
+    plain UNet with an LCM-LoRA fused: the reference is diffusers' UNet with that LoRA loaded."""
+    from diffusers import StableDiffusionPipeline
+
     from lcm_desktop.core.manifest import load_manifest
     from lcm_desktop.engine.coreml_backend import CoreMLDenoiser, CoreMLModel
     from lcm_desktop.engine.coreml_reference import ReferenceRuntime
-    from lcm_desktop.engine.torch_backend import load_torch_components
 
-    folder = converted(tmp_path_factory, tiny_sd, batch_size=2, components=("unet",))
+    folder = coreml_sd_lcm_lora
     spec = load_manifest(folder).require("Unet")
     assert spec.input("sample").shape == (2, 4, 8, 8)
     den = CoreMLDenoiser(
         CoreMLModel(spec, ReferenceRuntime().load(folder / spec.file, "REFERENCE")), load_manifest(folder)
     )
-    ref = load_torch_components(tiny_sd, device="cpu", dtype="float32").denoiser
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd, safety_checker=None, requires_safety_checker=False)
+    pipe.load_lora_weights(str(tiny_sd_lcm_lora))
+
+    def ref(sample, t, hidden):
+        with torch.no_grad():
+            return pipe.unet(sample, t, hidden).sample
+
     assert den.info.time_cond_proj_dim is None and den.info.fixed_shape == (2, 4, 8, 8)
     g = torch.Generator().manual_seed(6)
     sample, hidden = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 77, 32, generator=g)

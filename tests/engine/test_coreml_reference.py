@@ -39,6 +39,8 @@ def test_reference_packages_must_be_ml_programs_it_knows(coreml_lcm, tmp_path):
         Executor(dataclasses.replace(program, ops=(first, *program.ops[1:])))
 
 
+@pytest.mark.slow  # ~80 s of conversion; test_the_cli_generates_on_linux_with_the_reference_executor checks the
+# same path (convert, REFERENCE generate, PSNR against PyTorch) on the tiny model in `make test`
 def test_the_builtin_model_converted_on_linux_makes_the_pytorch_image(tmp_path, capsys):
     """The issue's bar: convert the built-in model (PSNR printed per component, from executing the saved
     packages), then generate on the converted folder with REFERENCE: the PyTorch image of the same request."""

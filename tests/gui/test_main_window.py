@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import shutil
 import sys
-import time
 
 import pytest
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from lcm_desktop.core.metadata import read_png_parameters
@@ -175,24 +174,19 @@ def test_broken_model_shows_error_dialog_and_app_stays_usable(qtbot, window, tin
     assert window.gallery.count() == 1
 
 
-def test_event_loop_never_stalls_over_100ms_while_generating(qtbot, window):
+def test_the_event_loop_keeps_running_while_generating(qtbot, window, ticks, unet_threads):
+    """No UNet call on the GUI thread, and the GUI's timer keeps firing through the generation (long gaps, as
+    preemption on a loaded machine makes them, take under half the time; blocking for the generation: ~all)."""
     _generate(qtbot, window)  # load the model first; loading is on the engine thread too
-    gaps, last = [], [time.perf_counter()]
-
-    def tick():
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer(interval=5)
-    timer.timeout.connect(tick)
+    timer = ticks()
     timer.start()
     window.panel.steps.setValue(8)
     window.panel.batch.setValue(4)
     _generate(qtbot, window, "a large yellow circle")
     timer.stop()
-    assert len(gaps) > 5
-    assert max(gaps[1:]) < 0.100, f"event loop stalled {max(gaps):.3f}s"
+    assert len(unet_threads) >= 8 and not any(unet_threads)  # every step of both generations: engine thread
+    assert len(timer.gaps) > 5
+    assert timer.stalled_share < 0.5, f"event loop stalled {timer.stalled_share:.0%} of {timer.span:.2f} s"
 
 
 def test_invalid_prompt_is_reported_not_raised(qtbot, window):

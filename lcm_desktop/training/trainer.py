@@ -35,7 +35,7 @@ import torch
 
 from ..core.atomic import publish_dir
 from ..core.errors import InvalidRequestError, LcmError, TrainingCancelled, TrainingError
-from ..core.model_files import copy_confined_tree
+from ..core.model_files import copy_confined_tree, data_files
 from ..core.paths import AppPaths
 from ..core.request import MAX_SEED
 from . import checkpoint as ckpt
@@ -184,6 +184,8 @@ def train(config: TrainConfig, *, paths: AppPaths | None = None,
     if state_file.exists() and not (config.resume or config.force):
         raise TrainingError(f"An unfinished training of {config.name!r} exists ({state_file.parent}); pass --resume "
                             "to continue it or --force to start over.")
+    if config.full:  # the base folder is copied at the end: a link out of it or a FIFO is refused now, not then
+        data_files(config.model, skip_dirs={"unet", "lcm_lora"})
     run = _Run(config, paths, state_file)
     return run.execute(on_progress, cancel)
 

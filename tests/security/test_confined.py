@@ -61,6 +61,16 @@ def test_the_base_copy_refuses_links_out_and_fifos(tmp_path, secret, hostile):
         copy_confined_tree(base, tmp_path / "out")
 
 
+def test_train_full_refuses_a_hostile_base_before_any_step(tmp_path, secret, monkeypatch):
+    from lcm_desktop.training import trainer
+
+    base = _model(tmp_path)
+    (base / "text_encoder" / "tokenizer.json").symlink_to(secret)
+    monkeypatch.setattr(trainer, "_Run", lambda *args: pytest.fail("the model was loaded"))
+    with pytest.raises(UnsafeModelError, match="outside the model folder"):
+        trainer.train(trainer.TrainConfig(tmp_path, base, "hostile-base", full=True))
+
+
 # -- training pictures and captions --------------------------------------------------------------
 def _pictures(tmp_path, count=2) -> Path:
     folder = tmp_path / "pics"

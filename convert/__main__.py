@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lora", action="append", default=[], metavar="FILE[:WEIGHT]",
                         help="style LoRA .safetensors to bake in at WEIGHT (default 1), UNet and text encoders; "
                              "repeatable")
+    parser.add_argument("--sampler", metavar="NAME",
+                        help="the sampler preset the model runs (lcm, tcd, hyper-sd, ddim-trailing, …; default: the "
+                             "source folder's); name it when a distillation LoRA such as TCD is fused or baked")
     parser.add_argument("--attention", choices=("split_einsum", "original"), default="split_einsum",
                         help="split_einsum: Neural Engine (default); original: GPU")
     parser.add_argument("--size", help="image size WxH the shapes are fixed for (default: the model's native size)")
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             components=parse_components(args.components), min_target=args.min_target,
             batch_size=args.batch_size, force=args.force, tiny_decoder=args.tiny_decoder,
             verify=not args.no_verify, max_prompt_chunks=args.max_prompt_chunks,
-            loras=tuple(parse_lora(text) for text in args.lora),
+            loras=tuple(parse_lora(text) for text in args.lora), sampler=args.sampler,
         )
         run(options, progress=lambda line: print(line, flush=True))
     except LcmError as exc:

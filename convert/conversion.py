@@ -38,6 +38,7 @@ from lcm_desktop.core.atomic import publish_dir
 from lcm_desktop.core.errors import ConversionError, LcmError
 from lcm_desktop.core.manifest import MANIFEST_NAME, ComponentSpec, Manifest, TensorSpec, load_manifest, save_manifest
 from lcm_desktop.core.model_info import describe_model
+from lcm_desktop.core.presets import preset_named
 
 log = logging.getLogger(__name__)
 
@@ -157,12 +158,14 @@ def _convert_into(work: Path, source, options: ConvertOptions, ct_version: str, 
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         notes=tuple(notes),
         loras=baked,
-        sampler=describe_model(source.path).preset.name,  # the source folder's preset (core.presets)
+        sampler=options.sampler or describe_model(source.path).preset.name,  # --sampler, else the source's
     )
     # The app's recommendations file: the one size this conversion runs at (also for non-square sizes), and
     # what the source recommends (steps, guidance, its example prompt), so the Core ML model starts the same.
     defaults = describe_model(source.path).defaults
     recommended = {"width": width, "height": height, "steps": defaults.steps, "guidance_scale": defaults.guidance_scale}
+    if options.sampler is not None:  # the named preset's own steps (and its record: core.model_info reads it)
+        recommended.update(sampler=options.sampler, steps=preset_named(options.sampler).default_steps)
     if options.lcm_lora is not None:  # a plain UNet with an LCM-LoRA fused in: guidance 1 means no CFG batch
         recommended["guidance_scale"] = 1.0
     if defaults.example_prompt:

@@ -48,8 +48,15 @@ class ConvertOptions:
     # larger Unet is padded with empty-prompt chunks (see lcm_desktop/engine/prompt_encoding.py).
     max_prompt_chunks: int = 1
     loras: tuple[tuple[Path, float], ...] = ()  # style LoRAs (file, weight) baked into the UNet and text encoders
+    # The sampler preset the converted model runs (core.presets); None: the source folder's.  Name it when a
+    # distillation LoRA (TCD, Hyper-SD) is fused with --lcm-lora or baked with --lora.
+    sampler: str | None = None
 
     def __post_init__(self) -> None:
+        if self.sampler is not None:
+            from lcm_desktop.core.presets import preset_named
+
+            object.__setattr__(self, "sampler", preset_named(self.sampler).name)  # an unknown name: one line
         object.__setattr__(self, "source", Path(self.source))
         object.__setattr__(self, "out", Path(self.out))
         for name in ("lcm_lora", "tiny_decoder"):

@@ -240,3 +240,15 @@ def test_a_terminated_conversion_cleans_up(tiny_lcm, tmp_path):
         proc.kill()
     assert proc.returncode == 2 and "interrupted; nothing was written" in stderr
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_sampler_names_the_preset_a_fused_distillation_lora_needs(tiny_lcm, tmp_path, capsys):
+    from lcm_desktop.core.model_info import describe_model
+
+    _fails(capsys, [tiny_lcm, "--out", tmp_path / "o", "--sampler", "plms"], "`sampler` must be one of")
+    out = tmp_path / "tcd"
+    assert main([str(tiny_lcm), "--out", str(out), "--components", "vae_decoder", "--sampler", "TCD",
+                 "--no-verify"]) == 0
+    assert load_manifest(out).sampler == "tcd"
+    info = describe_model(out)  # the Core ML model runs TCD, at TCD's steps
+    assert info.preset.name == "tcd" and info.defaults.steps == info.preset.default_steps

@@ -7,7 +7,6 @@ here touches a widget or a QPixmap.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,8 +61,7 @@ class EngineBridge(QObject):
 
     def start(self) -> None:
         """Start the engine thread and probe the backends (after the window connected the signals)."""
-        self.runner.start()
-        threading.Thread(target=self._probe, name="probe", daemon=True).start()
+        self.runner.start(first=self._probe)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Cancel, let the running job stop between two steps, end the thread (closeEvent)."""
@@ -82,7 +80,7 @@ class EngineBridge(QObject):
             if job.origin == "app":
                 self.queue.cancel(job.id)
 
-    # -- on the engine thread -----------------------------------------------------------------------
+    # -- on the engine thread (the probe first, then the queue's events) ------------------------------------
     def _probe(self) -> None:
         from ..engine.backends import CHOICES, BackendStatus, probe_backends
 

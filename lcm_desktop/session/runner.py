@@ -33,8 +33,12 @@ class EngineRunner:
         self._engine: Any = None
         self._spec: EngineSpec | None = None
         self._thread = threading.Thread(target=self._loop, name="engine", daemon=True)
+        self._first: Callable[[], None] | None = None
 
-    def start(self) -> None:
+    def start(self, first: Callable[[], None] | None = None) -> None:
+        """Start the thread; ``first`` runs on it before any job (the app probes its backends there: heavy
+        imports stay on one thread, as torch's and transformers' lazy imports are not safe to race)."""
+        self._first = first
         self._thread.start()
 
     def stop(self, timeout: float | None = None) -> bool:
@@ -50,6 +54,11 @@ class EngineRunner:
         return self._engine
 
     def _loop(self) -> None:
+        if self._first is not None:
+            try:
+                self._first()
+            except Exception:  # a probe that fails must not stop the engine thread
+                log.exception("the engine thread's first task failed")
         while (job := self.queue.take()) is not None:
             self.run(job)
         self._engine = None  # release the model with the thread

@@ -42,7 +42,7 @@ class StartImage(QObject):
         self._mode_changed()
 
     def _session_changed(self, name: str) -> None:
-        if name == "start_mode":
+        if name in ("start_mode", "control_enabled"):
             self._mode_changed()
         elif name == "size":
             self.sync_size()
@@ -57,7 +57,8 @@ class StartImage(QObject):
 
     def _mode_changed(self) -> None:
         mode = self.session.start_mode
-        self.canvas_panel.setVisible(mode is not StartMode.TEXT)
+        # in Text mode the canvas shows when it steers the picture (its Lines layer: a structure control)
+        self.canvas_panel.setVisible(mode is not StartMode.TEXT or self.session.control_enabled)
         self.canvas.placeholder = PLACEHOLDERS.get(mode, "")
         self.canvas.update()
 

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.model_info import ModelInfo
+from ..models.resolve import resolve_control
 from ..session.state import Session, StartMode
 from .canvas import LAYER_COLORS, SketchCanvas
 from .sketch_document import LINES, MASK, PAINT
@@ -190,7 +191,8 @@ class LayerInputs(QObject):
         s, canvas = self.session, self.window.canvas_panel.canvas
         lines = self.document.coverage(LINES) if s.control_enabled else None
         picture = canvas.to_pil() if s.control_enabled and s.control_edges and not canvas.is_blank else None
-        return {"lines": lines, "mask": self.document.coverage(MASK), "picture": picture}
+        return {"lines": lines, "mask": self.document.coverage(MASK), "picture": picture,
+                "resolve_control": resolve_control}
 
     def live_revision(self) -> bool:
         """Whether the sketch's revision is a live input: it is when the canvas starts the picture or steers it."""

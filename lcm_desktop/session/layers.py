@@ -12,6 +12,8 @@ Rules (one home):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..core.control import ControlSpec, Preprocess
@@ -21,18 +23,22 @@ from ..core.model_info import ModelInfo
 INPAINT_STRENGTH = 1.0  # cli.generate's INPAINT_STRENGTH: StableDiffusionInpaintPipeline's default
 
 
-def control_model(session: Any, info: ModelInfo | None) -> str:
-    """The control model the session names, or the model's own; a clear line when there is none."""
+def control_model(session: Any, info: ModelInfo | None, resolve: Callable[[str], Path] | None = None) -> str | Path:
+    """The control model the session names, or the model's own, through ``resolve`` (the window hands in
+    ``models.resolve.resolve_control``, as the CLI does: the app's engine takes folders); a clear line when there
+    is none or it is not found."""
+    resolve = resolve or (lambda name: name)
     if session.control_model:
-        return session.control_model
+        return resolve(session.control_model)
     if info is not None and info.default_control is not None:
-        return info.default_control[0]
+        return resolve(info.default_control[0])
     name = info.name if info is not None else "this model"
     raise InvalidRequestError("control model", None, f"one chosen in the Control panel ({name} ships no control "
                               "model of its own; the model manager lists control models)")
 
 
-def layer_controls(session: Any, info: ModelInfo | None, lines: Any, picture: Any) -> tuple[ControlSpec, ...]:
+def layer_controls(session: Any, info: ModelInfo | None, lines: Any, picture: Any,
+                   resolve: Callable[[str], Path] | None = None) -> tuple[ControlSpec, ...]:
     if not session.control_enabled:
         return ()
     sources = []
@@ -42,7 +48,7 @@ def layer_controls(session: Any, info: ModelInfo | None, lines: Any, picture: An
         sources.append((picture, Preprocess.CANNY))
     if not sources:
         return ()
-    model = control_model(session, info)
+    model = control_model(session, info, resolve)
     return tuple(ControlSpec(image, model, scale=round(session.control_scale, 2), preprocess=preprocess)
                  for image, preprocess in sources)
 

@@ -136,13 +136,14 @@ class Session:
 
     def to_request(self, init_image: Any = None, info: ModelInfo | None = None,
                    live: bool = False, lines: Any = None, mask: Any = None,
-                   picture: Any = None) -> GenerationRequest:
+                   picture: Any = None, resolve_control: Callable[[str], Any] | None = None) -> GenerationRequest:
         """The request these inputs describe.  An unlocked seed is drawn anew here (and shown: it is an input).
         ``init_image`` (the canvas's picture) is used unless the start mode is Text; ``info``, the selected
         model's description, gives its schedule length and whether a negative prompt applies; ``live``: the 1-step
         live tier (a preset distilled for one step runs 1 step live, Generate its own steps).  ``lines`` (the
         sketch's Lines layer, white on black), ``mask`` (its Mask layer, white = repaint) and ``picture`` (the
-        canvas's picture, for "Edges from picture"), PIL images or None, are read by ``session.layers``.  Raises
+        canvas's picture, for "Edges from picture"), PIL images or None, are read by ``session.layers``
+        (``resolve_control``: a control model's name → its folder).  Raises
         ``InvalidRequestError`` naming the field, or ``EmptyCanvasError``."""
         prompt = self.prompt.strip()
         if not prompt:
@@ -165,7 +166,7 @@ class Session:
         width, height = self.size if self.size else (None, None)
         cfg = info is None or info.cfg_capable
         coreml = info is not None and info.kind.is_coreml  # its styles are baked in at conversion
-        controls = layer_controls(self, info, lines, picture)
+        controls = layer_controls(self, info, lines, picture, resolve_control)
         return GenerationRequest(
             prompt=prompt, negative_prompt=self.negative_prompt.strip() if cfg else "", steps=steps,
             guidance_scale=round(self.guidance_scale, 2), width=width, height=height, seed=self.seed,

@@ -26,8 +26,8 @@ def _stroke(window, points):
     window.canvas_panel.canvas.stroke([QPointF(x, y) for x, y in points])
 
 
-def test_lines_strokes_make_a_request_with_a_white_on_black_control(qtbot, window):
-    window.session.update(prompt="a large red circle", control_model="my-scribble")
+def test_lines_strokes_make_a_request_with_a_white_on_black_control(qtbot, window, tmp_path):
+    window.session.update(prompt="a large red circle", control_model=str(tmp_path))  # a folder: taken as it is
     revision = window.canvas_panel.canvas.document.revision
     assert not window.canvas_panel.isVisible()  # Text mode …
     _widget(window, QCheckBox, "controlEnableCheck").click()
@@ -43,7 +43,7 @@ def test_lines_strokes_make_a_request_with_a_white_on_black_control(qtbot, windo
     request = window.session.to_request(window.start.init_image(), window.model_info, **window.layers.images())
     assert request.init_image is None and len(request.controls) == 1  # text-to-image with a control
     control = request.controls[0]
-    assert (control.model, control.scale, control.preprocess) == ("my-scribble", 1.5, Preprocess.NONE)
+    assert (control.model, control.scale, control.preprocess) == (tmp_path, 1.5, Preprocess.NONE)
     pixels = np.asarray(control.image.convert("L"))
     assert pixels[32, 32] == 255 and pixels[5, 5] == 0 and pixels[32, 5] == 0  # white lines on black
     assert _widget(window, QComboBox, "controlModelCombo").count() >= 1

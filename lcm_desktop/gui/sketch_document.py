@@ -303,6 +303,20 @@ class SketchDocument(QObject):
 
         self._edit(f"Clear {name.title()}", clear, blank=self._blank)
 
+    def set_coverage(self, name: str, mask, color: QColor) -> None:
+        """Layer ``name`` becomes ``color`` where the L PIL image ``mask`` (fitted to the document) is light, clear
+        elsewhere (what ``coverage`` reads back): one undo step."""
+        size = self.image_size()
+        drawn = np.asarray(fit_image(mask.convert("L"), size.width(), size.height()).convert("L")) > 127
+        pixels = np.zeros((*drawn.shape, 4), np.uint8)
+        pixels[drawn] = (color.red(), color.green(), color.blue(), 255)
+        layer = self.layer(name)
+
+        def put():
+            layer.image = _owned(rgba_to_qimage(pixels), LAYER_FORMAT)
+
+        self._edit(f"Set {name.title()}", put, blank=False)
+
     def invert_layer(self, name: str, color: QColor) -> None:
         """Drawn pixels of layer ``name`` become clear and clear ones ``color``: one undo step."""
         layer = self.layer(name)

@@ -101,3 +101,18 @@ def test_extend_canvas_grows_it_and_masks_the_border(window):
     assert mask.shape == (96, 96) and mask[0, 0] and mask[95, 95] and not mask[48, 48]
     assert window.canvas_panel.canvas.to_pil().getpixel((48, 48)) == (30, 90, 200)
     assert _widget(window, QToolButton, "extendCanvasButton").menu() is not None
+
+
+def test_the_mask_is_kept_with_the_history_item_and_reopened(qtbot, window):
+    window.canvas_panel.canvas.set_image(Image.new("RGB", (64, 64), (30, 90, 200)))
+    window.session.update(prompt="a red circle", steps=2, seed=3, seed_locked=True, start_mode=StartMode.IMAGE)
+    window.canvas_panel.canvas.layer, window.canvas_panel.canvas.brush_size = "mask", 12
+    _stroke(window, [(10, 50), (30, 50)])
+    drawn = np.asarray(window.canvas_panel.canvas.document.coverage("mask")) > 0
+    with qtbot.waitSignal(window.engine.finished, timeout=30_000):
+        assert window.generate()
+    entry = window.history.entries()[0]
+    assert entry.mask is not None and entry.mask.name == entry.init_image.stem + "-mask.png"
+    window.canvas_panel.canvas.document.clear_layer("mask")
+    window.start.reopen(entry)
+    assert ((np.asarray(window.canvas_panel.canvas.document.coverage("mask")) > 0) == drawn).all()

@@ -209,6 +209,8 @@ class Session:
         values["styles"] = tuple(params.loras)
         if isinstance(record, ImageParameters):
             values.update(sampler=params.sampler_name or "", eta=params.eta)
+            if params.controls:  # the control pictures are not recorded: its scale comes back, the lines do not
+                values["control_scale"] = min(max(float(params.controls[0].scale), 0.0), 2.0)
         if model and find_model is not None:
             folder = find_model(model)
             if folder:

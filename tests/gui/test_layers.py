@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QPointF
-from PySide6.QtWidgets import QCheckBox, QComboBox, QSlider, QSpinBox, QToolButton
+from PySide6.QtWidgets import QCheckBox, QComboBox, QPushButton, QSlider, QSpinBox, QToolButton
 
 from lcm_desktop.core.control import Preprocess
 from lcm_desktop.core.mask import Inpaint
@@ -101,6 +101,29 @@ def test_extend_canvas_grows_it_and_masks_the_border(window):
     assert mask.shape == (96, 96) and mask[0, 0] and mask[95, 95] and not mask[48, 48]
     assert window.canvas_panel.canvas.to_pil().getpixel((48, 48)) == (30, 90, 200)
     assert _widget(window, QToolButton, "extendCanvasButton").menu() is not None
+    window.session.prompt = "a red circle"
+    request = window.session.to_request(window.start.init_image(), window.model_info, **window.layers.images())
+    assert (request.width, request.height) == (96, 96) and request.inpaint.mask.size == (96, 96)
+
+
+def test_edges_from_picture_adds_a_canny_control_of_the_canvas(window, tmp_path):
+    window.canvas_panel.canvas.set_image(Image.new("RGB", (64, 64), (30, 90, 200)))
+    window.session.update(prompt="a circle", control_model=str(tmp_path), start_mode=StartMode.SKETCH)
+    _widget(window, QCheckBox, "controlEnableCheck").click()
+    _widget(window, QPushButton, "edgesFromPictureButton").click()
+    request = window.session.to_request(window.start.init_image(), window.model_info, **window.layers.images())
+    assert [c.preprocess for c in request.controls] == [Preprocess.CANNY]
+    assert request.controls[0].image.getpixel((5, 5)) == (30, 90, 200)
+
+
+def test_a_png_with_a_control_restores_its_scale():
+    from lcm_desktop.core.control import ControlRecord
+    from lcm_desktop.core.metadata import ImageParameters
+    from lcm_desktop.session.state import Session
+
+    session = Session()
+    session.restore(ImageParameters(prompt="p", controls=(ControlRecord("lcm-demo-scribble", scale=0.7),)))
+    assert session.control_scale == 0.7
 
 
 def test_the_mask_is_kept_with_the_history_item_and_reopened(qtbot, window):

@@ -87,6 +87,17 @@ class HistoryEntry:
     def has_start(self) -> bool:
         return self.init_image is not None and self.init_image.is_file()
 
+    @property
+    def mask(self) -> Path | None:
+        """The mask it was inpainted with (kept beside the start's copy, ``mask_path``), or None."""
+        path = mask_path(self.init_image) if self.init_image is not None else None
+        return path if path is not None and path.is_file() else None
+
+
+def mask_path(start: Path) -> Path:
+    """Where the mask of an inpainted picture is kept: beside its start's copy (no column: the name says it)."""
+    return start.with_name(f"{start.stem}-mask.png")
+
 
 class History:
     """Thread-safe: the engine thread adds rows, the GUI thread reads and deletes."""

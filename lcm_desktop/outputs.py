@@ -162,4 +162,10 @@ class ImageWriter:
         req = result.request
         prepare_folder(path.parent, "free some disk space")
         image = load_init_image(req.init_image, req.width, req.height)
-        return save_one(image, path, params, fix="free some disk space", on_existing=OnExisting.NUMBER)
+        kept = save_one(image, path, params, fix="free some disk space", on_existing=OnExisting.NUMBER)
+        if req.inpaint is not None and req.inpaint.mask is not None:  # the mask too, beside it (history.mask_path)
+            from .core.mask import load_mask
+            from .history import mask_path
+
+            load_mask(req.inpaint.mask, image.width, image.height).save(mask_path(kept))
+        return kept

@@ -23,6 +23,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--prompt", default="a large yellow circle on a green background, top left")
+    parser.add_argument("--only-layers", action="store_true", help="only the Lines and Mask layer shots")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("LCM_DESKTOP_HOME", tempfile.mkdtemp(prefix="lcm-shots-"))
@@ -54,6 +55,10 @@ def main() -> int:
         print(args.out / name)
 
     pump(1.0)
+    if args.only_layers:
+        layers_live(window, pump, shot, {"flag": False})
+        window.close()
+        return 0
     shot("main-idle.png")
 
     real_call = TorchDenoiser.__call__
@@ -97,6 +102,7 @@ def main() -> int:
             pump(0.05)
     shot("main-result.png")
     sketch_live(window, pump, shot, done)
+    layers_live(window, pump, shot, done)
     manager = getattr(window, "open_model_manager", None)
     if manager is not None:
         dialog = manager()
@@ -139,6 +145,66 @@ def sketch_live(window, pump, shot, done) -> None:
     while (window.busy or not done["flag"]) and time.perf_counter() < deadline:
         pump(0.05)
     shot("main-sketch-live.png")
+    window.panel.live.setChecked(False)
+
+
+def _wait_live(window, pump, done) -> None:
+    from PySide6.QtCore import QObject, Slot
+
+    class Catcher(QObject):
+        @Slot(int, object)
+        def on_ended(self, *args):
+            done["flag"] = True
+
+    catcher = Catcher()
+    window.engine.ended.connect(catcher.on_ended)
+    done["flag"] = False
+    deadline = time.perf_counter() + 60
+    pump(0.5)
+    while (window.busy or not done["flag"]) and time.perf_counter() < deadline:
+        pump(0.05)
+    pump(0.5)
+    window.engine.ended.disconnect(catcher.on_ended)
+
+
+def layers_live(window, pump, shot, done) -> None:
+    """The sketch's overlay layers, live on the built-in model: a ring drawn on the Lines layer in Text mode
+    steering where the circle goes (its own scribble control), then a mask painted over part of that picture
+    repainting only there."""
+    import math
+
+    from PySide6.QtCore import QPointF
+
+    from lcm_desktop.session.state import StartMode
+
+    window.resize(1400, 860)
+    canvas, tools = window.canvas_panel.canvas, window.layers.tools
+    window.panel.set_mode(StartMode.TEXT)
+    window.panel.steps.setValue(4)
+    window.panel.seed.setValue(11)
+    window.panel.seed_lock.setChecked(True)
+    window.layers.control.enable.setChecked(True)
+    canvas.clear()
+    tools.lines_button.setChecked(True)
+    window.canvas_panel.set_brush_size(3)
+    window.panel.prompt.setPlainText("a large red circle on a blue background")
+    window.panel.live.setChecked(True)
+    ring = [QPointF(20 + 13 * math.cos(a / 8), 22 + 13 * math.sin(a / 8)) for a in range(0, 52)]
+    canvas.stroke(ring)
+    _wait_live(window, pump, done)
+    shot("main-lines-live.png")
+
+    window.panel.live.setChecked(False)
+    window.start.use_result()  # that picture becomes the start (Image mode)
+    tools.lines_shown.setChecked(False)
+    window.layers.control.enable.setChecked(False)
+    tools.mask_button.setChecked(True)
+    window.canvas_panel.set_brush_size(14)
+    window.panel.prompt.setPlainText("a large yellow square on a green background")
+    window.panel.live.setChecked(True)
+    canvas.stroke([QPointF(40, 40), QPointF(52, 44), QPointF(46, 54), QPointF(54, 54)])
+    _wait_live(window, pump, done)
+    shot("main-mask-live.png")
     window.panel.live.setChecked(False)
 
 

@@ -15,7 +15,11 @@ from PySide6.QtCore import QPointF, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QUndoStack
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from .sketch_document import BASE, PAINT, Brush, SketchDocument, Snapshot
+from .sketch_document import BASE, MASK, PAINT, Brush, SketchDocument, Snapshot
+
+# overlay layers draw in their own colour, whatever the brush colour (what they mean is where, not what colour)
+LAYER_COLORS = {"lines": QColor("#16308c"), MASK: QColor(230, 40, 40)}
+MASK_OPACITY = 0.45  # the mask is shown as a translucent red tint over the picture
 
 
 class Tool(Enum):
@@ -91,7 +95,8 @@ class SketchCanvas(QWidget):
 
     # -- tools ------------------------------------------------------------------------------------
     def brush(self) -> Brush:
-        return Brush(QColor(self.brush_color), self.brush_size, erase=self.tool is Tool.ERASER)
+        color = LAYER_COLORS.get(self.layer, self.brush_color)
+        return Brush(QColor(color), self.brush_size, erase=self.tool is Tool.ERASER)
 
     def stroke(self, points: list[QPointF]) -> None:
         """One brush or eraser stroke through image-pixel ``points`` (what a mouse drag does), one undo step."""
@@ -108,7 +113,7 @@ class SketchCanvas(QWidget):
 
     def fill(self, point: QPointF) -> None:
         """Fill the region of similar colour around ``point`` (in the picture as seen) with the brush colour."""
-        self.document.fill(point, self.brush_color, self.layer)
+        self.document.fill(point, LAYER_COLORS.get(self.layer, self.brush_color), self.layer)
 
     def pick(self, point: QPointF) -> QColor | None:
         """The picture's colour at ``point`` becomes the brush colour."""
@@ -141,7 +146,9 @@ class SketchCanvas(QWidget):
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, width * 4 > rect.width())
         for layer in self.document.layers:  # bottom to top, each scaled: no flattened copy per repaint
             if layer.visible:
+                painter.setOpacity(MASK_OPACITY if layer.name == MASK else 1.0)
                 painter.drawImage(rect, layer.image)
+        painter.setOpacity(1.0)
         if self.document.is_blank and self.placeholder:
             painter.setPen(QColor("#777777"))
             painter.drawText(rect.adjusted(16, 16, -16, -16),

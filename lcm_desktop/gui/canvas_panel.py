@@ -109,6 +109,10 @@ class CanvasPanel(QWidget):
         self.set_brush_size(self.canvas.brush_size)
         self._show_color(self.canvas.brush_color)
 
+    def add_row(self, widget: QWidget) -> None:
+        """A row of tools of its own (the layer tools) between the tools and the canvas."""
+        self.layout().insertWidget(1, widget)
+
     def _set_tool(self, tool: Tool) -> None:
         self.canvas.tool = tool
         self.canvas.update()

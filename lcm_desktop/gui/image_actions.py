@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
 from ..core.errors import LcmError
 from ..core.metadata import ImageParameters, read_png_parameters
 from ..core.paths import AppPaths
-from ..history import History, HistoryEntry
+from ..history import History, HistoryEntry, mask_path
 from ..models.styles import StyleStore
 from ..session.state import Session
 from .gallery import Gallery
@@ -81,6 +81,7 @@ class ImageActions(QObject):
         start = entry.init_image  # the app's own copy of its starting picture, once no other row names it
         if start is not None and start.parent == self.paths.starts and not self.history.uses_start(start):
             start.unlink(missing_ok=True)
+            mask_path(start).unlink(missing_ok=True)
         self.gallery.takeItem(self.gallery.row(item))
 
     def show_entry(self, entry: HistoryEntry) -> None:

@@ -30,6 +30,7 @@ from .generate_panel import GeneratePanel
 from .image_actions import ImageActions
 from .image_view import ImageView
 from .job_view import JobView, progress_bar
+from .layer_panel import LayerInputs
 from .live import LiveMode
 from .menus import build_menus
 from .model_list import usable_models
@@ -73,6 +74,7 @@ class MainWindow(QMainWindow):
         self.api = ApiToggle(self.serve_action, self.engine.queue, self.session, self._engine_spec,
                              self.style_store, self._status, self._error, self)
         self._wire()
+        self.layers = LayerInputs(self)  # the Lines and Mask layers, the Control panel
         self._fill_models(model)
         self._fill_backends([BackendStatus(choice("cpu"), True)])  # until the engine thread has probed
         self.engine.start()
@@ -213,7 +215,7 @@ class MainWindow(QMainWindow):
                         "Folder…).", "")
             return False
         try:
-            request = self.session.to_request(self.start.init_image(), info, live=live)
+            request = self.session.to_request(self.start.init_image(), info, live=live, **self.layers.images())
         except LcmError as exc:
             (self._status if live else lambda m: self._error(m, ""))(exc.user_message)
             return False
@@ -238,7 +240,7 @@ class MainWindow(QMainWindow):
 
     def _live_key(self):
         """The live input: every session input and, when starting from the canvas, the sketch's revision."""
-        return self.session.key(), self.canvas_panel.canvas.document.revision if self.session.is_img2img else None
+        return self.session.key(), self.canvas_panel.canvas.document.revision if self.layers.live_revision() else None
 
     def _live_generate(self) -> bool:
         return self.session.live and bool(self.session.prompt.strip()) and self.generate(live=True)

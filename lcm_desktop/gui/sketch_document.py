@@ -54,8 +54,10 @@ class LayerSpec:
         return image
 
 
-BASE, PAINT = "base", "paint"
-LAYERS = (LayerSpec(BASE, opaque=True), LayerSpec(PAINT))
+BASE, PAINT, LINES, MASK = "base", "paint", "lines", "mask"
+# lines (a structure control's scribble) and mask (where to repaint) are drawn over the picture, not part of it
+LAYERS = (LayerSpec(BASE, opaque=True), LayerSpec(PAINT), LayerSpec(LINES, in_picture=False),
+          LayerSpec(MASK, in_picture=False))
 
 
 @dataclass
@@ -251,7 +253,7 @@ class SketchDocument(QObject):
         pil = qimage_to_pil(image) if isinstance(image, QImage) else image
         size = self.image_size()
         fitted = pil_to_qimage(fit_image(pil, size.width(), size.height()))
-        self._edit(text, lambda: self._replace(fitted), blank=False)
+        self._edit(text, lambda: self._replace(fitted, keep_overlays=True), blank=False)
 
     def clear(self) -> None:
         """Every layer back to paper or transparent."""
@@ -269,10 +271,85 @@ class SketchDocument(QObject):
         self.undo_stack.clear()
         self._bump()
 
-    def _replace(self, base: QImage) -> None:
+    def _replace(self, base: QImage, keep_overlays: bool = False) -> None:
+        """``base`` becomes the bottom layer; the picture's other layers start clear, and so do the overlays
+        (lines, mask) unless ``keep_overlays`` and they already have the base's size."""
         self._layers[0].image = _owned(base, OPAQUE_FORMAT)
         for layer in self._layers[1:]:
+            if keep_overlays and not layer.spec.in_picture and layer.image.size() == base.size():
+                continue
             layer.image = layer.spec.fresh(base.width(), base.height())
+
+    # -- overlay layers (lines, mask) -------------------------------------------------------------------
+    def coverage(self, name: str):
+        """Where layer ``name`` is drawn, as an L PIL image (white: drawn, black: not), or None when it is empty
+        or hidden: a lines layer as a scribble (white lines on black), a mask layer as a mask (white = repaint)."""
+        from PIL import Image
+
+        layer = self.layer(name)
+        if not layer.visible:
+            return None
+        alpha = qimage_to_rgba(layer.image)[..., 3]
+        if not alpha.any():
+            return None
+        return Image.fromarray(np.where(alpha > 0, 255, 0).astype(np.uint8), "L")
+
+    def clear_layer(self, name: str) -> None:
+        """Layer ``name`` back to transparent (paper for the base): one undo step, none when already clear."""
+        layer = self.layer(name)
+
+        def clear():
+            layer.image = layer.spec.fresh(layer.image.width(), layer.image.height())
+
+        self._edit(f"Clear {name.title()}", clear, blank=self._blank)
+
+    def set_coverage(self, name: str, mask, color: QColor) -> None:
+        """Layer ``name`` becomes ``color`` where the L PIL image ``mask`` (fitted to the document) is light, clear
+        elsewhere (what ``coverage`` reads back): one undo step."""
+        size = self.image_size()
+        drawn = np.asarray(fit_image(mask.convert("L"), size.width(), size.height()).convert("L")) > 127
+        pixels = np.zeros((*drawn.shape, 4), np.uint8)
+        pixels[drawn] = (color.red(), color.green(), color.blue(), 255)
+        layer = self.layer(name)
+
+        def put():
+            layer.image = _owned(rgba_to_qimage(pixels), LAYER_FORMAT)
+
+        self._edit(f"Set {name.title()}", put, blank=False)
+
+    def invert_layer(self, name: str, color: QColor) -> None:
+        """Drawn pixels of layer ``name`` become clear and clear ones ``color``: one undo step."""
+        layer = self.layer(name)
+        alpha = qimage_to_rgba(layer.image)[..., 3]
+        pixels = np.zeros((*alpha.shape, 4), np.uint8)
+        pixels[alpha == 0] = (color.red(), color.green(), color.blue(), 255)
+
+        def invert():
+            layer.image = _owned(rgba_to_qimage(pixels), LAYER_FORMAT)
+
+        self._edit(f"Invert {name.title()}", invert, blank=False)
+
+    def extend(self, pixels: int, fill_layer: str = MASK, color: QColor | None = None) -> None:
+        """Outpainting: the canvas grows by ``pixels`` on every side (the picture centred, the new border its
+        edge colours by the engine's rule), and the border becomes layer ``fill_layer`` (the mask).  The undo
+        history starts over, as with ``resize``."""
+        size = self.image_size()
+        width, height = size.width() + 2 * pixels, size.height() + 2 * pixels
+        self.end_stroke()
+        grown = LAYERS[0].fresh(width, height)
+        painter = QPainter(grown)
+        painter.drawImage(pixels, pixels, self.composite())
+        painter.end()
+        self._replace(grown)
+        border = self.layer(fill_layer).image
+        painter = QPainter(border)
+        painter.fillRect(0, 0, width, height, color or QColor(230, 40, 40))
+        painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Clear)
+        painter.fillRect(pixels, pixels, size.width(), size.height(), Qt.GlobalColor.transparent)
+        painter.end()
+        self._blank = False
+        self.undo_stack.clear()
+        self._bump()
 
     def _edit(self, text: str, apply: Callable[[], None], blank: bool) -> bool:
         """Run ``apply`` as one undo step; no step, revision or signal when it changed nothing."""

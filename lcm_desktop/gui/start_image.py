@@ -17,9 +17,10 @@ from ..core.errors import LcmError
 from ..core.init_image import open_image
 from ..history import HistoryEntry
 from ..session.state import Session, StartMode
-from .canvas import Tool
+from .canvas import LAYER_COLORS, Tool
 from .canvas_panel import CanvasPanel
 from .image_view import ImageView
+from .sketch_document import MASK
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif)"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -42,7 +43,7 @@ class StartImage(QObject):
         self._mode_changed()
 
     def _session_changed(self, name: str) -> None:
-        if name == "start_mode":
+        if name in ("start_mode", "control_enabled"):
             self._mode_changed()
         elif name == "size":
             self.sync_size()
@@ -57,7 +58,8 @@ class StartImage(QObject):
 
     def _mode_changed(self) -> None:
         mode = self.session.start_mode
-        self.canvas_panel.setVisible(mode is not StartMode.TEXT)
+        # in Text mode the canvas shows when it steers the picture (its Lines layer: a structure control)
+        self.canvas_panel.setVisible(mode is not StartMode.TEXT or self.session.control_enabled)
         self.canvas.placeholder = PLACEHOLDERS.get(mode, "")
         self.canvas.update()
 
@@ -142,6 +144,12 @@ class StartImage(QObject):
         self.session.restore(entry)
         self.session.start_mode = StartMode.SKETCH
         self.canvas.set_image(QImage(str(entry.init_image)), "Reopen Sketch")
+        self.canvas.document.clear_layer(MASK)
+        if entry.mask is not None:  # an inpainted picture: its mask back on the Mask layer
+            from PIL import Image
+
+            with Image.open(entry.mask) as mask:
+                self.canvas.document.set_coverage(MASK, mask, LAYER_COLORS[MASK])
         if entry.exists:
             self.view.show_image(QImage(str(entry.path)), entry.path)
         self._status(f"Reopened {entry.path.name} with its starting picture")

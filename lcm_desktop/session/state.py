@@ -40,6 +40,7 @@ from ..core.request import (
     random_seed,
 )
 from ..history import HistoryEntry
+from .layers import INPAINT_STRENGTH, layer_controls, layer_inpaint
 
 log = logging.getLogger(__name__)
 SETTINGS_FILE = "session.json"  # in the app's data folder
@@ -83,6 +84,12 @@ class Session:
     output_folder: str = ""  # "" : the app's output folder
     api_port: int = 7860  # File ▸ Serve the API on this Mac: its port on 127.0.0.1 …
     api_auth: str = ""  # … and "user:password" (""  : none)
+    # structure control (the sketch's Lines layer, and "Edges from picture"): session.layers has the rule
+    control_enabled: bool = False
+    control_model: str = ""  # a control model's name or folder; "" : the model's own (ModelInfo.default_control)
+    control_scale: float = 1.0
+    control_edges: bool = False  # a canny control from the start picture as well
+    mask_blur: int = 4  # the mask layer's edge softening (the CLI's --mask-blur default)
     _listeners: list[Callable[[str], None]] = field(default_factory=list, repr=False)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -128,11 +135,15 @@ class Session:
         return fit_steps_to_strength(self.steps, self.strength, original_steps, self.sampler or None)
 
     def to_request(self, init_image: Any = None, info: ModelInfo | None = None,
-                   live: bool = False) -> GenerationRequest:
+                   live: bool = False, lines: Any = None, mask: Any = None,
+                   picture: Any = None, resolve_control: Callable[[str], Any] | None = None) -> GenerationRequest:
         """The request these inputs describe.  An unlocked seed is drawn anew here (and shown: it is an input).
         ``init_image`` (the canvas's picture) is used unless the start mode is Text; ``info``, the selected
         model's description, gives its schedule length and whether a negative prompt applies; ``live``: the 1-step
-        live tier (a preset distilled for one step runs 1 step live, Generate its own steps).  Raises
+        live tier (a preset distilled for one step runs 1 step live, Generate its own steps).  ``lines`` (the
+        sketch's Lines layer, white on black), ``mask`` (its Mask layer, white = repaint) and ``picture`` (the
+        canvas's picture, for "Edges from picture"), PIL images or None, are read by ``session.layers``
+        (``resolve_control``: a control model's name → its folder).  Raises
         ``InvalidRequestError`` naming the field, or ``EmptyCanvasError``."""
         prompt = self.prompt.strip()
         if not prompt:
@@ -144,19 +155,24 @@ class Session:
             check_sampler(self.sampler, info.preset, info.name)  # a restored sampler this model cannot run
         if not self.seed_locked:
             self.new_seed()
+        inpaint = layer_inpaint(self, mask) if self.is_img2img else None
+        strength = (INPAINT_STRENGTH if inpaint is not None else self.strength) if self.is_img2img else 1.0
         steps, _ = self.steps_to_run(info.original_steps if info is not None else LCM_ORIGINAL_STEPS)
+        if inpaint is not None:
+            steps = self.steps  # strength 1 runs every step
         if live and info is not None:
             preset = preset_named(self.sampler) if self.sampler else info.preset
             steps = live_steps(info, preset) if preset.one_step else steps  # else the user's own steps
         width, height = self.size if self.size else (None, None)
         cfg = info is None or info.cfg_capable
         coreml = info is not None and info.kind.is_coreml  # its styles are baked in at conversion
+        controls = layer_controls(self, info, lines, picture, resolve_control)
         return GenerationRequest(
             prompt=prompt, negative_prompt=self.negative_prompt.strip() if cfg else "", steps=steps,
             guidance_scale=round(self.guidance_scale, 2), width=width, height=height, seed=self.seed,
             batch_size=self.batch_size, init_image=init_image if self.is_img2img else None,
-            strength=self.strength if self.is_img2img else 1.0, loras=() if coreml else self.styles,
-            sampler=self.sampler or None, eta=self.eta,
+            strength=strength, loras=() if coreml else self.styles,
+            sampler=self.sampler or None, eta=self.eta, controls=controls, inpaint=inpaint,
         )
 
     # -- record → inputs (the only mapping) -------------------------------------------------------------
@@ -193,6 +209,8 @@ class Session:
         values["styles"] = tuple(params.loras)
         if isinstance(record, ImageParameters):
             values.update(sampler=params.sampler_name or "", eta=params.eta)
+            if params.controls:  # the control pictures are not recorded: its scale comes back, the lines do not
+                values["control_scale"] = min(max(float(params.controls[0].scale), 0.0), 2.0)
         if model and find_model is not None:
             folder = find_model(model)
             if folder:

@@ -61,9 +61,14 @@ class StyleStore:
     def styles(self) -> list[InstalledStyle]:
         """Every installed style, then the built-in ones, by name; a damaged file is listed with its problem."""
         found: dict[str, InstalledStyle] = {}
+        shipped = {name.lower() for name in self._builtin_names()}
         for folder, builtin in ((self.folder, False), (self.builtin, True)):
             for path in sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []:
                 if path.name.startswith(".") or path.stem in found:
+                    continue
+                if not builtin and path.stem.lower() in shipped:  # put there by hand: it never hides the built-in
+                    found[path.name] = InstalledStyle(path.stem, path, None, f"{path.name} is named like a built-in "
+                                                      "style, which it cannot replace; rename the file")
                     continue
                 if not is_style_name(path.stem):  # put there by hand: cannot be asked for by name
                     found[path.stem] = InstalledStyle(path.stem, path, None, f"{path.name} is not named as a style "
@@ -79,6 +84,10 @@ class StyleStore:
         """The installed file of ``name``, else the built-in one, else None."""
         if not is_style_name(name):  # also keeps "../x" and "a/b" out of the folder
             return None
+        shipped = {n.lower(): n for n in self._builtin_names()}  # a built-in name (any case): the built-in file
+        if name.lower() in shipped:
+            path = self.builtin / f"{shipped[name.lower()]}{SUFFIX}"
+            return path if path.is_file() else None
         return next((p for p in (self.folder / f"{name}{SUFFIX}", self.builtin / f"{name}{SUFFIX}")
                      if p.is_file()), None)
 

@@ -115,3 +115,20 @@ def test_built_in_styles_are_listed_and_used_but_not_deleted(kohya_style, tmp_pa
     assert (shipped / "striped.safetensors").is_file()
     store.import_file(kohya_style, name="papercut")
     assert [(s.name, s.builtin) for s in store.styles()] == [("papercut", False), ("striped", True)]
+
+
+def test_a_file_placed_by_hand_under_a_built_in_name_never_hides_it(kohya_style, tmp_path):
+    import shutil
+
+    from lcm_desktop.core.paths import AppPaths
+
+    shipped = tmp_path / "resources-styles"
+    shipped.mkdir()
+    shutil.copy(kohya_style, shipped / "striped.safetensors")
+    store = StyleStore(AppPaths.default(), builtin=shipped)
+    store.folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(kohya_style, store.folder / "Striped.safetensors")  # not through import: by hand
+    listed = {(s.name, s.builtin, not s.problem) for s in store.styles()}
+    assert listed == {("Striped", False, False), ("striped", True, True)}  # both shown; the copy says why
+    assert store.path_of("striped") == shipped / "striped.safetensors"
+    assert store.path_of("Striped") == shipped / "striped.safetensors"

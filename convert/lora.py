@@ -112,6 +112,9 @@ def fuse_styles(pipe, loras: tuple[tuple[Path, float], ...], model: str) -> tupl
         if not any(_has_adapter(getattr(pipe, name), adapter) for name in components):
             raise ConversionError(f"The style {path.name} changed nothing in {model}: none of its {info.modules} "
                                   "layers matched the model's; use a style made for this model's base.")
+        if any(_not_finite(getattr(pipe, name), adapter) for name in components):
+            raise ConversionError(f"The style {path.name} holds NaN or infinite weights; it cannot be baked into "
+                                  f"{model} (a damaged file: get it again).")
         names.append(adapter)
         baked.append(BakedLora(info.name, lora_hash(path), float(weight), str(Path(path).resolve())))
     try:
@@ -125,6 +128,15 @@ def fuse_styles(pipe, loras: tuple[tuple[Path, float], ...], model: str) -> tupl
         raise ConversionError(f"fusing the styles left LoRA layers in the {', '.join(left)}; the LoRA format is "
                               "not supported.")
     return tuple(baked)
+
+
+def _not_finite(module, adapter: str) -> bool:
+    """Whether an adapter's loaded weights hold NaN or infinity (written here, not taken from the engine's
+    ``finite`` module: the converter imports only core of the app)."""
+    import torch
+
+    return any(adapter in name and param.dtype.is_floating_point and not bool(torch.isfinite(param).all())
+               for name, param in module.named_parameters())
 
 
 def _has_adapter(module, adapter: str) -> bool:

@@ -81,3 +81,20 @@ def test_lora_weights_are_parsed_and_checked(tmp_path):
     assert parse_lora("C:/styles/b.safetensors") == (tmp_path.__class__("C:/styles/b.safetensors"), 1.0)
     with pytest.raises(ConversionError, match="the weight must be from -4 to 4"):
         ConvertOptions(source=tmp_path, out=tmp_path / "o", loras=((tmp_path / "s.safetensors", 9.0),))
+
+
+def test_a_style_with_nan_weights_is_not_baked(tiny_lcm, styles, tmp_path):
+    import torch
+    from diffusers import LatentConsistencyModelPipeline
+    from safetensors.torch import load_file, save_file
+
+    from convert.lora import fuse_styles
+    from lcm_desktop.core.errors import ConversionError
+
+    tensors = load_file(styles["ink"])
+    first = sorted(tensors)[0]
+    tensors[first] = torch.full_like(tensors[first], float("nan"))
+    save_file(tensors, tmp_path / "nan.safetensors")
+    pipe = LatentConsistencyModelPipeline.from_pretrained(tiny_lcm, safety_checker=None)
+    with pytest.raises(ConversionError, match="nan.safetensors holds NaN or infinite weights"):
+        fuse_styles(pipe, ((tmp_path / "nan.safetensors", 1.0),), "tiny-lcm")

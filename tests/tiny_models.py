@@ -332,3 +332,8 @@ def to_kohya(source: Path, out: Path, *, sdxl: bool = False) -> Path:
                 "ss_sd_model_name": "tiny-base.safetensors", "ss_network_module": "networks.lora"}
     save_file(tensors, str(out), metadata=metadata)
     return Path(out)
+
+
+def relative_error(a, b) -> float:
+    """‖a − b‖ / ‖b‖ in float64 (tensors): how far a backend's output is from the reference's."""
+    return ((a.double() - b.double()).norm() / b.double().norm()).item()

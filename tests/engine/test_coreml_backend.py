@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_models import converted, wrappers_for
+from tiny_models import converted, relative_error, wrappers_for
 
 from lcm_desktop.core.errors import BackendUnavailableError, InvalidRequestError, ModelFormatError
 from lcm_desktop.core.request import GenerationRequest
@@ -66,25 +66,6 @@ def lcm_wrappers(coreml_lcm):
     return wrappers_for(coreml_lcm)
 
 
-@pytest.fixture(scope="module")
-def coreml(coreml_lcm, tmp_path_factory):
-    """The converted tiny LCM on the reference executor (loaded once: the tests only read it)."""
-    cache = tmp_path_factory.mktemp("reference-cache") / "coreml"
-    comps = load_coreml_components(coreml_lcm, compute_units="REFERENCE", cache_dir=cache)
-    return comps, cache
-
-
-@pytest.fixture(scope="module")
-def torch_lcm(tiny_lcm):
-    from lcm_desktop.engine.torch_backend import load_torch_components
-
-    return load_torch_components(tiny_lcm, device="cpu", dtype="float32")
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a.double() - b.double()).norm() / b.double().norm()).item()
-
-
 # fp16 compute against fp32: unit roundoff 2^-11 ≈ 4.9e-4 accumulating over a few dozen ops gives
 # ~1e-3 relative here; 1e-2 leaves room for that and is still far below any plumbing mistake (≥ 0.1).
 FP16_REL = 1e-2
@@ -118,9 +99,9 @@ def test_text_encoder_matches_torch(coreml, torch_lcm):
     ours = comps.text_encoder.encode("a red cat on the moon")
     ref = torch_lcm.text_encoder.encode("a red cat on the moon")
     assert ours.hidden_states.shape == ref.hidden_states.shape == (1, 77, 32) and ours.pooled is None
-    assert _rel(ours.hidden_states, ref.hidden_states) < FP16_REL
+    assert relative_error(ours.hidden_states, ref.hidden_states) < FP16_REL
     other = comps.text_encoder.encode("a blue dog")
-    assert _rel(other.hidden_states, ref.hidden_states) > 10 * FP16_REL  # the prompt really matters
+    assert relative_error(other.hidden_states, ref.hidden_states) > 10 * FP16_REL  # the prompt really matters
 
 
 def test_denoiser_matches_torch_and_splits_larger_batches(coreml, torch_lcm):
@@ -135,8 +116,8 @@ def test_denoiser_matches_torch_and_splits_larger_batches(coreml, torch_lcm):
     ours = comps.denoiser(sample, t, hidden, timestep_cond=cond)  # B=2 on a B=1 UNet: two calls
     assert ours.shape == (2, 4, 8, 8) and ours.dtype == torch.float32
     assert comps.denoiser.calls - before == 2
-    assert _rel(ours, ref) < FP16_REL
-    assert _rel(ours[1], ours[0]) > 0.1  # rows were not mixed up or repeated
+    assert relative_error(ours, ref) < FP16_REL
+    assert relative_error(ours[1], ours[0]) > 0.1  # rows were not mixed up or repeated
 
 
 def test_decoder_and_image_encoder_match_torch(coreml, torch_lcm):
@@ -144,9 +125,9 @@ def test_decoder_and_image_encoder_match_torch(coreml, torch_lcm):
     latents = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(4))
     ours, ref = comps.decoder.decode(latents), torch_lcm.decoder.decode(latents)
     assert ours.shape == (2, 3, 64, 64) and comps.decoder.scale_factor == 8
-    assert _rel(ours, ref) < FP16_REL
+    assert relative_error(ours, ref) < FP16_REL
     images = ref.clamp(-1, 1)
-    assert _rel(comps.image_encoder.encode(images), torch_lcm.image_encoder.encode(images)) < FP16_REL
+    assert relative_error(comps.image_encoder.encode(images), torch_lcm.image_encoder.encode(images)) < FP16_REL
 
 
 def test_the_sampler_loop_makes_the_torch_image(coreml, torch_lcm):
@@ -252,11 +233,12 @@ def test_sdxl_components_match_torch(tmp_path_factory, tiny_sdxl, tmp_path):
     assert comps.family == "sdxl" and comps.denoiser.info.addition_time_embed and comps.image_encoder is None
     ours, theirs = comps.text_encoder.encode("a dog"), ref.text_encoder.encode("a dog")
     assert ours.hidden_states.shape == theirs.hidden_states.shape == (1, 77, 64)
-    assert _rel(ours.hidden_states, theirs.hidden_states) < FP16_REL and _rel(ours.pooled, theirs.pooled) < FP16_REL
+    assert relative_error(ours.hidden_states, theirs.hidden_states) < FP16_REL
+    assert relative_error(ours.pooled, theirs.pooled) < FP16_REL
     g = torch.Generator().manual_seed(5)
     args = (torch.randn(1, 4, 8, 8, generator=g), torch.tensor(499), theirs.hidden_states)
     kwargs = {"text_embeds": theirs.pooled, "time_ids": torch.tensor([[64.0, 64, 0, 0, 64, 64]])}
-    assert _rel(comps.denoiser(*args, **kwargs), ref.denoiser(*args, **kwargs)) < FP16_REL
+    assert relative_error(comps.denoiser(*args, **kwargs), ref.denoiser(*args, **kwargs)) < FP16_REL
     # the whole loop (size conditioning, pooled embeddings) through the same sampler
     from convert.validate import psnr
     from lcm_desktop.engine.engine import Engine
@@ -335,11 +317,11 @@ def test_a_two_row_unet_runs_cfg_in_one_call_and_one_row_padded(coreml_sd_lcm_lo
     assert den.info.time_cond_proj_dim is None and den.info.fixed_shape == (2, 4, 8, 8)
     g = torch.Generator().manual_seed(6)
     sample, hidden = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 77, 32, generator=g)
-    assert _rel(den(sample, torch.tensor(999), hidden), ref(sample, torch.tensor(999), hidden)) < FP16_REL
+    assert relative_error(den(sample, torch.tensor(999), hidden), ref(sample, torch.tensor(999), hidden)) < FP16_REL
     assert den.calls == 1  # both CFG rows in one call
     one = den(sample[:1], torch.tensor(999), hidden[:1])  # an LCM-LoRA row at guidance 1: padded to two
     assert one.shape == (1, 4, 8, 8) and den.calls == 2
-    assert _rel(one, ref(sample[:1], torch.tensor(999), hidden[:1])) < FP16_REL
+    assert relative_error(one, ref(sample[:1], torch.tensor(999), hidden[:1])) < FP16_REL
 
 
 def test_vaes_with_latents_mean_and_std_are_unscaled_as_diffusers_does(coreml):
@@ -369,8 +351,8 @@ def test_tiny_decoder_matches_torch_and_serves_fast_decodes(coreml, tiny_taesd, 
     ref = load_tiny_decoder(tiny_taesd, torch.device("cpu"), torch.float32)
     latents = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(9))
     ours = comps.tiny_decoder.decode(latents)
-    assert ours.shape == (2, 3, 64, 64) and _rel(ours, ref.decode(latents)) < FP16_REL
-    assert _rel(ours, comps.decoder.decode(latents)) > 0.1  # really the tiny decoder, not the VAE
+    assert ours.shape == (2, 3, 64, 64) and relative_error(ours, ref.decode(latents)) < FP16_REL
+    assert relative_error(ours, comps.decoder.decode(latents)) > 0.1  # really the tiny decoder, not the VAE
     result = Engine(loader=lambda: comps).generate(GenerationRequest("a cat", steps=1, seed=1, tiny_decoder=True))
     assert result.images[0].size == (64, 64)
 
@@ -386,8 +368,8 @@ def test_image_to_image_through_the_core_ml_encoder(coreml_lcm, lcm_wrappers, to
     images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2)) * 2 - 1
     gens = lambda: [torch.Generator().manual_seed(s) for s in (5, 6)]  # noqa: E731
     ours, ref = comps.image_encoder.encode(images, gens()), torch_lcm.image_encoder.encode(images, gens())
-    assert ours.shape == (2, 4, 8, 8) and _rel(ours, ref) < FP16_REL
-    assert _rel(ours[1], ours[0]) > 0.01  # each image its own sample of the posterior
+    assert ours.shape == (2, 4, 8, 8) and relative_error(ours, ref) < FP16_REL
+    assert relative_error(ours[1], ours[0]) > 0.01  # each image its own sample of the posterior
     start = Image.new("RGB", (64, 64), (200, 40, 30))
     request = GenerationRequest("a red circle", steps=2, seed=7, init_image=start, strength=0.5)
     a = np.asarray(Engine(loader=lambda: comps).generate(request).images[0], dtype=np.float64)
@@ -395,35 +377,3 @@ def test_image_to_image_through_the_core_ml_encoder(coreml_lcm, lcm_wrappers, to
     from convert.validate import psnr
 
     assert psnr(a, b) >= 40
-
-
-def test_a_preset_runs_on_core_ml_through_the_shared_loop_and_the_manifest_records_it(coreml, torch_lcm, coreml_lcm,
-                                                                                     tmp_path):
-    import json
-    import shutil
-
-    from convert.validate import psnr
-    from lcm_desktop.core.model_info import describe_model
-    from lcm_desktop.engine.engine import Engine
-
-    comps, _ = coreml
-    request = GenerationRequest("a red circle on a blue background", steps=2, seed=7, sampler="tcd", eta=0.6)
-    runs = []
-    for components, req in ((comps, request), (torch_lcm, request),
-                            (torch_lcm, GenerationRequest(request.prompt, steps=2, seed=7))):
-        latents = []
-        result = Engine(loader=lambda c=components: c).generate(
-            req, on_step=lambda p, out=latents: out.append(p.denoised))
-        runs.append((result, latents[-1]))
-    (ours, ours_latents), (ref, tcd_latents), (_, lcm_latents) = runs
-    assert (ours.request.sampler, ours.request.eta) == ("tcd", 0.6)
-    a, b = (np.asarray(r.images[0], dtype=np.float64) for r in (ours, ref))
-    assert psnr(a, b) >= 40
-    # TCD's latents, not LCM's: Core ML's fp16 error is far below the samplers' difference (~1.6e-2 here)
-    assert _rel(ours_latents, tcd_latents) < _rel(tcd_latents, lcm_latents) / 3
-    folder = shutil.copytree(coreml_lcm, tmp_path / "tcd-coreml")
-    manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["sampler"] == describe_model(folder).preset.name == "lcm"  # the converter read the source's
-    (folder / "manifest.json").write_text(json.dumps({**manifest, "sampler": "hyper-sd"}))
-    info = describe_model(folder)  # (its lcm_desktop.json, written at conversion, keeps the source's 4 steps)
-    assert info.preset.name == "hyper-sd" and info.presets[0].name == "hyper-sd"

@@ -67,7 +67,22 @@ class ConvertOutcome(StrEnum):
     CANCELLED = "cancelled"
 
 
-class ConvertProcess(QObject):
+class _ChildProcess(QObject):
+    """A child process run as ``program + args``; cancel sends SIGTERM (the child cleans up on it)."""
+
+    def _setup(self, program: list[str], args: list[str]) -> None:
+        self.process = QProcess(self)
+        self._program, self._args, self._cancelled = program, args, False
+
+    def start(self) -> None:
+        self.process.start(self._program[0], self._program[1:] + self._args)
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self.process.terminate()
+
+
+class ConvertProcess(_ChildProcess):
     """``python -m convert SOURCE --out OUT`` as a child process (its memory goes back to the OS when done).
 
     Each line the converter prints is a phase; cancel terminates it, and the converter removes
@@ -79,21 +94,11 @@ class ConvertProcess(QObject):
 
     def __init__(self, source: Path, out: Path, extra: list[str] | None = None, program: list[str] | None = None):
         super().__init__()
-        self.process = QProcess(self)
+        self._setup(program or [sys.executable, "-m", "convert"], [str(source), "--out", str(out), *(extra or [])])
         self.process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
         self.process.readyReadStandardOutput.connect(self._read)
         self.process.finished.connect(self._done)
-        self._program = program or [sys.executable, "-m", "convert"]
-        self._args = [str(source), "--out", str(out), *(extra or [])]
         self._last = ""
-        self._cancelled = False
-
-    def start(self) -> None:
-        self.process.start(self._program[0], self._program[1:] + self._args)
-
-    def cancel(self) -> None:
-        self._cancelled = True
-        self.process.terminate()
 
     def _read(self) -> None:
         text = bytes(self.process.readAllStandardOutput()).decode("utf-8", "replace")
@@ -112,7 +117,7 @@ class ConvertProcess(QObject):
             self.finished.emit(ConvertOutcome.FAILED.value, self._last.removeprefix("error: "))
 
 
-class TrainProcess(QObject):
+class TrainProcess(_ChildProcess):
     """``python -m lcm_desktop train-style … --progress json`` as a child process (issue 25, review B-5).
 
     The model the training loads, and its memory, stay in the child; the app's engine thread and torch's
@@ -128,7 +133,7 @@ class TrainProcess(QObject):
         super().__init__()
         from PySide6.QtCore import QProcessEnvironment
 
-        self.process = QProcess(self)
+        self._setup(program or [sys.executable, "-m", "lcm_desktop", "train-style"], [*args, "--progress", "json"])
         if env:
             environment = QProcessEnvironment.systemEnvironment()
             for key, value in env.items():
@@ -137,17 +142,7 @@ class TrainProcess(QObject):
         self.process.readyReadStandardOutput.connect(self._read_out)
         self.process.readyReadStandardError.connect(self._read_err)
         self.process.finished.connect(self._done)
-        self._program = program or [sys.executable, "-m", "lcm_desktop", "train-style"]
-        self._args = [*args, "--progress", "json"]
         self._out, self._err, self._last = b"", b"", ""
-        self._cancelled = False
-
-    def start(self) -> None:
-        self.process.start(self._program[0], self._program[1:] + self._args)
-
-    def cancel(self) -> None:
-        self._cancelled = True
-        self.process.terminate()
 
     def wait(self, msecs: int = 120_000) -> bool:
         return self.process.state() == QProcess.ProcessState.NotRunning or self.process.waitForFinished(msecs)

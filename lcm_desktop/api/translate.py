@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..core.errors import InvalidRequestError
-from ..core.mask import Inpaint, InpaintArea
+from ..core.mask import INPAINT_STRENGTH, Inpaint, InpaintArea
 from ..core.metadata import png_bytes
 from ..core.model_info import ModelInfo
 from ..core.presets import SamplerPreset, default_steps, find_preset, resolve_sampler
@@ -35,7 +35,6 @@ A1111_FIELDS = {"guidance_scale": "cfg_scale", "strength": "denoising_strength",
                 "loras": "prompt", "negative_prompt": "negative_prompt"}
 MAX_IMAGE_BYTES = 24 * 1024 * 1024  # one decoded upload (the whole body is capped by the server too)
 MAX_IMAGE_PIXELS = 4096 * 4096  # a starting picture larger than this is refused from its header
-INPAINT_STRENGTH = 1.0  # with a mask and no denoising_strength: as the CLI (StableDiffusionInpaintPipeline's)
 INPAINTING_FILLS = {0: "fill", 1: "original"}  # A1111's masked-content modes we accept (both start from the picture)
 MAX_PROMPT_CHARS = 10_000  # ~130 chunks of 75 tokens at most: a prompt never costs unbounded encoder time
 _DATA_URL = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..core.errors import BackendUnavailableError, InvalidRequestError, OutputError
+from ..core.mask import INPAINT_STRENGTH
 from ..core.model_info import ModelInfo, describe_model
 from ..core.paths import AppPaths, builtin_model_path
 from ..core.presets import PRESETS, default_steps, preset_named, resolve_sampler
@@ -33,7 +34,6 @@ FLAGS = {"prompt": "PROMPT", "negative_prompt": "--negative", "steps": "--steps"
          "mask": "--mask", "mask_blur": "--mask-blur", "inpaint_area": "--inpaint-area",
          "inpaint_padding": "--inpaint-padding", "outpaint": "--outpaint",
          "sampler": "--sampler", "eta": "--eta", **CONTROL_FLAGS}
-INPAINT_STRENGTH = 1.0  # with --mask or --outpaint and no --strength: StableDiffusionInpaintPipeline's default
 
 
 def add_parser(sub) -> argparse.ArgumentParser:

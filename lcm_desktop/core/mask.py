@@ -46,6 +46,7 @@ SIDE_MULTIPLE = 8
 MAX_CANVAS_SIDE = 2048  # the request's MAX_SIDE: an outpainted canvas is generated whole
 FILL_NOISE = 24.0  # σ, in 0–255 pixel units, of the noise on an outpainted border's edge colours
 THRESHOLD = 128  # a mask pixel ≥ this is repainted (binarized at 0.5, as diffusers)
+INPAINT_STRENGTH = 1.0  # a masked request's strength when none is given: StableDiffusionInpaintPipeline's
 FIELD = "mask"
 LATENT_CHANNELS = 4  # an SD/SDXL latent
 INPAINT_CHANNELS = 9  # an inpainting UNet's input: latents 4 + mask 1 + masked-picture latents 4

@@ -20,8 +20,6 @@ from ..core.control import ControlSpec, Preprocess
 from ..core.errors import InvalidRequestError
 from ..core.model_info import ModelInfo
 
-INPAINT_STRENGTH = 1.0  # cli.generate's INPAINT_STRENGTH: StableDiffusionInpaintPipeline's default
-
 
 def control_model(session: Any, info: ModelInfo | None, resolve: Callable[[str], Path] | None = None) -> str | Path:
     """The control model the session names, or the model's own, through ``resolve`` (the window hands in

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..core.atomic import publish_file
 from ..core.errors import InvalidRequestError, LcmError
+from ..core.mask import INPAINT_STRENGTH
 from ..core.metadata import ImageParameters
 from ..core.model_info import DEFAULT_LCM_GUIDANCE, DEFAULT_STEPS, ModelInfo
 from ..core.presets import check_sampler, live_steps, preset_named
@@ -40,7 +41,7 @@ from ..core.request import (
     random_seed,
 )
 from ..history import HistoryEntry
-from .layers import INPAINT_STRENGTH, layer_controls, layer_inpaint
+from .layers import layer_controls, layer_inpaint
 
 log = logging.getLogger(__name__)
 SETTINGS_FILE = "session.json"  # in the app's data folder
